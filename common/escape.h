@@ -1,0 +1,27 @@
+// How dropq writes a file name where it must stay one unambiguous token: the
+// manifest, log lines. A backslash becomes `\\`; a space, a control byte
+// (0x00-0x1f, 0x7f) or a byte that is not part of valid UTF-8 becomes `\xNN`
+// (lower-case hex); everything else, valid multi-byte UTF-8 included, is kept.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace dropq {
+
+// Returns `name` escaped as described above. Never fails.
+std::string EscapeName(std::string_view name);
+
+// Reverses EscapeName(). Returns false on a malformed escape.
+bool UnescapeName(std::string_view escaped, std::string* out);
+
+// True if `s` is entirely valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Returns `s` with every invalid UTF-8 sequence replaced by U+FFFD, for JSON.
+std::string ToValidUtf8(std::string_view s);
+
+// Lower-case hex of every byte of `s`.
+std::string HexBytes(std::string_view s);
+
+}  // namespace dropq

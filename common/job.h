@@ -1,0 +1,65 @@
+// A Job is one file of one queue on its way through dropqd: claimed from
+// Redis on the loop, handed to a worker through the JobQueue, reported back as
+// an Outcome. Thread: owner (moved from thread to thread, never shared).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dropq {
+
+// What makes a file "the same file" across restarts and hosts: inode, size
+// and mtime. Not the device number, which differs between hosts that mount
+// the same shared storage.
+struct FileIdentity {
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+
+  // "ino:size:mtime_ns", the form stored in Redis.
+  std::string ToString() const;
+  static std::optional<FileIdentity> Parse(std::string_view s);
+  static FileIdentity FromStat(const struct stat& st);
+  bool operator==(const FileIdentity&) const = default;
+};
+
+struct Job {
+  std::string id;       // unique everywhere (common/job_id.h)
+  std::string queue;    // the queue's name
+  std::string name;     // file name relative to the queue's watched directory
+  FileIdentity ident;   // the identity the file had when it was enqueued
+  uint32_t attempt = 0; // runs started so far; the run about to start is attempt + 1
+};
+
+// How one run of a handler ended.
+enum class RunResult {
+  kOk,           // exit status 0 (or a builtin that succeeded)
+  kExit,         // non-zero exit status (exit_code)
+  kSignal,       // killed by a signal (signal)
+  kTimeout,      // handler.timeout passed; its process group was killed
+  kError,        // the handler could not be run at all (error)
+  kVanished,     // the file was gone before the handler could start
+  kInterrupted,  // dropqd stopped it while draining; the job goes back to pending
+};
+
+// Stable lower-case name stored in job records: "ok", "exit", "signal", ...
+std::string_view RunResultName(RunResult r);
+
+struct Outcome {
+  Job job;                      // attempt is the number of this run
+  RunResult result = RunResult::kOk;
+  int exit_code = 0;            // kExit
+  int signal = 0;               // kSignal, kTimeout (the signal that ended it)
+  std::string stderr_tail;      // last 4 KiB of an exec handler's stderr
+  std::string sha256;           // builtin sha256: the digest, lower-case hex
+  std::string error;            // kError, kVanished: what went wrong, one line
+  int64_t started_ms = 0;       // unix ms
+  int64_t duration_ms = 0;
+  FileIdentity ident;           // the identity the file had when it was processed
+};
+
+}  // namespace dropq

@@ -1,0 +1,87 @@
+#include "common/placeholders.h"
+
+namespace dropq {
+namespace {
+
+const std::string_view* Lookup(std::string_view key, const PlaceholderValues& v) {
+  if (key == "path") return &v.path;
+  if (key == "name") return &v.name;
+  if (key == "stem") return &v.stem;
+  if (key == "ext") return &v.ext;
+  if (key == "dir") return &v.dir;
+  if (key == "queue") return &v.queue;
+  if (key == "job_id") return &v.job_id;
+  if (key == "attempt") return &v.attempt;
+  return nullptr;
+}
+
+}  // namespace
+
+Status ValidatePlaceholders(std::string_view arg) {
+  static const PlaceholderValues kNone{};
+  for (size_t i = 0; i < arg.size(); ++i) {
+    if (arg[i] == '{') {
+      if (i + 1 < arg.size() && arg[i + 1] == '{') {
+        ++i;
+        continue;
+      }
+      const size_t close = arg.find('}', i);
+      if (close == std::string_view::npos) {
+        return Error{Errc::kConfig, "unclosed '{' in \"" + std::string(arg) + "\""};
+      }
+      const std::string_view key = arg.substr(i + 1, close - i - 1);
+      if (Lookup(key, kNone) == nullptr) {
+        return Error{Errc::kConfig,
+                     "unknown placeholder {" + std::string(key) +
+                         "} (known: {path} {name} {stem} {ext} {dir} {queue} {job_id} "
+                         "{attempt})"};
+      }
+      i = close;
+    } else if (arg[i] == '}') {
+      if (i + 1 < arg.size() && arg[i + 1] == '}') {
+        ++i;
+        continue;
+      }
+      return Error{Errc::kConfig, "unmatched '}' in \"" + std::string(arg) + "\" (write }})"};
+    }
+  }
+  return OkStatus();
+}
+
+std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v) {
+  std::string out;
+  out.reserve(arg.size() + 32);
+  for (size_t i = 0; i < arg.size(); ++i) {
+    const char c = arg[i];
+    if ((c == '{' || c == '}') && i + 1 < arg.size() && arg[i + 1] == c) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    if (c == '{') {
+      const size_t close = arg.find('}', i);
+      if (close != std::string_view::npos) {
+        if (const std::string_view* val = Lookup(arg.substr(i + 1, close - i - 1), v)) {
+          out.append(*val);
+          i = close;
+          continue;
+        }
+      }
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void SplitName(std::string_view name, std::string_view* stem, std::string_view* ext) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) {
+    *stem = name;
+    *ext = std::string_view();
+    return;
+  }
+  *stem = name.substr(0, dot);
+  *ext = name.substr(dot + 1);
+}
+
+}  // namespace dropq

@@ -1,0 +1,31 @@
+// The {placeholders} of an exec handler's argv. Known names:
+//   {path}   absolute path of the file       {name}   file name
+//   {stem}   name without its last extension {ext}    last extension, without the dot
+//   {dir}    the watched directory            {queue}  the queue's name
+//   {job_id} the job id                       {attempt} the number of this run
+// "{{" and "}}" stand for literal braces. Thread: any (pure functions).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace dropq {
+
+struct PlaceholderValues {
+  std::string_view path, name, stem, ext, dir, queue, job_id, attempt;
+};
+
+// Checks that every {...} in `arg` names a known placeholder and that braces
+// pair up. The Error (Errc::kConfig) names the offending placeholder.
+Status ValidatePlaceholders(std::string_view arg);
+
+// Replaces every placeholder of a validated `arg` with its value.
+std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v);
+
+// Splits a file name into stem and extension: "a.tar.gz" -> ("a.tar", "gz"),
+// "README" -> ("README", ""), ".bashrc" -> (".bashrc", "").
+void SplitName(std::string_view name, std::string_view* stem, std::string_view* ext);
+
+}  // namespace dropq

@@ -1,0 +1,86 @@
+// The validated, immutable configuration of dropqd and dropqctl, loaded from
+// YAML (see config/dropq.example.yaml for every key). A Config that exists is
+// valid: every check happens in LoadConfig(), before anything touches Redis.
+// Immutable after LoadConfig() returns; safe to read from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "config/redis_url.h"
+
+namespace dropq {
+
+using Millis = std::chrono::milliseconds;
+
+// What happens to a file after its handler ran.
+struct Disposition {
+  enum class Kind { kKeep, kDelete, kMoveTo };
+  Kind kind = Kind::kKeep;
+  std::string dir;  // kMoveTo: absolute directory that exists
+};
+
+struct HandlerConfig {
+  enum class Kind { kExec, kSha256, kNoop };
+  Kind kind = Kind::kNoop;
+  std::vector<std::string> argv;  // kExec: argv template with {placeholders}; never empty
+  std::string manifest;           // kSha256: optional absolute file to append lines to
+  Millis timeout{10 * 60 * 1000};
+};
+
+struct QueueConfig {
+  std::string name;                  // [A-Za-z0-9_.-]+, unique
+  std::string watch;                 // absolute directory that exists, no trailing slash
+  std::vector<std::string> include;  // fnmatch globs on the file name; default {"*"}
+  std::vector<std::string> exclude;  // the user's globs; DefaultExcludes() always apply too
+  Millis settle{0};
+  int workers = 2;
+  int capacity = 8;                  // default 4 x workers
+  HandlerConfig handler;
+  Disposition on_success;            // default keep
+  Disposition on_failure;            // default keep (never kDelete)
+  int64_t keep_done = 10000;
+};
+
+struct Config {
+  std::string path;                  // the file this was loaded from
+  RedisUrl redis;                    // parsed redis.url
+  std::string redis_url_text;        // as written, password removed (for logs)
+  std::string prefix = "dropq";
+  std::string instance;              // default: the hostname
+  LogLevel log_level = LogLevel::kInfo;
+  Millis drain_timeout{30 * 1000};
+  std::vector<QueueConfig> queues;   // at least one
+
+  const QueueConfig* FindQueue(const std::string& name) const;
+};
+
+// Always-applied excludes: dotfiles and partial-upload names.
+const std::vector<std::string>& DefaultExcludes();
+
+// Reads and validates `path`. On failure the Error (Errc::kConfig) reads
+// "<path>:<line>: <key>: <message>", line 1-based, key dotted
+// (e.g. "queues[0].handler.timeout"); callers exit 78 (EX_CONFIG) with it.
+Result<Config> LoadConfig(const std::string& path);
+
+// Same, from YAML text (for tests); `path` is used only in messages, and
+// directories are checked on the real filesystem.
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+
+// Parses "250ms", "30s", "5m", "2h", "7d" (a non-negative integer and a unit).
+Result<Millis> ParseDuration(const std::string& text);
+
+// True if `pattern` is a usable fnmatch(3) glob on a file name: not empty,
+// no '/', brackets balanced. `why` says what is wrong otherwise.
+bool ValidGlob(const std::string& pattern, std::string* why);
+
+// True if `name` matches `q`'s includes and none of its excludes (the
+// default ones included).
+bool NameSelected(const QueueConfig& q, const std::string& name);
+
+}  // namespace dropq

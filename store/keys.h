@@ -1,0 +1,45 @@
+// The Redis key schema, shared by dropqd (async, on the loop) and dropqctl
+// (synchronous). docs/redis-keys.md documents every key. Every per-queue key
+// carries the queue name as a Redis Cluster hash tag, so one queue's keys
+// live in one slot and a Lua script may touch them all:
+//
+//   <prefix>:{<queue>}:job:<id>   hash    one job record
+//   <prefix>:{<queue>}:pending    list    job ids waiting; LPUSH in, RPOP out (FIFO)
+//   <prefix>:{<queue>}:active     zset    job id -> claimed-at unix ms (owner in the record)
+//   <prefix>:{<queue>}:done       zset    job id -> finished unix ms, trimmed to keep_done
+//   <prefix>:{<queue>}:failed     zset    job id -> finished unix ms, never trimmed silently
+//   <prefix>:{<queue>}:files      hash    file name -> live job id, or "~<identity>" once handled
+//   <prefix>:{<queue>}:stats      hash    counters
+//   <prefix>:instances            set     every instance that registered
+//   <prefix>:instance:<name>      string  heartbeat, with a TTL
+//
+// Immutable value type; thread: any.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace dropq {
+
+class QueueKeys {
+ public:
+  QueueKeys(std::string_view prefix, std::string_view queue);
+
+  // "<prefix>:{<queue>}:", what scripts get as KEYS[1] and append to.
+  const std::string& base() const { return base_; }
+  std::string Job(std::string_view id) const { return base_ + "job:" + std::string(id); }
+  std::string Pending() const { return base_ + "pending"; }
+  std::string Active() const { return base_ + "active"; }
+  std::string Done() const { return base_ + "done"; }
+  std::string Failed() const { return base_ + "failed"; }
+  std::string Files() const { return base_ + "files"; }
+  std::string Stats() const { return base_ + "stats"; }
+
+ private:
+  std::string base_;
+};
+
+std::string InstancesKey(std::string_view prefix);
+std::string InstanceKey(std::string_view prefix, std::string_view instance);
+
+}  // namespace dropq

@@ -1,0 +1,32 @@
+// A Handler does the work for one file: run a program (exec), hash it
+// (builtin sha256) or nothing (builtin noop). One Handler serves every worker
+// of its queue. Thread: any; Run() is called by several workers at once.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/job.h"
+#include "common/result.h"
+#include "config/config.h"
+#include "workers/cancel_token.h"
+
+namespace dropq {
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+
+  // Runs the handler for `job` (job.attempt is already this run's number) on
+  // the file at `path` (absolute). Blocks until the handler ends, its timeout
+  // passes (result kTimeout, its whole process group killed) or `cancel` fires
+  // (result kInterrupted, likewise killed). Fills every Outcome field except
+  // `job` and `ident`, which the caller sets. Never throws.
+  virtual Outcome Run(const Job& job, const std::string& path, const CancelToken& cancel) = 0;
+};
+
+// Builds the handler `q.handler` describes. `instance` goes into an exec
+// handler's environment as DROPQ_INSTANCE. Fails if a manifest cannot be opened.
+Result<std::unique_ptr<Handler>> MakeHandler(const QueueConfig& q, const std::string& instance);
+
+}  // namespace dropq
