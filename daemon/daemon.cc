@@ -1,0 +1,220 @@
+#include "daemon/daemon.h"
+
+#include <unistd.h>
+
+#include <csignal>
+
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "store/keys.h"
+
+namespace dropq {
+namespace {
+
+constexpr uint64_t kTickMs = 5000;           // heartbeat and summary period
+constexpr int kHeartbeatTtlS = 15;
+constexpr uint64_t kFinalGraceMs = 10000;    // after drain_timeout: kill, then this long to record
+
+template <typename T, typename Init>
+UvHandle<T> MakeHandle(Init init, void* data) {
+  auto h = UvHandle<T>::Make(init);
+  DROPQ_CHECK(h.ok());
+  h->get()->data = data;
+  return std::move(*h);
+}
+
+}  // namespace
+
+Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
+
+Daemon::~Daemon() {
+  // Watchers feed runners, runners use the connection: tear down in that order.
+  watchers_.clear();
+  runners_.clear();
+  inotify_.reset();
+  redis_.reset();
+}
+
+Status Daemon::Setup() {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an error value, not a death
+  uv_loop_t* l = loop_.get();
+
+  RedisConn::Hooks hooks;
+  hooks.up = [this] { OnRedisUp(); };
+  redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
+
+  auto in = Inotify::Create(&loop_, [this] {
+    for (auto& w : watchers_) w->Rescan();  // events were lost: look at everything again
+  });
+  if (!in.ok()) return in.error();
+  inotify_ = std::move(*in);
+
+  for (const QueueConfig& q : cfg_.queues) {
+    auto r = QueueRunner::Create(cfg_, q, &loop_, redis_.get());
+    if (!r.ok()) return Error{r.error().code, "queue " + q.name + ": " + r.error().what};
+    auto w = std::make_unique<QueueWatcher>(q, &loop_, r->get());
+    if (Status s = w->Watch(inotify_.get()); !s.ok()) {
+      return Error{s.error().code, "queue " + q.name + ": " + s.error().what};
+    }
+    runners_.push_back(std::move(*r));
+    watchers_.push_back(std::move(w));
+  }
+  last_done_.assign(runners_.size(), 0);
+
+  auto on_signal = [](uv_signal_t* s, int signum) {
+    static_cast<Daemon*>(s->data)->OnSignal(signum);
+  };
+  sigint_ = MakeHandle<uv_signal_t>([&](uv_signal_t* s) { return uv_signal_init(l, s); }, this);
+  sigterm_ = MakeHandle<uv_signal_t>([&](uv_signal_t* s) { return uv_signal_init(l, s); }, this);
+  uv_signal_start(sigint_.get(), on_signal, SIGINT);
+  uv_signal_start(sigterm_.get(), on_signal, SIGTERM);
+
+  // Everything a loop turn collected goes to Redis as one batch per kind.
+  flush_ = MakeHandle<uv_check_t>([&](uv_check_t* c) { return uv_check_init(l, c); }, this);
+  uv_check_start(flush_.get(), [](uv_check_t* c) {
+    auto* self = static_cast<Daemon*>(c->data);
+    for (auto& r : self->runners_) r->Flush();
+    for (auto& w : self->watchers_) w->Tick();
+  });
+
+  tick_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
+  uv_timer_start(
+      tick_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Daemon*>(t->data);
+        self->Heartbeat();
+        self->Summary();
+      },
+      kTickMs, kTickMs);
+  drain_timer_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
+
+  for (auto& r : runners_) r->Start();
+  return OkStatus();
+}
+
+int Daemon::Run() {
+  started_ms_ = NowUnixMs();
+  if (Status s = Setup(); !s.ok()) {
+    LogError("dropqd.start_failed", {{"err", s.error().what}});
+    return 1;
+  }
+  LogInfo("dropqd.start", {{"version", DROPQ_VERSION},
+                           {"instance", cfg_.instance},
+                           {"queues", cfg_.queues.size()},
+                           {"redis", cfg_.redis.Display()},
+                           {"pid", static_cast<int64_t>(getpid())}});
+  redis_->Start();
+  loop_.Run();
+  LogInfo("dropqd.exit", {{"status", exit_code_}});
+  return exit_code_;
+}
+
+void Daemon::OnRedisUp() {
+  if (shutting_down_) return;
+  Heartbeat();
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    runners_[i]->OnRedisUp([this, i] {
+      if (shutting_down_) return;
+      // The first time: the start-up scan. Later: only if files arrived while
+      // Redis was away (their events could not become jobs).
+      const bool rescan = runners_[i]->TakeRescanNeeded();
+      if (first_up_ || rescan) watchers_[i]->Rescan();
+      if (i + 1 == runners_.size()) first_up_ = false;
+    });
+  }
+}
+
+void Daemon::Heartbeat() {
+  if (!redis_->up()) return;
+  const std::string info = "{\"pid\":" + std::to_string(getpid()) +
+                           ",\"started_ms\":" + std::to_string(started_ms_) +
+                           ",\"version\":\"" DROPQ_VERSION "\"}";
+  redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
+  redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "EX",
+                   std::to_string(kHeartbeatTtlS)},
+                  [](Result<Reply>) {});
+}
+
+void Daemon::Summary() {
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    QueueRunner* r = runners_[i].get();
+    const auto& c = r->counters();
+    const uint64_t total = c.done + c.failed;
+    if (total == last_done_[i] && r->held() == 0) continue;  // an idle queue stays quiet
+    const uint64_t per_5s = total - last_done_[i];
+    last_done_[i] = total;
+    if (!redis_->up()) continue;
+    redis_->Command({"LLEN", r->keys().Pending()}, [r, per_5s](Result<Reply> rep) {
+      const auto& c = r->counters();
+      LogInfo("queue.summary", {{"queue", r->config().name},
+                                {"done", c.done},
+                                {"failed", c.failed},
+                                {"pending", rep.ok() ? rep->AsInt(-1) : -1},
+                                {"running", r->running()},
+                                {"held", r->held()},
+                                {"per_s", per_5s * 1000 / kTickMs}});
+    });
+  }
+}
+
+void Daemon::OnSignal(int signum) {
+  if (shutting_down_) {
+    // The operator insists. Everything acknowledged is in Redis already;
+    // jobs held here stay active under this instance and are requeued when
+    // it starts again.
+    LogWarn("shutdown.forced", {{"signal", signum}});
+    _exit(128 + signum);
+  }
+  LogInfo("shutdown.begin",
+          {{"signal", signum}, {"drain_timeout_ms", cfg_.drain_timeout.count()}});
+  BeginShutdown();
+}
+
+void Daemon::BeginShutdown() {
+  shutting_down_ = true;
+  inotify_->Stop();
+  for (auto& w : watchers_) w->Stop();
+  uv_timer_start(
+      drain_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Daemon*>(t->data);
+        size_t running = 0;
+        for (auto& r : self->runners_) running += r->running();
+        LogWarn("shutdown.drain_timeout", {{"killing", running}});
+        for (auto& r : self->runners_) r->KillRunning();
+        uv_timer_start(
+            t, [](uv_timer_t* t2) { static_cast<Daemon*>(t2->data)->FinishShutdown(true); },
+            kFinalGraceMs, 0);
+      },
+      static_cast<uint64_t>(cfg_.drain_timeout.count()), 0);
+  for (auto& r : runners_) {
+    r->BeginDrain([this] {
+      if (++drained_ == static_cast<int>(runners_.size())) FinishShutdown(false);
+    });
+  }
+}
+
+void Daemon::FinishShutdown(bool forced) {
+  if (finished_) return;
+  finished_ = true;
+  if (forced) {
+    size_t held = 0;
+    for (auto& r : runners_) held += r->held();
+    // Redis did not take every outcome in time (down, or a handler that
+    // would not die). Those jobs stay active under this instance in Redis
+    // and go back to pending when it starts again: nothing is lost.
+    LogError("shutdown.incomplete", {{"unrecorded_jobs", held}});
+    _exit(1);
+  }
+  LogInfo("shutdown.done");
+  sigint_.Reset();
+  sigterm_.Reset();
+  flush_.Reset();
+  tick_.Reset();
+  drain_timer_.Reset();
+  loop_.CloseWakeup();
+  redis_->Stop();  // disconnects once the last replies are in; then the loop ends
+}
+
+}  // namespace dropq

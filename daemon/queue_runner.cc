@@ -1,0 +1,531 @@
+#include "daemon/queue_runner.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/job_id.h"
+#include "common/log.h"
+#include "store/scripts.h"
+#include "workers/disposition.h"
+
+namespace dropq {
+namespace {
+
+constexpr size_t kMaxBatch = 256;        // jobs per script call
+constexpr int kMaxClaim = 128;           // jobs per CLAIM call
+constexpr uint64_t kIdlePollMs = 500;    // how often an idle queue looks for work
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// Appends "nfields, k1, v1, ..." to `args`.
+void AppendFields(std::vector<std::string>* args, const Fields& fields) {
+  args->push_back(std::to_string(fields.size()));
+  for (const auto& [k, v] : fields) {
+    args->push_back(k);
+    args->push_back(v);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<QueueRunner>> QueueRunner::Create(const Config& cfg, const QueueConfig& q,
+                                                         Loop* loop, RedisConn* redis) {
+  auto handler = MakeHandler(q, cfg.instance);
+  if (!handler.ok()) return handler.error();
+  return std::unique_ptr<QueueRunner>(
+      new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
+}
+
+QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
+                         std::unique_ptr<Handler> handler)
+    : cfg_(cfg),
+      q_(q),
+      loop_(loop),
+      redis_(redis),
+      keys_(cfg.prefix, q.name),
+      handler_(std::move(handler)),
+      queue_(static_cast<size_t>(q.capacity)) {
+  auto t = UvHandle<uv_timer_t>::Make(
+      [&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(t.ok());
+  poll_timer_ = std::move(*t);
+  poll_timer_.get()->data = this;
+
+  WorkerPool::Hooks hooks;
+  // The hooks run on worker threads: they only Post() to the loop.
+  hooks.started = [this](const Job& job) {
+    loop_->Post([this, id = job.id, attempt = job.attempt] { OnStarted(id, attempt); });
+  };
+  hooks.finished = [this](Outcome&& o) {
+    auto p = std::make_shared<Outcome>(std::move(o));
+    loop_->Post([this, p] { OnFinished(std::move(*p)); });
+  };
+  hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
+  pool_ = std::make_unique<WorkerPool>(q.watch, q.workers, &queue_, handler_.get(),
+                                       std::move(hooks));
+}
+
+QueueRunner::~QueueRunner() {
+  // Workers exit only on sentinels; BeginDrain() sent them. If the daemon
+  // never started draining (an early error), send them now so Join returns.
+  if (!draining_) queue_.PushStops(static_cast<size_t>(q_.workers));
+  pool_.reset();
+}
+
+void QueueRunner::Start() {
+  pool_->Start();
+  uv_timer_start(
+      poll_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<QueueRunner*>(t->data);
+        self->pending_maybe_ = true;
+        self->MaybeClaim();
+      },
+      kIdlePollMs, kIdlePollMs);
+}
+
+// ---------------------------------------------------------------- enqueue
+
+void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
+  if (draining_) return;
+  if (!ready_) {
+    // Redis is not reachable (or not reconciled yet): the file stays on disk
+    // and the scan after reconnecting finds it.
+    rescan_needed_ = true;
+    return;
+  }
+  if (!enqueue_names_.insert(name).second) return;  // twice in one batch
+  enqueue_batch_.push_back(NewJobId());
+  enqueue_batch_.push_back(name);
+  enqueue_batch_.push_back(ident.ToString());
+  enqueue_batch_.push_back(std::to_string(ident.size));
+  if (enqueue_batch_.size() >= kMaxBatch * 4) SendEnqueue();
+}
+
+void QueueRunner::SendEnqueue() {
+  if (enqueue_batch_.empty()) return;
+  std::vector<std::string> args;
+  args.reserve(enqueue_batch_.size() + 1);
+  args.push_back(std::to_string(NowUnixMs()));
+  for (auto& a : enqueue_batch_) args.push_back(std::move(a));
+  enqueue_batch_.clear();
+  enqueue_names_.clear();
+  ++enqueue_inflight_;
+  redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), [this](Result<Reply> r) {
+    --enqueue_inflight_;
+    if (!r.ok() || r->is_error()) {
+      LogWarn("enqueue.failed",
+              {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+      rescan_needed_ = true;
+      return;
+    }
+    uint64_t n = 0;
+    for (const auto& e : r->elements) n += e.AsInt() == 1 ? 1 : 0;
+    counters_.enqueued += n;
+    if (n > 0) {
+      pending_maybe_ = true;
+      MaybeClaim();
+    }
+  });
+}
+
+void QueueRunner::Forget(const std::string& name) {
+  if (!ready_) return;  // a marker left behind costs a few bytes, never a lost file
+  forget_batch_.push_back(name);
+  if (forget_batch_.size() >= kMaxBatch) SendForgets();
+}
+
+void QueueRunner::SendForgets() {
+  if (forget_batch_.empty()) return;
+  redis_->Eval(ForgetScript(), keys_.base(), std::exchange(forget_batch_, {}),
+               [](Result<Reply>) {});
+}
+
+// ---------------------------------------------------------------- claim
+
+void QueueRunner::MaybeClaim() {
+  if (!ready_ || draining_ || !redis_->up() || !pending_maybe_ || claim_inflight_ > 0) return;
+  const int cap = q_.capacity;
+  const int free_slots = cap - static_cast<int>(queue_.size());
+  // Jobs past the queue (running, or waiting for Redis to take their
+  // outcome) are bounded too, so a slow Redis cannot make memory grow.
+  const int unacked_room = cap + 2 * q_.workers - static_cast<int>(held_.size());
+  const int ask = std::min({free_slots, unacked_room, kMaxClaim});
+  if (ask <= 0) return;
+  claim_inflight_ = ask;
+  redis_->Eval(ClaimScript(), keys_.base(),
+               {std::to_string(NowUnixMs()), cfg_.instance, std::to_string(ask)},
+               [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); });
+}
+
+void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
+  claim_inflight_ = 0;
+  if (!r.ok() || r->is_error()) {
+    LogWarn("claim.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+    return;  // the idle poll tries again; a claim that ran is reconciled after reconnect
+  }
+  const auto& e = r->elements;
+  int got = 0;
+  for (size_t i = 0; i + 3 < e.size(); i += 4) {
+    Job job;
+    job.id = e[i].AsString();
+    job.queue = q_.name;
+    job.name = e[i + 1].AsString();
+    job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
+    job.attempt = static_cast<uint32_t>(e[i + 3].AsInt());
+    ++got;
+    Held& h = held_[job.id];
+    h.job = job;
+    h.stage = Stage::kQueued;
+    if (draining_ || !queue_.TryPush(job)) {
+      QueueRelease(h.job.id, false);  // shutdown began while the claim was in flight
+    }
+  }
+  pending_maybe_ = got == asked;
+  if (pending_maybe_) MaybeClaim();
+}
+
+// ---------------------------------------------------------------- workers
+
+void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  it->second.stage = Stage::kRunning;
+  it->second.job.attempt = attempt;
+  ++running_;
+  started_batch_.push_back(id);
+  started_batch_.push_back(std::to_string(attempt));
+  MaybeClaim();
+}
+
+void QueueRunner::OnFinished(Outcome&& o) {
+  auto it = held_.find(o.job.id);
+  if (it == held_.end()) {
+    LogError("job.unknown", {{"queue", q_.name}, {"job", o.job.id}});
+    return;
+  }
+  Held& h = it->second;
+  if (h.stage == Stage::kRunning) --running_;
+  h.job = o.job;
+  const std::string path = q_.watch + "/" + o.job.name;
+
+  if (o.result == RunResult::kInterrupted) {
+    ++counters_.interrupted;
+    LogInfo("job.interrupted", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
+    QueueRelease(o.job.id, true);
+    MaybeClaim();
+    return;
+  }
+  const bool ok = o.result == RunResult::kOk;
+  const std::string state = ok ? "done" : "failed";
+  if (ok) {
+    LogDebug("job.done", {{"queue", q_.name}, {"job", o.job.id}, {"path", path},
+                          {"attempt", o.job.attempt}, {"ms", o.duration_ms}});
+  } else if (o.result == RunResult::kVanished) {
+    ++counters_.vanished;
+    LogWarn("job.vanished", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
+  } else {
+    LogWarn("job.failed", {{"queue", q_.name}, {"job", o.job.id}, {"path", path},
+                           {"attempt", o.job.attempt}, {"result", RunResultName(o.result)},
+                           {"exit", o.exit_code}, {"signal", o.signal}, {"ms", o.duration_ms},
+                           {"err", o.error}});
+  }
+  const Disposition& d = ok ? q_.on_success : q_.on_failure;
+  if (o.result == RunResult::kVanished) {
+    QueueAck(h, state, "", OutcomeFields(o));  // nothing left to move
+  } else if (d.kind == Disposition::Kind::kKeep) {
+    // The file stays: remember its identity so a restart does not redo it.
+    QueueAck(h, state, "~" + o.ident.ToString(), OutcomeFields(o));
+  } else {
+    h.ack_state = state;
+    h.target = d.kind == Disposition::Kind::kMoveTo ? MoveTarget(d, o.job.name) : "";
+    h.outcome = std::make_unique<Outcome>(std::move(o));
+    QueueRecord(h);
+  }
+  MaybeClaim();
+}
+
+void QueueRunner::OnWorkerExited() {
+  if (++workers_exited_ == q_.workers) pool_->Join();
+  CheckDrained();
+}
+
+Fields QueueRunner::OutcomeFields(const Outcome& o) const {
+  Fields f;
+  f.emplace_back("result", std::string(RunResultName(o.result)));
+  f.emplace_back("attempt", std::to_string(o.job.attempt));
+  f.emplace_back("ms", std::to_string(o.duration_ms));
+  if (o.result == RunResult::kExit) f.emplace_back("exit", std::to_string(o.exit_code));
+  if (o.signal != 0) f.emplace_back("signal", std::to_string(o.signal));
+  if (!o.error.empty()) f.emplace_back("error", o.error);
+  if (!o.stderr_tail.empty()) f.emplace_back("stderr", o.stderr_tail);
+  if (!o.sha256.empty()) f.emplace_back("sha256", o.sha256);
+  return f;
+}
+
+// ---------------------------------------------------------------- record, dispose, ack
+
+void QueueRunner::QueueRecord(Held& h) {
+  h.stage = Stage::kRecording;
+  record_ids_.push_back(h.job.id);
+  if (record_ids_.size() >= kMaxBatch) SendRecords();
+}
+
+void QueueRunner::SendRecords() {
+  if (record_ids_.empty()) return;
+  std::vector<std::string> ids = std::exchange(record_ids_, {});
+  std::vector<std::string> args = {cfg_.instance};
+  for (const auto& id : ids) {
+    const Held& h = held_.at(id);
+    Fields f = OutcomeFields(*h.outcome);
+    f.emplace_back("target", h.target.empty() ? "(delete)" : h.target);
+    args.push_back(id);
+    AppendFields(&args, f);
+  }
+  redis_->Eval(RecordScript(), keys_.base(), std::move(args),
+               [this, ids = std::move(ids)](Result<Reply> r) {
+                 const bool sent = r.ok() && !r->is_error();
+                 for (size_t i = 0; i < ids.size(); ++i) {
+                   auto it = held_.find(ids[i]);
+                   if (it == held_.end()) continue;
+                   if (!sent) {
+                     it->second.unsent = true;  // resent after the reconnect
+                   } else if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
+                     StartDispose(ids[i]);
+                   } else {
+                     // No longer ours: another instance took the job over. Its
+                     // file is left alone, this late outcome discarded.
+                     ++counters_.lost_outcomes;
+                     LogWarn("job.fenced", {{"queue", q_.name}, {"job", ids[i]}});
+                     held_.erase(it);
+                   }
+                 }
+                 CheckDrained();
+               });
+}
+
+namespace {
+struct DisposeReq {
+  uv_work_t req;
+  QueueRunner* runner;
+  std::string id;
+  Disposition d;
+  std::string src, name;
+  Result<std::string> where{std::string()};
+  std::function<void(std::string, Result<std::string>)> done;
+};
+}  // namespace
+
+void QueueRunner::StartDispose(const std::string& id) {
+  Held& h = held_.at(id);
+  h.stage = Stage::kDisposing;
+  ++disposing_;
+  auto* r = new DisposeReq;
+  r->req.data = r;
+  r->id = id;
+  r->d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
+  r->src = q_.watch + "/" + h.job.name;
+  r->name = h.job.name;
+  r->done = [this](std::string id, Result<std::string> where) {
+    OnDisposed(id, std::move(where));
+  };
+  const int rc = uv_queue_work(
+      loop_->get(), &r->req,
+      [](uv_work_t* req) {  // threadpool: the blocking move or unlink
+        auto* d = static_cast<DisposeReq*>(req->data);
+        d->where = Dispose(d->d, d->src, d->name, d->id);
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<DisposeReq> d(static_cast<DisposeReq*>(req->data));
+        d->done(std::move(d->id), std::move(d->where));
+      });
+  if (rc < 0) {
+    delete r;
+    OnDisposed(id, Error{Errc::kIo, std::string("uv_queue_work: ") + uv_strerror(rc)});
+  }
+}
+
+void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
+  --disposing_;
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  Held& h = it->second;
+  Fields f;
+  std::string state = h.ack_state;
+  std::string files_value;  // the file left the directory: forget its name
+  if (where.ok()) {
+    f.emplace_back("disposed_to", where->empty() ? "(deleted)" : *where);
+  } else if (where.error().code == Errc::kVanished) {
+    // Someone removed the file between the handler and its move.
+    f.emplace_back("dispose_error", where.error().what);
+  } else {
+    // The file is still in the inbox and could not be moved: a dead letter an
+    // operator must look at, not a silent success.
+    ++counters_.dispose_errors;
+    LogError("job.dispose_failed",
+             {{"queue", q_.name}, {"job", id}, {"err", where.error().what}});
+    state = "failed";
+    f.emplace_back("error", "dispose: " + where.error().what);
+    files_value = "~" + h.outcome->ident.ToString();
+  }
+  QueueAck(h, state, files_value, std::move(f));
+}
+
+void QueueRunner::QueueAck(Held& h, const std::string& state, const std::string& files_value,
+                           Fields fields) {
+  h.stage = Stage::kAcking;
+  h.ack_state = state;
+  h.ack_args.clear();
+  h.ack_args.push_back(state);
+  h.ack_args.push_back(files_value);
+  AppendFields(&h.ack_args, fields);
+  ack_ids_.push_back(h.job.id);
+  if (ack_ids_.size() >= kMaxBatch) SendAcks();
+}
+
+void QueueRunner::SendAcks() {
+  if (ack_ids_.empty()) return;
+  std::vector<std::string> ids = std::exchange(ack_ids_, {});
+  std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs()),
+                                   std::to_string(q_.keep_done)};
+  for (const auto& id : ids) {
+    const Held& h = held_.at(id);
+    args.push_back(id);
+    args.insert(args.end(), h.ack_args.begin(), h.ack_args.end());
+  }
+  redis_->Eval(AckScript(), keys_.base(), std::move(args),
+               [this, ids = std::move(ids)](Result<Reply> r) {
+                 const bool sent = r.ok() && !r->is_error();
+                 if (!sent) {
+                   LogWarn("ack.failed",
+                           {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+                 }
+                 for (size_t i = 0; i < ids.size(); ++i) {
+                   auto it = held_.find(ids[i]);
+                   if (it == held_.end()) continue;
+                   if (!sent) {
+                     it->second.unsent = true;
+                     continue;
+                   }
+                   if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
+                     (it->second.ack_state == "done" ? counters_.done : counters_.failed) += 1;
+                   } else {
+                     // Already acknowledged (a resend after a lost reply) or
+                     // taken over by another instance.
+                     LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
+                   }
+                   held_.erase(it);
+                 }
+                 CheckDrained();
+                 MaybeClaim();
+               });
+}
+
+// ---------------------------------------------------------------- release, started
+
+void QueueRunner::QueueRelease(const std::string& id, bool interrupted) {
+  Held& h = held_.at(id);
+  h.stage = Stage::kReleasing;
+  h.ack_args = {interrupted ? "1" : "0"};
+  release_batch_.push_back(id);
+}
+
+void QueueRunner::SendReleases() {
+  if (release_batch_.empty()) return;
+  std::vector<std::string> ids = std::exchange(release_batch_, {});
+  std::vector<std::string> args = {cfg_.instance};
+  for (const auto& id : ids) {
+    args.push_back(id);
+    args.push_back(held_.at(id).ack_args.at(0));
+  }
+  redis_->Eval(ReleaseScript(), keys_.base(), std::move(args),
+               [this, ids = std::move(ids)](Result<Reply> r) {
+                 const bool sent = r.ok() && !r->is_error();
+                 for (const auto& id : ids) {
+                   auto it = held_.find(id);
+                   if (it == held_.end()) continue;
+                   if (sent) {
+                     held_.erase(it);
+                   } else {
+                     it->second.unsent = true;
+                   }
+                 }
+                 if (sent) pending_maybe_ = true;
+                 CheckDrained();
+               });
+}
+
+void QueueRunner::SendStarted() {
+  if (started_batch_.empty()) return;
+  std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs())};
+  for (auto& a : started_batch_) args.push_back(std::move(a));
+  started_batch_.clear();
+  // Best effort: the outcome carries the attempt again, so a lost STARTED
+  // only hides for a moment that the run began.
+  redis_->Eval(StartedScript(), keys_.base(), std::move(args), [](Result<Reply>) {});
+}
+
+void QueueRunner::Flush() {
+  SendEnqueue();
+  SendStarted();
+  SendRecords();
+  SendAcks();
+  SendReleases();
+  SendForgets();
+}
+
+// ---------------------------------------------------------------- reconnect, drain
+
+void QueueRunner::OnRedisUp(std::function<void()> done) {
+  ready_ = false;
+  // First the outcomes Redis has not confirmed, in the order they happened...
+  for (auto& [id, h] : held_) {
+    if (!h.unsent) continue;
+    h.unsent = false;
+    if (h.stage == Stage::kRecording) record_ids_.push_back(id);
+    if (h.stage == Stage::kAcking) ack_ids_.push_back(id);
+    if (h.stage == Stage::kReleasing) release_batch_.push_back(id);
+  }
+  Flush();
+  // ...then every active job of this instance that it does not hold goes
+  // back to pending (left over from a crash, or a claim whose reply was lost).
+  std::vector<std::string> args = {cfg_.instance};
+  for (const auto& [id, h] : held_) args.push_back(id);
+  redis_->Eval(RequeueScript(), keys_.base(), std::move(args),
+               [this, done = std::move(done)](Result<Reply> r) {
+                 if (!r.ok() || r->is_error()) {
+                   LogWarn("requeue.failed",
+                           {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+                   return;  // the next reconnect tries again
+                 }
+                 if (!r->elements.empty()) {
+                   LogInfo("job.requeued", {{"queue", q_.name}, {"count", r->elements.size()}});
+                 }
+                 ready_ = true;
+                 pending_maybe_ = true;
+                 MaybeClaim();
+                 done();
+               });
+}
+
+void QueueRunner::BeginDrain(std::function<void()> drained) {
+  draining_ = true;
+  drained_ = std::move(drained);
+  uv_timer_stop(poll_timer_.get());
+  for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
+  queue_.PushStops(static_cast<size_t>(q_.workers));
+  Flush();
+  CheckDrained();
+}
+
+void QueueRunner::KillRunning() { pool_->CancelRunning(); }
+
+void QueueRunner::CheckDrained() {
+  if (!draining_ || !drained_) return;
+  if (workers_exited_ < q_.workers || disposing_ > 0 || !held_.empty()) return;
+  poll_timer_.Reset();
+  std::exchange(drained_, nullptr)();
+}
+
+}  // namespace dropq

@@ -1,0 +1,156 @@
+// QueueRunner is one queue's side of dropqd between Redis and the workers:
+//
+//   Enqueue()  -> ENQUEUE batches   (new files become pending jobs)
+//   claim      -> CLAIM batches     (only as many as the JobQueue has free slots)
+//   JobQueue   -> WorkerPool        (handlers run on worker threads)
+//   outcome    -> ACK               (keep: one call)
+//              -> RECORD -> move/delete on the threadpool -> ACK
+//   shutdown   -> RELEASE           (jobs not started, and interrupted ones)
+//
+// State changes are collected during a loop turn and sent as one script call
+// per kind per turn (Flush()), so a burst costs a few calls per batch rather
+// than a round trip per file. Every job this instance holds — queued,
+// running, or with an outcome not yet acknowledged — is in held_, so after a
+// reconnect it can resend what was lost and requeue what it no longer holds.
+//
+// Thread: loop (the WorkerPool's hooks Post() back to it).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/job.h"
+#include "config/config.h"
+#include "daemon/loop.h"
+#include "daemon/redis_conn.h"
+#include "daemon/uv_handle.h"
+#include "store/keys.h"
+#include "workers/handler.h"
+#include "workers/job_queue.h"
+#include "workers/worker_pool.h"
+
+namespace dropq {
+
+class QueueRunner {
+ public:
+  // Counters for the summary line and tests; all monotonic.
+  struct Counters {
+    uint64_t enqueued = 0, done = 0, failed = 0, interrupted = 0, vanished = 0;
+    uint64_t dispose_errors = 0, lost_outcomes = 0;
+  };
+
+  // `cfg`, `loop` and `redis` must outlive the runner.
+  static Result<std::unique_ptr<QueueRunner>> Create(const Config& cfg, const QueueConfig& q,
+                                                     Loop* loop, RedisConn* redis);
+  ~QueueRunner();
+
+  // Starts the worker threads. Claiming starts with OnRedisUp().
+  void Start();
+
+  // A complete file: becomes a job unless one is live for its name or it was
+  // handled with this identity. Batched; sent at the next Flush().
+  void Enqueue(const std::string& name, const FileIdentity& ident);
+  // A file left the watched directory: drop its "handled" marker.
+  void Forget(const std::string& name);
+  // ENQUEUE batches sent and not yet answered (the scanner paces itself on it).
+  int enqueue_backlog() const { return enqueue_inflight_ + (enqueue_batch_.empty() ? 0 : 1); }
+  // Set when an ENQUEUE could not be sent: the files are on disk, and the
+  // owner rescans once Redis is back. Reading clears it.
+  bool TakeRescanNeeded() { return std::exchange(rescan_needed_, false); }
+
+  // Sends every batch collected during this turn. Called once per loop turn.
+  void Flush();
+
+  // Redis is (again) reachable: resend unacknowledged outcomes, requeue own
+  // active jobs not held here, then claim. `done` runs after the requeue.
+  void OnRedisUp(std::function<void()> done);
+
+  // Shutdown: stop claiming, return queued jobs to pending, send one stop
+  // sentinel per worker. `drained` runs once every worker exited and every
+  // held job was acknowledged or released (or Redis is down and cannot take them).
+  void BeginDrain(std::function<void()> drained);
+  // Past the drain timeout: kill running handlers (their jobs go back to pending).
+  void KillRunning();
+
+  const QueueConfig& config() const { return q_; }
+  const Counters& counters() const { return counters_; }
+  size_t held() const { return held_.size(); }
+  size_t running() const { return running_; }
+  const QueueKeys& keys() const { return keys_; }
+
+ private:
+  enum class Stage { kQueued, kRunning, kRecording, kDisposing, kAcking, kReleasing };
+  struct Held {
+    Job job;
+    Stage stage = Stage::kQueued;
+    std::unique_ptr<Outcome> outcome;  // from kRecording on
+    std::string target;                // planned move target (recorded before the move)
+    std::string ack_state;             // "done" | "failed"
+    std::vector<std::string> ack_args; // (state, files value, nfields, k, v...) once known
+    bool unsent = false;               // a send failed: resend after reconnect
+  };
+
+  QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
+              std::unique_ptr<Handler> handler);
+
+  void MaybeClaim();
+  void OnClaimed(Result<Reply> r, int asked);
+  void OnStarted(const std::string& id, uint32_t attempt);
+  void OnFinished(Outcome&& o);
+  void OnWorkerExited();
+  void QueueAck(Held& h, const std::string& state, const std::string& files_value,
+                std::vector<std::pair<std::string, std::string>> fields);
+  void QueueRecord(Held& h);
+  void StartDispose(const std::string& id);
+  void OnDisposed(const std::string& id, Result<std::string> where);
+  void QueueRelease(const std::string& id, bool interrupted);
+  void SendEnqueue();
+  void SendAcks();
+  void SendRecords();
+  void SendReleases();
+  void SendStarted();
+  void SendForgets();
+  void CheckDrained();
+  std::vector<std::pair<std::string, std::string>> OutcomeFields(const Outcome& o) const;
+
+  const Config& cfg_;
+  const QueueConfig& q_;
+  Loop* const loop_;
+  RedisConn* const redis_;
+  const QueueKeys keys_;
+  std::unique_ptr<Handler> handler_;
+  JobQueue queue_;
+  std::unique_ptr<WorkerPool> pool_;
+  UvHandle<uv_timer_t> poll_timer_;  // looks for pending jobs when idle
+
+  std::unordered_map<std::string, Held> held_;  // job id -> what this instance holds
+  size_t running_ = 0;
+  int claim_inflight_ = 0;        // slots asked for in CLAIM calls not yet answered
+  bool pending_maybe_ = true;     // the last CLAIM filled every slot it asked for
+  bool ready_ = false;            // Redis up and own leftovers requeued
+  bool draining_ = false;
+  int workers_exited_ = 0;
+  int disposing_ = 0;             // threadpool moves in flight
+  std::function<void()> drained_;
+
+  // Batches collected during this loop turn.
+  std::vector<std::string> enqueue_batch_;       // (id, name, ident, size) ...
+  std::unordered_set<std::string> enqueue_names_;
+  int enqueue_inflight_ = 0;
+  bool rescan_needed_ = false;
+  std::vector<std::string> started_batch_;       // (id, attempt) ...
+  std::vector<std::string> record_ids_;
+  std::vector<std::string> ack_ids_;
+  std::vector<std::string> release_batch_;       // (id, interrupted) ...
+  std::vector<std::string> forget_batch_;
+  Counters counters_;
+};
+
+}  // namespace dropq

@@ -1,0 +1,206 @@
+#include "daemon/queue_watcher.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/file_kind.h"
+#include "common/log.h"
+
+namespace dropq {
+namespace {
+
+// A scanned file this young may still be open for writing.
+constexpr int64_t kScanMarginMs = 2000;
+// Enqueue batches in flight before a scan waits for Redis to catch up.
+constexpr int kMaxEnqueueBacklog = 4;
+
+int64_t MtimeMs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+// The name of `dir` if it sits directly in `watch`, else "".
+std::string ChildName(const std::string& watch, const std::string& dir) {
+  const std::string prefix = watch == "/" ? "/" : watch + "/";
+  if (dir.size() <= prefix.size() || dir.compare(0, prefix.size(), prefix) != 0) return "";
+  const std::string rest = dir.substr(prefix.size());
+  return rest.find('/') == std::string::npos ? rest : "";
+}
+
+}  // namespace
+
+QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner)
+    : q_(q),
+      loop_(loop),
+      runner_(runner),
+      forget_on_leave_(q.on_success.kind == Disposition::Kind::kKeep ||
+                       q.on_failure.kind == Disposition::Kind::kKeep) {
+  for (const Disposition* d : {&q.on_success, &q.on_failure}) {
+    if (d->kind != Disposition::Kind::kMoveTo) continue;
+    std::string child = ChildName(q.watch, d->dir);
+    if (!child.empty()) own_dirs_.insert(std::move(child));
+  }
+  auto t = UvHandle<uv_timer_t>::Make(
+      [&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(t.ok());
+  settle_timer_ = std::move(*t);
+  settle_timer_.get()->data = this;
+}
+
+QueueWatcher::~QueueWatcher() { Stop(); }
+
+Status QueueWatcher::Watch(Inotify* inotify) {
+  uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM;
+  if (q_.settle.count() > 0) mask |= IN_MODIFY | IN_ATTRIB;
+  return inotify->Watch(q_.watch, mask,
+                        [this](uint32_t m, std::string_view name) { OnEvent(m, name); });
+}
+
+void QueueWatcher::Stop() {
+  stopped_ = true;
+  scanner_.reset();
+  settle_timer_.Reset();
+  waiting_.clear();
+  by_due_.clear();
+}
+
+void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
+  if (stopped_ || view.empty()) return;
+  std::string name(view);
+  if (mask & (IN_DELETE | IN_MOVED_FROM)) {
+    if (auto it = waiting_.find(name); it != waiting_.end()) {
+      by_due_.erase({it->second.due_ms, name});
+      waiting_.erase(it);
+    }
+    if (forget_on_leave_ && !(mask & IN_ISDIR)) runner_->Forget(name);
+    return;
+  }
+  if (mask & IN_ISDIR) {
+    if (own_dirs_.count(name) == 0 && (mask & (IN_CREATE | IN_MOVED_TO))) Skip(name, S_IFDIR);
+    return;
+  }
+  if (mask & (IN_MODIFY | IN_ATTRIB)) {
+    // Still being written: push its settle deadline back.
+    if (auto it = waiting_.find(name); it != waiting_.end() && !it->second.from_scan) {
+      Settle(name, MonoMs() + q_.settle.count(), false);
+    }
+    return;
+  }
+  const std::string path = q_.watch + "/" + name;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return;  // already gone again
+  if (mask & IN_CREATE) {
+    // A regular file is taken on its close; anything else never closes-after-write.
+    if (!S_ISREG(st.st_mode) && NameSelected(q_, name)) Skip(name, st.st_mode);
+    return;
+  }
+  if (mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) Consider(name, st, false);
+}
+
+void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool from_scan) {
+  if (own_dirs_.count(name) != 0) return;
+  if (!NameSelected(q_, name)) {
+    ++counters_.excluded;
+    LogDebug("file.excluded", {{"queue", q_.name}, {"path", q_.watch + "/" + name}});
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    Skip(name, st.st_mode);
+    return;
+  }
+  if (from_scan) {
+    // Wall-clock ages: mtime is wall-clock. Convert the wait to the monotonic timer.
+    const int64_t age_ms = NowUnixMs() - MtimeMs(st);
+    const int64_t need_ms = q_.settle.count() + kScanMarginMs;
+    if (age_ms < need_ms) {
+      Settle(name, MonoMs() + (need_ms - std::max<int64_t>(age_ms, 0)), true);
+      return;
+    }
+  } else if (q_.settle.count() > 0) {
+    Settle(name, MonoMs() + q_.settle.count(), false);
+    return;
+  }
+  if (auto it = waiting_.find(name); it != waiting_.end()) {
+    by_due_.erase({it->second.due_ms, name});
+    waiting_.erase(it);
+  }
+  runner_->Enqueue(name, FileIdentity::FromStat(st));
+}
+
+void QueueWatcher::Skip(const std::string& name, mode_t mode) {
+  ++counters_.skipped;
+  LogWarn("file.skip", {{"queue", q_.name},
+                        {"path", q_.watch + "/" + name},
+                        {"reason", FileKindName(mode)}});
+}
+
+void QueueWatcher::Settle(const std::string& name, int64_t due_ms, bool from_scan) {
+  auto [it, inserted] = waiting_.try_emplace(name, Waiting{due_ms, from_scan});
+  if (!inserted) {
+    by_due_.erase({it->second.due_ms, name});
+    it->second = Waiting{due_ms, from_scan && it->second.from_scan};
+  }
+  by_due_.insert({due_ms, name});
+  ArmSettleTimer();
+}
+
+void QueueWatcher::ArmSettleTimer() {
+  if (by_due_.empty() || !settle_timer_) return;
+  const int64_t wait = std::max<int64_t>(0, by_due_.begin()->first - MonoMs());
+  uv_timer_start(
+      settle_timer_.get(),
+      [](uv_timer_t* t) { static_cast<QueueWatcher*>(t->data)->OnSettleTimer(); },
+      static_cast<uint64_t>(wait), 0);
+}
+
+void QueueWatcher::OnSettleTimer() {
+  const int64_t now = MonoMs();
+  while (!by_due_.empty() && by_due_.begin()->first <= now) {
+    const std::string name = by_due_.begin()->second;
+    by_due_.erase(by_due_.begin());
+    const bool from_scan = waiting_.at(name).from_scan;
+    waiting_.erase(name);
+    struct stat st;
+    if (lstat((q_.watch + "/" + name).c_str(), &st) != 0) continue;
+    if (from_scan) {
+      Consider(name, st, true);  // still too young: waits again
+    } else if (S_ISREG(st.st_mode)) {
+      runner_->Enqueue(name, FileIdentity::FromStat(st));
+    }
+  }
+  ArmSettleTimer();
+}
+
+void QueueWatcher::Rescan() {
+  if (stopped_) return;
+  ++counters_.scans;
+  LogInfo("scan.start", {{"queue", q_.name}, {"dir", q_.watch}});
+  scan_paused_ = false;
+  scanner_ = std::make_unique<DirScanner>(
+      loop_, q_.watch, [this](std::vector<ScanEntry> chunk, bool last, const Error* error) {
+        OnScanChunk(std::move(chunk), last, error);
+      });
+  scanner_->Start();
+}
+
+void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error) {
+  for (const ScanEntry& e : chunk) Consider(e.name, e.st, true);
+  if (last) {
+    if (error != nullptr) LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
+    LogInfo("scan.done", {{"queue", q_.name}});
+    return;  // the finished scanner is replaced by the next Rescan()
+  }
+  scan_paused_ = true;
+  Tick();
+}
+
+void QueueWatcher::Tick() {
+  if (!scan_paused_ || scanner_ == nullptr) return;
+  if (runner_->enqueue_backlog() >= kMaxEnqueueBacklog) return;
+  scan_paused_ = false;
+  scanner_->Continue();
+}
+
+}  // namespace dropq

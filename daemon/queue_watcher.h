@@ -1,0 +1,92 @@
+// QueueWatcher is one queue's producer: it turns inotify events and
+// directory scans into complete, selected, regular files and hands them to
+// the QueueRunner.
+//
+//  * A file is complete when it is closed after writing (IN_CLOSE_WRITE) or
+//    renamed in (IN_MOVED_TO). With `settle` > 0 it is taken only once no
+//    event arrived for it during that long (one timer for every waiting file).
+//  * A scan (start-up, inotify overflow, Redis back after an outage) streams
+//    the directory; a scanned file younger than settle + 2 s may still be
+//    open for writing, so it waits for its close event or for the timer to
+//    look at it again once it is old enough.
+//  * Only regular files become jobs: symlinks, directories, FIFOs, sockets
+//    and devices are skipped with a log line naming the kind, and counted.
+//  * The queue's own success/failure directories are never looked into.
+//
+// Thread: loop. `runner` and `loop` must outlive the watcher.
+#pragma once
+
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_set>
+
+#include "config/config.h"
+#include "daemon/dir_scanner.h"
+#include "daemon/inotify.h"
+#include "daemon/loop.h"
+#include "daemon/queue_runner.h"
+#include "daemon/uv_handle.h"
+
+namespace dropq {
+
+class QueueWatcher {
+ public:
+  struct Counters {
+    uint64_t excluded = 0;  // names the include/exclude globs turned away
+    uint64_t skipped = 0;   // entries that are not regular files
+    uint64_t scans = 0;
+  };
+
+  QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner);
+  ~QueueWatcher();
+  QueueWatcher(const QueueWatcher&) = delete;
+  QueueWatcher& operator=(const QueueWatcher&) = delete;
+
+  // Puts the inotify watch in place. From then on no complete file is missed.
+  Status Watch(Inotify* inotify);
+
+  // Scans the whole directory (again), streaming. A scan in progress restarts.
+  void Rescan();
+  // Called once per loop turn: resumes a scan paused while ENQUEUE was behind.
+  void Tick();
+  // Stops scanning and settling; inotify events are ignored from now on.
+  void Stop();
+
+  const Counters& counters() const { return counters_; }
+
+ private:
+  void OnEvent(uint32_t mask, std::string_view name);
+  void OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error);
+  // A name believed complete: filters it, then enqueues or lets it settle.
+  void Consider(const std::string& name, const struct stat& st, bool from_scan);
+  void Skip(const std::string& name, mode_t mode);
+  void Settle(const std::string& name, int64_t due_ms, bool from_scan);
+  void ArmSettleTimer();
+  void OnSettleTimer();
+
+  const QueueConfig& q_;
+  Loop* const loop_;
+  QueueRunner* const runner_;
+  std::unordered_set<std::string> own_dirs_;  // success/failure dirs inside `watch`
+  const bool forget_on_leave_;                // a keep disposition leaves markers to drop
+  std::unique_ptr<DirScanner> scanner_;
+  bool scan_paused_ = false;
+  bool stopped_ = false;
+
+  struct Waiting {
+    int64_t due_ms;
+    bool from_scan;
+  };
+  std::map<std::string, Waiting> waiting_;             // name -> when to look again
+  std::set<std::pair<int64_t, std::string>> by_due_;   // (due_ms, name): the timer's order
+  UvHandle<uv_timer_t> settle_timer_;
+  Counters counters_;
+};
+
+}  // namespace dropq

@@ -1,0 +1,218 @@
+#include "daemon/redis_conn.h"
+
+#include <memory>
+
+#include <fcntl.h>
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "common/check.h"
+#include "common/log.h"
+
+namespace dropq {
+
+namespace {
+constexpr int kConnectTimeoutMs = 3000;
+constexpr int kMaxBackoffMs = 5000;
+}  // namespace
+
+struct RedisConn::PendingCall {
+  RedisConn* conn;
+  Callback cb;
+};
+
+RedisConn::RedisConn(Loop* loop, RedisUrl url, Hooks hooks)
+    : loop_(loop), url_(std::move(url)), hooks_(std::move(hooks)) {
+  auto t = UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(t.ok());
+  timer_ = std::move(*t);
+  timer_.get()->data = this;
+}
+
+RedisConn::~RedisConn() {
+  stopping_ = true;
+  if (ac_ != nullptr) {
+    ac_->data = nullptr;  // callbacks run below must not reach *this
+    // Runs pending callbacks now with reply == nullptr; their PendingCalls
+    // are freed there and their user callbacks see an Error.
+    redisAsyncFree(std::exchange(ac_, nullptr));
+  }
+}
+
+void RedisConn::Start() { Connect(); }
+
+void RedisConn::Stop() {
+  stopping_ = true;
+  uv_timer_stop(timer_.get());
+  if (ac_ != nullptr) redisAsyncDisconnect(ac_);  // after pending replies arrive
+}
+
+void RedisConn::Connect() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (stopping_) return;
+  ac_ = url_.unix_socket ? redisAsyncConnectUnix(url_.path.c_str())
+                         : redisAsyncConnect(url_.host.c_str(), url_.port);
+  if (ac_ == nullptr || ac_->err) {
+    const std::string why = ac_ ? ac_->errstr : "out of memory";
+    if (ac_ != nullptr) redisAsyncFree(std::exchange(ac_, nullptr));
+    if (why != last_error_) {
+      LogError("redis.down", {{"addr", url_.Display()}, {"err", why}, {"retry_ms", backoff_ms_}});
+      last_error_ = why;
+    }
+    ScheduleReconnect();
+    return;
+  }
+  // hiredis 0.14 opens its socket without FD_CLOEXEC: a handler must not inherit it.
+  if (ac_->c.fd >= 0) fcntl(ac_->c.fd, F_SETFD, fcntl(ac_->c.fd, F_GETFD) | FD_CLOEXEC);
+  ac_->data = this;
+  redisLibuvAttach(ac_, loop_->get());
+  redisAsyncSetConnectCallback(ac_, &RedisConn::OnConnect);
+  redisAsyncSetDisconnectCallback(ac_, &RedisConn::OnDisconnect);
+  // Log in before anything else: hiredis sends queued commands in order once connected.
+  if (!url_.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!url_.user.empty()) auth.push_back(url_.user);
+    auth.push_back(url_.password);
+    Command(std::move(auth), [this](Result<Reply> r) {
+      if (r.ok() && r->is_error()) LogError("redis.auth", {{"addr", url_.Display()}, {"err", r->str}});
+    });
+  }
+  if (url_.db != 0) {
+    Command({"SELECT", std::to_string(url_.db)}, [this](Result<Reply> r) {
+      if (r.ok() && r->is_error()) LogError("redis.select", {{"addr", url_.Display()}, {"err", r->str}});
+    });
+  }
+  // 0.14.1's adapter may never report a refused connect: give up on our own.
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<RedisConn*>(t->data);
+        if (self->ac_ == nullptr || self->up_) return;
+        const std::string why = "connect timed out";
+        if (why != self->last_error_) {
+          LogError("redis.down", {{"addr", self->url_.Display()}, {"err", why}});
+          self->last_error_ = why;
+        }
+        self->ac_->data = nullptr;
+        redisAsyncFree(std::exchange(self->ac_, nullptr));
+        self->ScheduleReconnect();
+      },
+      kConnectTimeoutMs, 0);
+}
+
+void RedisConn::ScheduleReconnect() {
+  if (stopping_) return;
+  uv_timer_start(
+      timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<RedisConn*>(t->data);
+        self->Connect();
+      },
+      static_cast<uint64_t>(backoff_ms_), 0);
+  backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
+}
+
+void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
+  auto* self = static_cast<RedisConn*>(ac->data);
+  if (self == nullptr) return;
+  uv_timer_stop(self->timer_.get());
+  if (status != REDIS_OK) {
+    const std::string why = ac->errstr;
+    self->ac_ = nullptr;  // hiredis frees a context whose connect failed
+    if (why != self->last_error_) {
+      LogError("redis.down",
+               {{"addr", self->url_.Display()}, {"err", why}, {"retry_ms", self->backoff_ms_}});
+      self->last_error_ = why;
+    }
+    self->ScheduleReconnect();
+    return;
+  }
+  self->up_ = true;
+  self->backoff_ms_ = 100;
+  LogInfo("redis.up", {{"addr", self->url_.Display()}});
+  self->last_error_.clear();
+  if (self->hooks_.up) self->hooks_.up();
+}
+
+void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
+  auto* self = static_cast<RedisConn*>(ac->data);
+  if (self == nullptr) return;
+  self->ac_ = nullptr;  // hiredis frees the context after this callback
+  const bool was_up = std::exchange(self->up_, false);
+  if (self->stopping_) return;
+  const std::string why = status == REDIS_OK ? "closed" : ac->errstr;
+  LogError("redis.down", {{"addr", self->url_.Display()}, {"err", why}});
+  self->last_error_ = why;
+  if (was_up && self->hooks_.down) self->hooks_.down();
+  self->ScheduleReconnect();
+}
+
+void RedisConn::Fail(Callback cb, std::string why) {
+  loop_->Post([cb = std::move(cb), why = std::move(why)]() {
+    cb(Error{Errc::kRedis, why});
+  });
+}
+
+void RedisConn::Command(std::vector<std::string> argv, Callback cb) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (ac_ == nullptr || stopping_) {
+    Fail(std::move(cb), "redis not connected");
+    return;
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* call = new PendingCall{this, std::move(cb)};
+  if (redisAsyncCommandArgv(ac_, &RedisConn::OnReply, call, static_cast<int>(argv.size()),
+                            ptrs.data(), lens.data()) != REDIS_OK) {
+    Callback failed = std::move(call->cb);
+    delete call;  // a failed send never calls back: the sender frees it
+    Fail(std::move(failed), "redis send failed");
+    return;
+  }
+  ++commands_sent_;
+}
+
+void RedisConn::Eval(const Script& script, const std::string& key_base,
+                     std::vector<std::string> args, Callback cb) {
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 4);
+  argv.push_back("EVALSHA");
+  argv.push_back(script.sha1);
+  argv.push_back("1");
+  argv.push_back(key_base);
+  for (auto& a : args) argv.push_back(std::move(a));
+  // On NOSCRIPT, the same arguments go again as EVAL, which also caches the script.
+  auto retry_argv = std::make_shared<std::vector<std::string>>(argv);
+  Command(std::move(argv), [this, &script, retry_argv, cb = std::move(cb)](Result<Reply> r) mutable {
+    if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+      (*retry_argv)[0] = "EVAL";
+      (*retry_argv)[1] = std::string(script.body);
+      Command(std::move(*retry_argv), std::move(cb));
+      return;
+    }
+    cb(std::move(r));
+  });
+}
+
+void RedisConn::OnReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) noexcept {
+  std::unique_ptr<PendingCall> call(static_cast<PendingCall*>(privdata));
+  const auto* r = static_cast<const redisReply*>(reply);  // hiredis frees it after we return
+  try {
+    if (r == nullptr) {
+      call->cb(Error{Errc::kRedis, "redis connection lost"});
+    } else {
+      call->cb(Reply::CopyOf(*r));
+    }
+  } catch (const std::exception& e) {
+    LogError("redis.callback", {{"err", e.what()}});
+  }
+}
+
+}  // namespace dropq

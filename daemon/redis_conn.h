@@ -1,0 +1,90 @@
+// RedisConn is dropqd's one asynchronous Redis connection, driven by the
+// libuv loop through hiredis' libuv adapter. hiredis pipelines by itself:
+// commands sent before the first reply arrives share round trips.
+//
+// It connects, authenticates and selects the database, and when the
+// connection drops or cannot be made it reconnects with exponential backoff
+// (100 ms doubling to 5 s). hiredis 0.14.1's libuv adapter drops poll errors,
+// so a refused connect may never reach the connect callback: a connect timer
+// gives up on such an attempt and frees the context itself.
+//
+// Ownership: hiredis frees the context itself after the disconnect callback
+// and after a failed connect; those callbacks null ac_. Replies belong to
+// hiredis and die when the callback returns: callbacks get an owned copy.
+//
+// Thread: loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/redis_url.h"
+#include "daemon/loop.h"
+#include "daemon/uv_handle.h"
+#include "store/reply.h"
+#include "store/scripts.h"
+
+struct redisAsyncContext;
+
+namespace dropq {
+
+class RedisConn {
+ public:
+  using Callback = std::function<void(Result<Reply>)>;
+
+  struct Hooks {
+    std::function<void()> up;    // connected and authenticated: resend, reconcile
+    std::function<void()> down;  // the connection was lost (or an attempt failed)
+  };
+
+  // `loop` must outlive this connection. Nothing happens until Start().
+  RedisConn(Loop* loop, RedisUrl url, Hooks hooks);
+  ~RedisConn();
+  RedisConn(const RedisConn&) = delete;
+  RedisConn& operator=(const RedisConn&) = delete;
+
+  void Start();
+  // Disconnects after every command sent so far has been answered, and stops
+  // reconnecting. The down hook is not called.
+  void Stop();
+
+  bool up() const { return up_; }
+
+  // Sends one command. `cb` runs exactly once on the loop thread, on a later
+  // turn: with the reply (which may be a Redis error reply), or with an Error
+  // (Errc::kRedis) if the connection is down or drops before the reply.
+  void Command(std::vector<std::string> argv, Callback cb);
+
+  // Runs `script` with KEYS[1] = key_base: EVALSHA, and EVAL once if Redis
+  // does not know the script yet (after a restart, or on a new connection).
+  void Eval(const Script& script, const std::string& key_base, std::vector<std::string> args,
+            Callback cb);
+
+  // Commands sent on this connection since start (for the summary line).
+  uint64_t commands_sent() const { return commands_sent_; }
+
+ private:
+  struct PendingCall;
+  void Connect();
+  void ScheduleReconnect();
+  void Fail(Callback cb, std::string why);
+  static void OnConnect(const redisAsyncContext* ac, int status) noexcept;
+  static void OnDisconnect(const redisAsyncContext* ac, int status) noexcept;
+  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+
+  Loop* const loop_;
+  const RedisUrl url_;
+  const Hooks hooks_;
+  redisAsyncContext* ac_ = nullptr;  // owned; null when hiredis freed it
+  UvHandle<uv_timer_t> timer_;       // connect timeout, then reconnect backoff
+  bool up_ = false;
+  bool stopping_ = false;
+  int backoff_ms_ = 100;
+  uint64_t commands_sent_ = 0;
+  std::string last_error_;           // logged once per outage, not per attempt
+};
+
+}  // namespace dropq

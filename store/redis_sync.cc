@@ -1,0 +1,72 @@
+#include "store/redis_sync.h"
+
+#include <hiredis/hiredis.h>
+
+namespace dropq {
+
+Result<std::unique_ptr<RedisSync>> RedisSync::Connect(const RedisUrl& url,
+                                                      std::chrono::milliseconds timeout) {
+  struct timeval tv;
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  redisContext* c = url.unix_socket ? redisConnectUnixWithTimeout(url.path.c_str(), tv)
+                                    : redisConnectWithTimeout(url.host.c_str(), url.port, tv);
+  if (c == nullptr) return Error{Errc::kRedis, "redis at " + url.Display() + ": out of memory"};
+  if (c->err) {
+    std::string why = c->errstr;
+    redisFree(c);
+    return Error{Errc::kRedis, "redis at " + url.Display() + ": " + why};
+  }
+  redisSetTimeout(c, tv);
+  std::unique_ptr<RedisSync> conn(new RedisSync(c));
+  if (!url.password.empty()) {
+    std::vector<std::string> auth = {"AUTH"};
+    if (!url.user.empty()) auth.push_back(url.user);
+    auth.push_back(url.password);
+    auto r = conn->Command(auth);
+    if (!r.ok()) return r.error();
+    if (r->is_error()) return Error{Errc::kRedis, "redis at " + url.Display() + ": " + r->str};
+  }
+  if (url.db != 0) {
+    auto r = conn->Command({"SELECT", std::to_string(url.db)});
+    if (!r.ok()) return r.error();
+    if (r->is_error()) return Error{Errc::kRedis, "redis at " + url.Display() + ": " + r->str};
+  }
+  return conn;
+}
+
+RedisSync::~RedisSync() { redisFree(c_); }
+
+Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c_, static_cast<int>(argv.size()), ptrs.data(), lens.data()));
+  if (r == nullptr) {
+    return Error{Errc::kRedis, std::string("redis: ") + (c_->err ? c_->errstr : "no reply")};
+  }
+  Reply out = Reply::CopyOf(*r);
+  freeReplyObject(r);  // synchronous API: the reply is ours to free
+  return out;
+}
+
+Result<Reply> RedisSync::Eval(const Script& script, const std::string& key_base,
+                              const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"EVALSHA", script.sha1, "1", key_base};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = Command(argv);
+  if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+    argv[0] = "EVAL";
+    argv[1] = std::string(script.body);
+    r = Command(argv);
+  }
+  return r;
+}
+
+}  // namespace dropq

@@ -1,0 +1,42 @@
+// RedisSync is a plain blocking Redis client over hiredis' synchronous API,
+// for dropqctl and tests. dropqd never uses it: the daemon talks to Redis
+// only through its async connection on the loop. Thread: owner.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/redis_url.h"
+#include "store/reply.h"
+#include "store/scripts.h"
+
+struct redisContext;
+
+namespace dropq {
+
+class RedisSync {
+ public:
+  // Connects, authenticates and selects the database. Errc::kRedis on failure.
+  static Result<std::unique_ptr<RedisSync>> Connect(const RedisUrl& url,
+                                                    std::chrono::milliseconds timeout);
+  ~RedisSync();
+  RedisSync(const RedisSync&) = delete;
+  RedisSync& operator=(const RedisSync&) = delete;
+
+  // Sends one command and waits for its reply. A Redis error reply is a
+  // Reply of type kError, not an Error; a broken connection is an Error.
+  Result<Reply> Command(const std::vector<std::string>& argv);
+
+  // Runs `script` with KEYS = {key_base} (EVALSHA, falling back to EVAL).
+  Result<Reply> Eval(const Script& script, const std::string& key_base,
+                     const std::vector<std::string>& args);
+
+ private:
+  explicit RedisSync(redisContext* c) : c_(c) {}
+  redisContext* c_;
+};
+
+}  // namespace dropq

@@ -1,0 +1,332 @@
+#include "store/scripts.h"
+
+#include <openssl/evp.h>
+
+#include "common/escape.h"
+
+namespace dropq {
+namespace {
+
+std::string Sha1Hex(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha1(), nullptr);
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+Script Make(std::string_view name, std::string_view body) {
+  return Script{name, body, Sha1Hex(body)};
+}
+
+// ARGV: now_ms, then (id, name, ident, size) per file.
+// Returns one integer per file: 1 enqueued, 0 already known (a live job holds
+// the name, or the file was handled with this very identity).
+constexpr std::string_view kEnqueue = R"lua(
+local base = KEYS[1]
+local now = ARGV[1]
+local files = base .. 'files'
+local out = {}
+local n = 0
+for i = 2, #ARGV, 4 do
+  local id, name, ident = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local cur = redis.call('HGET', files, name)
+  local take
+  if not cur then
+    take = true
+  elseif string.sub(cur, 1, 1) == '~' then
+    take = (cur ~= '~' .. ident)
+  else
+    take = (redis.call('EXISTS', base .. 'job:' .. cur) == 0)
+  end
+  if take then
+    redis.call('HSET', base .. 'job:' .. id, 'name', name, 'size', ARGV[i + 3],
+               'ident', ident, 'state', 'pending', 'enq', now)
+    redis.call('HSET', files, name, id)
+    redis.call('LPUSH', base .. 'pending', id)
+    n = n + 1
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if n > 0 then redis.call('HINCRBY', base .. 'stats', 'enqueued', n) end
+return out
+)lua";
+
+// ARGV: now_ms, instance, max. Returns (id, name, ident, attempt) per claimed job.
+constexpr std::string_view kClaim = R"lua(
+local base = KEYS[1]
+local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local pending, active = base .. 'pending', base .. 'active'
+local out = {}
+local stale = 0
+while #out < max * 4 do
+  local id = redis.call('RPOP', pending)
+  if not id then break end
+  local key = base .. 'job:' .. id
+  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state')
+  if f[1] and f[4] == 'pending' then
+    redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
+    redis.call('ZADD', active, now, id)
+    out[#out + 1] = id
+    out[#out + 1] = f[1]
+    out[#out + 1] = f[2] or ''
+    out[#out + 1] = f[3] or '0'
+  else
+    stale = stale + 1
+  end
+end
+if stale > 0 then redis.call('HINCRBY', base .. 'stats', 'stale_pending', stale) end
+return out
+)lua";
+
+// ARGV: instance, now_ms, then (id, attempt) per job.
+constexpr std::string_view kStarted = R"lua(
+local base = KEYS[1]
+local inst, now = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+  local key = base .. 'job:' .. ARGV[i]
+  local f = redis.call('HMGET', key, 'owner', 'state')
+  if f[1] == inst and f[2] == 'active' then
+    redis.call('HSET', key, 'attempt', ARGV[i + 1], 'started', now)
+  end
+end
+return 0
+)lua";
+
+// ARGV: instance, then (id, nfields, field, value, ...) per job.
+// Records an outcome before the file moves: phase=disposing plus the fields.
+// Returns 1 per job recorded, 0 per job this instance does not own.
+constexpr std::string_view kRecord = R"lua(
+local base = KEYS[1]
+local inst = ARGV[1]
+local out = {}
+local i = 2
+while i <= #ARGV do
+  local id, nf = ARGV[i], tonumber(ARGV[i + 1])
+  local key = base .. 'job:' .. id
+  local f = redis.call('HMGET', key, 'owner', 'state')
+  if f[1] == inst and f[2] == 'active' then
+    local kv = {'phase', 'disposing'}
+    for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 2 + k] end
+    redis.call('HSET', key, unpack(kv))
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  i = i + 2 + 2 * nf
+end
+return out
+)lua";
+
+// ARGV: instance, now_ms, keep_done, then per job
+//   (id, state 'done'|'failed', files value ('' = remove), nfields, field, value, ...).
+// Returns 1 per job acknowledged, 0 per job this instance does not own.
+constexpr std::string_view kAck = R"lua(
+local base = KEYS[1]
+local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local files = base .. 'files'
+local out = {}
+local ndone, nfailed = 0, 0
+local i = 4
+while i <= #ARGV do
+  local id, state, fv, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local key = base .. 'job:' .. id
+  local f = redis.call('HMGET', key, 'owner', 'state', 'name')
+  if f[1] == inst and f[2] == 'active' then
+    local kv = {'state', state, 'finished', now}
+    for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 4 + k] end
+    redis.call('HSET', key, unpack(kv))
+    redis.call('HDEL', key, 'phase')
+    redis.call('ZREM', base .. 'active', id)
+    redis.call('ZADD', base .. state, now, id)
+    if redis.call('HGET', files, f[3]) == id then
+      if fv == '' then redis.call('HDEL', files, f[3]) else redis.call('HSET', files, f[3], fv) end
+    end
+    if state == 'done' then ndone = ndone + 1 else nfailed = nfailed + 1 end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  i = i + 4 + 2 * nf
+end
+if nfailed > 0 then redis.call('HINCRBY', base .. 'stats', 'failed', nfailed) end
+if ndone > 0 then
+  redis.call('HINCRBY', base .. 'stats', 'done', ndone)
+  local done = base .. 'done'
+  local excess = redis.call('ZCARD', done) - keep
+  if excess > 0 then
+    local old = redis.call('ZRANGE', done, 0, excess - 1)
+    for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
+    redis.call('ZREMRANGEBYRANK', done, 0, excess - 1)
+  end
+end
+return out
+)lua";
+
+// ARGV: instance, then (id, interrupted '0'|'1') per job. Own active jobs go
+// back to the front of pending; the attempt count stays as it is.
+constexpr std::string_view kRelease = R"lua(
+local base = KEYS[1]
+local inst = ARGV[1]
+local n, ni = 0, 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  local key = base .. 'job:' .. id
+  local f = redis.call('HMGET', key, 'owner', 'state')
+  if f[1] == inst and f[2] == 'active' then
+    redis.call('HSET', key, 'state', 'pending')
+    redis.call('HDEL', key, 'owner', 'claimed', 'phase')
+    redis.call('ZREM', base .. 'active', id)
+    redis.call('RPUSH', base .. 'pending', id)
+    if ARGV[i + 1] == '1' then
+      redis.call('HINCRBY', key, 'interrupted', 1)
+      redis.call('HSET', key, 'result', 'interrupted')
+      ni = ni + 1
+    end
+    n = n + 1
+  end
+end
+if ni > 0 then redis.call('HINCRBY', base .. 'stats', 'interrupted', ni) end
+return n
+)lua";
+
+// ARGV: instance, then the ids this instance holds (in memory, running, or
+// with an outcome not yet acknowledged). Every other active job it owns goes
+// back to the front of pending; one that had started is marked interrupted.
+// Returns the requeued ids.
+constexpr std::string_view kRequeue = R"lua(
+local base = KEYS[1]
+local inst = ARGV[1]
+local held = {}
+for i = 2, #ARGV do held[ARGV[i]] = true end
+local out = {}
+local ni = 0
+for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
+  if not held[id] then
+    local key = base .. 'job:' .. id
+    local f = redis.call('HMGET', key, 'owner', 'state', 'claimed', 'started')
+    if not f[2] then
+      redis.call('ZREM', base .. 'active', id)
+    elseif f[1] == inst and f[2] == 'active' then
+      redis.call('HSET', key, 'state', 'pending')
+      redis.call('HDEL', key, 'owner', 'claimed', 'phase')
+      redis.call('ZREM', base .. 'active', id)
+      redis.call('RPUSH', base .. 'pending', id)
+      if f[4] and tonumber(f[4]) >= tonumber(f[3] or '0') then
+        redis.call('HINCRBY', key, 'interrupted', 1)
+        redis.call('HSET', key, 'result', 'interrupted')
+        ni = ni + 1
+      end
+      out[#out + 1] = id
+    end
+  end
+end
+if ni > 0 then redis.call('HINCRBY', base .. 'stats', 'interrupted', ni) end
+return out
+)lua";
+
+// ARGV: names of files that left the watched directory. Drops their
+// "handled" markers; a live job's entry stays.
+constexpr std::string_view kForget = R"lua(
+local files = KEYS[1] .. 'files'
+local n = 0
+for i = 1, #ARGV do
+  local cur = redis.call('HGET', files, ARGV[i])
+  if cur and string.sub(cur, 1, 1) == '~' then
+    redis.call('HDEL', files, ARGV[i])
+    n = n + 1
+  end
+end
+return n
+)lua";
+
+// ARGV: id. A failed (or half-retried) job becomes 'retrying' and takes its
+// name in :files, so the watcher does not make a second job when the file
+// comes back. Returns {name, disposed_to, ident} or an error.
+constexpr std::string_view kRetryPrepare = R"lua(
+local base = KEYS[1]
+local id = ARGV[1]
+local key = base .. 'job:' .. id
+local f = redis.call('HMGET', key, 'state', 'name', 'disposed_to', 'ident')
+if not f[1] then return redis.error_reply('NOTFOUND no such job') end
+if f[1] ~= 'failed' and f[1] ~= 'retrying' then
+  return redis.error_reply('WRONGSTATE job is ' .. f[1] .. ', not failed')
+end
+local cur = redis.call('HGET', base .. 'files', f[2])
+if cur and cur ~= id and string.sub(cur, 1, 1) ~= '~' and
+   redis.call('EXISTS', base .. 'job:' .. cur) == 1 then
+  return redis.error_reply('BUSY job ' .. cur .. ' holds the name')
+end
+redis.call('HSET', key, 'state', 'retrying')
+redis.call('HSET', base .. 'files', f[2], id)
+return {f[2], f[3] or '', f[4] or ''}
+)lua";
+
+// ARGV: id, now_ms. The file is back in place: the job goes to pending with
+// its attempts reset and its last result kept as last_result.
+constexpr std::string_view kRetryCommit = R"lua(
+local base = KEYS[1]
+local id, now = ARGV[1], ARGV[2]
+local key = base .. 'job:' .. id
+if redis.call('HGET', key, 'state') ~= 'retrying' then
+  return redis.error_reply('WRONGSTATE job is not being retried')
+end
+local last = redis.call('HGET', key, 'result')
+if last then redis.call('HSET', key, 'last_result', last) end
+redis.call('HDEL', key, 'owner', 'claimed', 'started', 'finished', 'phase', 'result', 'exit',
+           'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to')
+redis.call('HSET', key, 'state', 'pending', 'attempt', 0, 'enq', now)
+redis.call('HINCRBY', key, 'retried', 1)
+redis.call('ZREM', base .. 'failed', id)
+redis.call('LPUSH', base .. 'pending', id)
+redis.call('HINCRBY', base .. 'stats', 'retried', 1)
+return 1
+)lua";
+
+// ARGV: id, files value ('' = remove). Undoes RETRY_PREPARE when the file
+// could not be put back.
+constexpr std::string_view kRetryAbort = R"lua(
+local base = KEYS[1]
+local id, fv = ARGV[1], ARGV[2]
+local key = base .. 'job:' .. id
+if redis.call('HGET', key, 'state') ~= 'retrying' then return 0 end
+redis.call('HSET', key, 'state', 'failed')
+local name = redis.call('HGET', key, 'name')
+if redis.call('HGET', base .. 'files', name) == id then
+  if fv == '' then redis.call('HDEL', base .. 'files', name)
+  else redis.call('HSET', base .. 'files', name, fv) end
+end
+return 1
+)lua";
+
+}  // namespace
+
+#define DROPQ_SCRIPT(fn, name, body)  \
+  const Script& fn() {                \
+    static const Script s = Make(name, body); \
+    return s;                         \
+  }
+DROPQ_SCRIPT(EnqueueScript, "enqueue", kEnqueue)
+DROPQ_SCRIPT(ClaimScript, "claim", kClaim)
+DROPQ_SCRIPT(StartedScript, "started", kStarted)
+DROPQ_SCRIPT(RecordScript, "record", kRecord)
+DROPQ_SCRIPT(AckScript, "ack", kAck)
+DROPQ_SCRIPT(ReleaseScript, "release", kRelease)
+DROPQ_SCRIPT(RequeueScript, "requeue", kRequeue)
+DROPQ_SCRIPT(ForgetScript, "forget", kForget)
+DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
+DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)
+DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)
+#undef DROPQ_SCRIPT
+
+const Script* const* AllScripts(size_t* count) {
+  static const Script* const all[] = {
+      &EnqueueScript(),      &ClaimScript(),       &StartedScript(),    &RecordScript(),
+      &AckScript(),          &ReleaseScript(),     &RequeueScript(),    &ForgetScript(),
+      &RetryPrepareScript(), &RetryCommitScript(), &RetryAbortScript()};
+  *count = sizeof all / sizeof all[0];
+  return all;
+}
+
+}  // namespace dropq

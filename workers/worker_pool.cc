@@ -1,0 +1,76 @@
+#include "workers/worker_pool.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/file_kind.h"
+#include "common/log.h"
+
+namespace dropq {
+
+WorkerPool::WorkerPool(std::string watch_dir, int workers, JobQueue* queue, Handler* handler,
+                       Hooks hooks)
+    : watch_dir_(std::move(watch_dir)),
+      workers_(workers),
+      queue_(queue),
+      handler_(handler),
+      hooks_(std::move(hooks)) {}
+
+WorkerPool::~WorkerPool() { Join(); }
+
+void WorkerPool::Start() {
+  threads_.reserve(static_cast<size_t>(workers_));
+  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+void WorkerPool::Join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void WorkerPool::Run() noexcept {
+  try {
+    while (std::optional<Job> job = queue_->Pop()) hooks_.finished(RunOne(std::move(*job)));
+  } catch (const std::exception& e) {
+    // Only allocation failures can get here; Redis still holds every job.
+    LogError("worker.crash", {{"err", e.what()}});
+    std::abort();
+  }
+  hooks_.exited();
+}
+
+Outcome WorkerPool::RunOne(Job job) {
+  const std::string path = watch_dir_ + "/" + job.name;
+  struct stat st;
+  Outcome out;
+  if (lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    out.result = err == ENOENT ? RunResult::kVanished : RunResult::kError;
+    out.error = "lstat: " + std::string(std::strerror(err));
+    out.started_ms = NowUnixMs();
+  } else if (!S_ISREG(st.st_mode)) {
+    out.result = RunResult::kError;
+    out.error = "not a regular file (" + std::string(FileKindName(st.st_mode)) + ")";
+    out.started_ms = NowUnixMs();
+  } else {
+    // Count the attempt before the handler starts: `attempt` is the number of
+    // runs started, and a run that dropqd loses mid-way still counts.
+    job.attempt += 1;
+    hooks_.started(job);
+    out = handler_->Run(job, path, cancel_);
+    // The identity recorded is the one the file has after the run, so that a
+    // handler that touches its file does not make it look new after a restart.
+    struct stat after;
+    out.ident = FileIdentity::FromStat(
+        lstat(path.c_str(), &after) == 0 && after.st_ino == st.st_ino ? after : st);
+  }
+  out.job = std::move(job);
+  return out;
+}
+
+}  // namespace dropq
