@@ -1,0 +1,71 @@
+// DropqEnv is the world of one end-to-end test: a private redis-server, a
+// temporary directory with inbox/, done/ and failed/, a config file, and the
+// real dropqd binary started as a child process. Tests drive it only through
+// files, signals, redis-cli-like commands and dropqctl.
+// Thread: owner (the test).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+
+namespace dropq::test {
+
+struct QueueSpec {
+  std::string name = "q";
+  // The YAML of the handler map's entries, e.g. "builtin: noop" or
+  // "exec: [\"/bin/sh\", \"-c\", \"...\", \"sh\", \"{path}\"]\ntimeout: 5s".
+  std::string handler = "builtin: noop";
+  std::string on_success = "done";   // "done" | "failed" (move_to that dir), "keep", "delete"
+  std::string on_failure = "failed"; // "failed" (move_to failed/), "keep"
+  int workers = 2;
+  int capacity = 0;                  // 0: the default
+  std::string settle = "0s";
+  std::string extra;                 // more queue keys, one per line, e.g. "exclude: [\"*.log\"]"
+};
+
+class DropqEnv {
+ public:
+  DropqEnv();
+  ~DropqEnv();
+
+  // Writes the config for one queue and returns its path.
+  std::string WriteConfig(const QueueSpec& q, const std::string& top_extra = "");
+
+  // Starts dropqd with the written config; waits until its start-up scan
+  // finished (log line scan.done). Returns false if it did not get there.
+  bool Start();
+  // Sends `sig` and waits for the exit status (nullopt on timeout).
+  std::optional<int> Stop(int sig = 15, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  Process* daemon() { return daemon_.get(); }
+  std::string DaemonLog() const;
+
+  // Runs build/dropqctl --config <config> args...
+  CommandResult Ctl(std::vector<std::string> args);
+
+  // Key of queue `queue` in Redis: "dropq:{<queue>}:<suffix>".
+  static std::string Key(const std::string& queue, const std::string& suffix) {
+    return "dropq:{" + queue + "}:" + suffix;
+  }
+
+  RedisServer redis;
+  TempDir tmp;
+  std::string inbox, done, failed, config;
+
+ private:
+  std::unique_ptr<Process> daemon_;
+  int starts_ = 0;
+};
+
+// The names (not paths) of the entries of `dir`, sorted.
+std::vector<std::string> ListDir(const std::string& dir);
+
+// dropqd's resident set size in KiB (VmRSS), or -1.
+long RssKiB(pid_t pid);
+
+}  // namespace dropq::test
