@@ -36,6 +36,11 @@ bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
+  LogList(level, event, std::vector<LogField>(fields));
+}
+
+void LogList(LogLevel level, std::string_view event, const std::vector<LogField>& fields) {
+  if (!LogEnabled(level)) return;
   static constexpr const char* kSyslog[] = {"<7>", "<6>", "<4>", "<3>"};
   static constexpr const char* kNames[] = {"debug", "info ", "warn ", "error"};
   const int li = static_cast<int>(level);

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace dropq {
 
@@ -39,6 +40,8 @@ struct LogField {
 
 // Writes one line if `level` is enabled.
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
+// The same, for a line whose fields depend on the event.
+void LogList(LogLevel level, std::string_view event, const std::vector<LogField>& fields);
 
 inline void LogDebug(std::string_view e, std::initializer_list<LogField> f = {}) {
   if (LogEnabled(LogLevel::kDebug)) Log(LogLevel::kDebug, e, f);

@@ -226,10 +226,16 @@ void QueueRunner::OnFinished(Outcome&& o) {
     ++counters_.vanished;
     LogWarn("job.vanished", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
   } else {
-    LogWarn("job.failed", {{"queue", q_.name}, {"job", o.job.id}, {"path", path},
-                           {"attempt", o.job.attempt}, {"result", RunResultName(o.result)},
-                           {"exit", o.exit_code}, {"signal", o.signal}, {"ms", o.duration_ms},
-                           {"err", o.error}});
+    std::vector<LogField> f = {{"queue", q_.name},
+                               {"job", o.job.id},
+                               {"path", path},
+                               {"attempt", o.job.attempt},
+                               {"result", RunResultName(o.result)}};
+    if (o.result == RunResult::kExit) f.emplace_back("exit", o.exit_code);
+    if (o.signal != 0) f.emplace_back("signal", o.signal);
+    f.emplace_back("ms", o.duration_ms);
+    if (!o.error.empty()) f.emplace_back("err", o.error);
+    LogList(LogLevel::kWarn, "job.failed", f);
   }
   const Disposition& d = ok ? q_.on_success : q_.on_failure;
   if (o.result == RunResult::kVanished) {

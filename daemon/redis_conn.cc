@@ -45,7 +45,15 @@ void RedisConn::Start() { Connect(); }
 void RedisConn::Stop() {
   stopping_ = true;
   uv_timer_stop(timer_.get());
-  if (ac_ != nullptr) redisAsyncDisconnect(ac_);  // after pending replies arrive
+  if (ac_ == nullptr) return;
+  if (up_) {
+    redisAsyncDisconnect(ac_);  // once the pending replies are in; OnDisconnect nulls ac_
+  } else {
+    // Still connecting: nothing can be answered. Free it now (queued commands
+    // get their callbacks with an Error).
+    ac_->data = nullptr;
+    redisAsyncFree(std::exchange(ac_, nullptr));
+  }
 }
 
 void RedisConn::Connect() {
