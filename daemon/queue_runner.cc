@@ -1,6 +1,9 @@
 #include "daemon/queue_runner.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -140,6 +143,67 @@ void QueueRunner::SendForgets() {
   if (forget_batch_.empty()) return;
   redis_->Eval(ForgetScript(), keys_.base(), std::exchange(forget_batch_, {}),
                [](Result<Reply>) {});
+}
+
+namespace {
+// One page of a marker sweep: names checked with lstat on the threadpool.
+struct SweepReq {
+  uv_work_t req;
+  std::string dir;
+  std::vector<std::string> names;  // in: kept names; out: those no longer there
+  std::function<void(std::vector<std::string>)> done;
+};
+}  // namespace
+
+void QueueRunner::SweepMarkers() {
+  if (sweeping_ || !ready_ || draining_) return;
+  sweeping_ = true;
+  SweepPage("0");
+}
+
+void QueueRunner::SweepPage(std::string cursor) {
+  redis_->Command({"HSCAN", keys_.Files(), cursor, "COUNT", "512"}, [this](Result<Reply> r) {
+    if (!r.ok() || r->is_error() || r->elements.size() != 2 || draining_) {
+      sweeping_ = false;
+      return;
+    }
+    auto* w = new SweepReq;
+    w->req.data = w;
+    w->dir = q_.watch;
+    const auto& kv = r->elements[1].elements;
+    for (size_t i = 0; i + 1 < kv.size(); i += 2) {
+      if (kv[i + 1].str.rfind('~', 0) == 0) w->names.push_back(kv[i].str);
+    }
+    w->done = [this, next = r->elements[0].AsString()](std::vector<std::string> gone) {
+      for (auto& name : gone) Forget(name);
+      if (next == "0" || draining_) {
+        sweeping_ = false;
+      } else {
+        SweepPage(next);
+      }
+    };
+    const int rc = uv_queue_work(
+        loop_->get(), &w->req,
+        [](uv_work_t* req) {
+          auto* sw = static_cast<SweepReq*>(req->data);
+          std::vector<std::string> gone;
+          struct stat st;
+          for (auto& n : sw->names) {
+            if (lstat((sw->dir + "/" + n).c_str(), &st) != 0 && errno == ENOENT) {
+              gone.push_back(std::move(n));
+            }
+          }
+          sw->names = std::move(gone);
+        },
+        [](uv_work_t* req, int) {
+          std::unique_ptr<SweepReq> sw(static_cast<SweepReq*>(req->data));
+          sw->done(std::move(sw->names));
+        });
+    if (rc < 0) {
+      delete w;
+      sweeping_ = false;
+    }
+  });
 }
 
 // ---------------------------------------------------------------- claim

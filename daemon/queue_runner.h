@@ -59,6 +59,10 @@ class QueueRunner {
   void Enqueue(const std::string& name, const FileIdentity& ident);
   // A file left the watched directory: drop its "handled" marker.
   void Forget(const std::string& name);
+  // Drops the "handled" markers of kept files that are no longer in the
+  // directory (they left while dropqd was not watching). Walks :files with
+  // HSCAN, checking names on the threadpool; called after a full scan.
+  void SweepMarkers();
   // ENQUEUE batches sent and not yet answered (the scanner paces itself on it).
   int enqueue_backlog() const { return enqueue_inflight_ + (enqueue_batch_.empty() ? 0 : 1); }
   // Set when an ENQUEUE could not be sent: the files are on disk, and the
@@ -118,6 +122,7 @@ class QueueRunner {
   void SendStarted();
   void SendForgets();
   void CheckDrained();
+  void SweepPage(std::string cursor);
   std::vector<std::pair<std::string, std::string>> OutcomeFields(const Outcome& o) const;
 
   const Config& cfg_;
@@ -150,6 +155,7 @@ class QueueRunner {
   std::vector<std::string> ack_ids_;
   std::vector<std::string> release_batch_;       // (id, interrupted) ...
   std::vector<std::string> forget_batch_;
+  bool sweeping_ = false;
   Counters counters_;
 };
 

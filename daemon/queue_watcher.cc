@@ -188,7 +188,11 @@ void QueueWatcher::Rescan() {
 void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error) {
   for (const ScanEntry& e : chunk) Consider(e.name, e.st, true);
   if (last) {
-    if (error != nullptr) LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
+    if (error != nullptr) {
+      LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
+    } else if (forget_on_leave_) {
+      runner_->SweepMarkers();  // kept files that left while nobody watched
+    }
     LogInfo("scan.done", {{"queue", q_.name}});
     return;  // the finished scanner is replaced by the next Rescan()
   }
