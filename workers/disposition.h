@@ -27,4 +27,22 @@ std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
 Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
                             const std::string& job_id);
 
+// Moves `src` to `dst` without ever replacing an existing `dst`:
+// renameat2(RENAME_NOREPLACE), or link(2) + unlink(2) where the filesystem
+// refuses that flag (EINVAL, as NFS does). Returns 0 or an errno value:
+// EEXIST if `dst` is taken, EXDEV across filesystems, ENOENT if `src` (or
+// the directory of `dst`) is missing. `force_link` skips renameat2, so tests
+// can run the fallback on a filesystem that supports the flag.
+int RenameNoReplace(const std::string& src, const std::string& dst, bool force_link = false);
+
+// The cross-filesystem (EXDEV) half of a kMoveTo, callable on its own since
+// tests cannot easily make a second filesystem: copies the regular file `src`
+// to "<d.dir>/.dropq-tmp-<job_id>" (mode, owner when permitted, and times
+// kept), fsyncs it, moves it with RenameNoReplace() to MoveTarget() or, if
+// that is taken, MoveFallbackTarget(), fsyncs `d.dir` and only then unlinks
+// `src`. Returns the final path. Errc::kVanished if `src` does not exist;
+// on any failure `src` stays where it was and no temporary file is left.
+Result<std::string> CopyIntoPlace(const Disposition& d, const std::string& src,
+                                  const std::string& name, const std::string& job_id);
+
 }  // namespace dropq

@@ -1,0 +1,256 @@
+// Disposition on real files: keep, delete, move, the fallback name on a
+// collision (never an overwrite), a vanished source, the link(2) fallback for
+// filesystems without RENAME_NOREPLACE, and the cross-filesystem copy path
+// (called directly: a test cannot easily mount a second filesystem).
+#include "workers/disposition.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace dropq {
+namespace {
+
+using test::Exists;
+using test::ReadFile;
+using test::TempDir;
+using test::WriteFile;
+
+std::set<std::string> ListDir(const std::string& dir) {
+  std::set<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.insert(n);
+  }
+  ::closedir(d);
+  return names;
+}
+
+class DispositionTest : public ::testing::Test {
+ protected:
+  DispositionTest() : in_(tmp_.Mkdir("in")), done_(tmp_.Mkdir("done")) {
+    move_.kind = Disposition::Kind::kMoveTo;
+    move_.dir = done_;
+  }
+
+  // Creates in/<name> holding `content`; returns its path.
+  std::string Src(const std::string& name, const std::string& content) {
+    WriteFile(in_ + "/" + name, content);
+    return in_ + "/" + name;
+  }
+
+  TempDir tmp_;
+  const std::string in_;
+  const std::string done_;
+  Disposition move_;
+};
+
+TEST_F(DispositionTest, TargetNames) {
+  EXPECT_EQ(MoveTarget(move_, "a.png"), done_ + "/a.png");
+  EXPECT_EQ(MoveFallbackTarget(move_, "a.png", "J1"), done_ + "/a.J1.png");
+  EXPECT_EQ(MoveFallbackTarget(move_, "a.tar.gz", "J1"), done_ + "/a.tar.J1.gz");
+  EXPECT_EQ(MoveFallbackTarget(move_, "README", "J1"), done_ + "/README.J1");
+  EXPECT_EQ(MoveFallbackTarget(move_, ".bashrc", "J1"), done_ + "/.bashrc.J1");
+}
+
+TEST_F(DispositionTest, KeepReturnsTheSource) {
+  const std::string src = Src("a.txt", "A");
+  Disposition keep;
+  auto r = Dispose(keep, src, "a.txt", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, src);
+  EXPECT_EQ(ReadFile(src), "A");
+}
+
+TEST_F(DispositionTest, KeepOfVanishedSource) {
+  Disposition keep;
+  auto r = Dispose(keep, in_ + "/gone", "gone", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kVanished);
+}
+
+TEST_F(DispositionTest, DeleteUnlinks) {
+  const std::string src = Src("a.txt", "A");
+  Disposition del;
+  del.kind = Disposition::Kind::kDelete;
+  auto r = Dispose(del, src, "a.txt", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, "");
+  EXPECT_FALSE(Exists(src));
+
+  auto again = Dispose(del, src, "a.txt", "J1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::kVanished);
+}
+
+TEST_F(DispositionTest, MoveToTarget) {
+  const std::string src = Src("a b.txt", "A");
+  auto r = Dispose(move_, src, "a b.txt", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a b.txt");
+  EXPECT_EQ(ReadFile(*r), "A");
+  EXPECT_FALSE(Exists(src));
+}
+
+TEST_F(DispositionTest, CollisionUsesFallbackAndNeverOverwrites) {
+  WriteFile(done_ + "/a.txt", "OLD");
+  WriteFile(done_ + "/README", "OLD README");
+  const std::string src = Src("a.txt", "NEW");
+  const std::string readme = Src("README", "NEW README");
+
+  auto r = Dispose(move_, src, "a.txt", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.J1.txt");
+  EXPECT_EQ(ReadFile(*r), "NEW");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OLD");
+  EXPECT_FALSE(Exists(src));
+
+  auto r2 = Dispose(move_, readme, "README", "J2");
+  ASSERT_TRUE(r2.ok()) << r2.error().what;
+  EXPECT_EQ(*r2, done_ + "/README.J2");
+  EXPECT_EQ(ReadFile(done_ + "/README"), "OLD README");
+}
+
+TEST_F(DispositionTest, BothNamesTakenIsAnErrorAndTouchesNothing) {
+  WriteFile(done_ + "/a.txt", "OLD");
+  WriteFile(done_ + "/a.J1.txt", "OLDER");
+  const std::string src = Src("a.txt", "NEW");
+  auto r = Dispose(move_, src, "a.txt", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_EQ(ReadFile(src), "NEW");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OLD");
+  EXPECT_EQ(ReadFile(done_ + "/a.J1.txt"), "OLDER");
+}
+
+TEST_F(DispositionTest, MoveOfVanishedSource) {
+  auto r = Dispose(move_, in_ + "/gone.txt", "gone.txt", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kVanished);
+  EXPECT_TRUE(ListDir(done_).empty());
+}
+
+TEST_F(DispositionTest, MissingTargetDirectoryIsAnIoErrorNotVanished) {
+  const std::string src = Src("a.txt", "A");
+  Disposition d = move_;
+  d.dir = tmp_.Sub("no-such-dir");
+  auto r = Dispose(d, src, "a.txt", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_EQ(ReadFile(src), "A");
+}
+
+TEST_F(DispositionTest, ConcurrentMovesOfTheSameNameNeverOverwrite) {
+  constexpr int kThreads = 8;
+  std::vector<std::string> srcs;
+  for (int t = 0; t < kThreads; ++t) {
+    const std::string dir = tmp_.Mkdir("in" + std::to_string(t));
+    WriteFile(dir + "/same.txt", "from " + std::to_string(t));
+    srcs.push_back(dir + "/same.txt");
+  }
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = Dispose(move_, srcs[t], "same.txt", "J" + std::to_string(t));
+      if (r.ok() && ReadFile(*r) == "from " + std::to_string(t)) ++ok;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  // One gets the name, one more per job id gets its fallback; each file is
+  // where Dispose() said, with its own content.
+  EXPECT_EQ(ok.load(), kThreads);
+  EXPECT_EQ(ListDir(done_).size(), static_cast<std::size_t>(kThreads));
+}
+
+TEST_F(DispositionTest, LinkFallbackNeverOverwrites) {
+  const std::string src = Src("a.txt", "A");
+  EXPECT_EQ(RenameNoReplace(src, done_ + "/a.txt", /*force_link=*/true), 0);
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "A");
+
+  const std::string src2 = Src("a.txt", "B");
+  EXPECT_EQ(RenameNoReplace(src2, done_ + "/a.txt", /*force_link=*/true), EEXIST);
+  EXPECT_EQ(ReadFile(src2), "B");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "A");
+  EXPECT_EQ(RenameNoReplace(src2, done_ + "/a.txt"), EEXIST);
+  EXPECT_EQ(RenameNoReplace(in_ + "/gone", done_ + "/b.txt", true), ENOENT);
+}
+
+TEST_F(DispositionTest, CopyIntoPlaceCopiesAndRemovesSource) {
+  std::string content;
+  for (int i = 0; i < 300000; ++i) content.push_back(static_cast<char>(i * 7));
+  const std::string src = Src("big.bin", content);
+  ASSERT_EQ(::chmod(src.c_str(), 0640), 0);
+  const struct timespec times[2] = {{1000000000, 5}, {1200000000, 123456789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, src.c_str(), times, 0), 0);
+
+  auto r = CopyIntoPlace(move_, src, "big.bin", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/big.bin");
+  EXPECT_EQ(ReadFile(*r), content);
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ListDir(done_), std::set<std::string>{"big.bin"});  // no temporary left
+  struct stat st;
+  ASSERT_EQ(::stat(r->c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1200000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 123456789);
+}
+
+TEST_F(DispositionTest, CopyIntoPlaceCollisionUsesFallback) {
+  WriteFile(done_ + "/a.txt", "OLD");
+  WriteFile(done_ + "/.dropq-tmp-J1", "leftover of a crashed attempt");
+  const std::string src = Src("a.txt", "NEW");
+  auto r = CopyIntoPlace(move_, src, "a.txt", "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.J1.txt");
+  EXPECT_EQ(ReadFile(*r), "NEW");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OLD");
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ListDir(done_), (std::set<std::string>{"a.txt", "a.J1.txt"}));
+}
+
+TEST_F(DispositionTest, CopyIntoPlaceBothTakenKeepsSourceAndLeavesNoTemporary) {
+  WriteFile(done_ + "/a.txt", "OLD");
+  WriteFile(done_ + "/a.J1.txt", "OLDER");
+  const std::string src = Src("a.txt", "NEW");
+  auto r = CopyIntoPlace(move_, src, "a.txt", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_EQ(ReadFile(src), "NEW");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OLD");
+  EXPECT_EQ(ReadFile(done_ + "/a.J1.txt"), "OLDER");
+  EXPECT_EQ(ListDir(done_), (std::set<std::string>{"a.txt", "a.J1.txt"}));
+}
+
+TEST_F(DispositionTest, CopyIntoPlaceOfVanishedSource) {
+  auto r = CopyIntoPlace(move_, in_ + "/gone", "gone", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kVanished);
+  EXPECT_TRUE(ListDir(done_).empty());
+}
+
+TEST_F(DispositionTest, CopyIntoPlaceRefusesNonRegularFiles) {
+  ASSERT_EQ(::mkfifo((in_ + "/pipe").c_str(), 0644), 0);
+  auto r = CopyIntoPlace(move_, in_ + "/pipe", "pipe", "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Exists(in_ + "/pipe"));
+  EXPECT_TRUE(ListDir(done_).empty());
+}
+
+}  // namespace
+}  // namespace dropq

@@ -1,0 +1,231 @@
+#include "workers/disposition.h"
+
+#include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc >= 2.28, _GNU_SOURCE)
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+#include "common/placeholders.h"
+#include "common/unique_fd.h"
+
+namespace dropq {
+namespace {
+
+constexpr std::size_t kCopyChunk = std::size_t{64} * 1024;
+
+Error Vanished(const std::string& src) { return Error{Errc::kVanished, "file vanished: " + src}; }
+
+// Turns a failed operation on `src` into an Error: kVanished if `src` is
+// gone (ENOENT may also mean a missing target directory, so look), else kIo.
+Error FailedOn(const std::string& what, const std::string& src, int err) {
+  struct stat st;
+  if (err == ENOENT && ::lstat(src.c_str(), &st) != 0 && errno == ENOENT) return Vanished(src);
+  return IoError(what, err);
+}
+
+// Writes all of `n` bytes at `p` to `fd`. Returns 0 or an errno value.
+int WriteAll(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return 0;
+}
+
+// Copies what `in` holds to `out`. Returns 0 or an errno value.
+int CopyData(int in, int out) {
+  std::vector<char> buf(kCopyChunk);
+  while (true) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (int err = WriteAll(out, buf.data(), static_cast<std::size_t>(n))) return err;
+  }
+}
+
+// Unlinks a path on scope exit unless Disarm()ed: the temporary copy.
+class UnlinkGuard {
+ public:
+  explicit UnlinkGuard(std::string path) : path_(std::move(path)) {}
+  ~UnlinkGuard() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  UnlinkGuard(const UnlinkGuard&) = delete;
+  UnlinkGuard& operator=(const UnlinkGuard&) = delete;
+  void Disarm() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+// fsync(2)s the directory `dir`, making the names created in it durable.
+Status SyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return IoError("open " + dir, errno);
+  // EINVAL: a filesystem that cannot sync a directory; nothing more to do there.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) return IoError("fsync " + dir, errno);
+  return OkStatus();
+}
+
+Result<std::string> Move(const Disposition& d, const std::string& src, const std::string& name,
+                         const std::string& job_id) {
+  const std::string primary = MoveTarget(d, name);
+  int err = RenameNoReplace(src, primary);
+  if (err == 0) return primary;
+  if (err == EXDEV) return CopyIntoPlace(d, src, name, job_id);
+  if (err != EEXIST) return FailedOn("move " + src + " -> " + primary, src, err);
+
+  const std::string fallback = MoveFallbackTarget(d, name, job_id);
+  err = RenameNoReplace(src, fallback);
+  if (err == 0) return fallback;
+  if (err == EEXIST) {
+    return Error{Errc::kIo, "move " + src + ": " + primary + " and " + fallback + " both exist"};
+  }
+  return FailedOn("move " + src + " -> " + fallback, src, err);
+}
+
+}  // namespace
+
+std::string MoveTarget(const Disposition& d, const std::string& name) { return d.dir + "/" + name; }
+
+std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
+                               const std::string& job_id) {
+  std::string_view stem, ext;
+  SplitName(name, &stem, &ext);
+  if (ext.empty()) return d.dir + "/" + name + "." + job_id;
+  std::string out = d.dir + "/";
+  out.append(stem);
+  out += ".";
+  out += job_id;
+  out += ".";
+  out.append(ext);
+  return out;
+}
+
+int RenameNoReplace(const std::string& src, const std::string& dst, bool force_link) {
+  if (!force_link) {
+    if (::renameat2(AT_FDCWD, src.c_str(), AT_FDCWD, dst.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    const int err = errno;
+    // EINVAL: this filesystem does not support the flag (NFS, some FUSE).
+    // ENOSYS: a kernel without renameat2 (< 3.15).
+    if (err != EINVAL && err != ENOSYS) return err;
+    // A degraded mode, worth one line, not one per file.
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true)) {
+      LogWarn("disposition.no_rename_noreplace",
+              {{"path", dst}, {"errno", err}, {"using", "link"}});
+    }
+  }
+  // link(2) never replaces an existing name either. Not atomic as a whole: a
+  // crash between the two calls leaves the file under both names, which is
+  // safe (nothing is lost) and what a re-run of the job would find.
+  if (::link(src.c_str(), dst.c_str()) != 0) return errno;
+  if (::unlink(src.c_str()) != 0 && errno != ENOENT) {
+    const int err = errno;
+    ::unlink(dst.c_str());  // undo: the file stays at `src` only
+    return err;
+  }
+  return 0;
+}
+
+Result<std::string> CopyIntoPlace(const Disposition& d, const std::string& src,
+                                  const std::string& name, const std::string& job_id) {
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!in.valid()) {
+    const int err = errno;
+    if (err == ENOENT) return Vanished(src);
+    return IoError("open " + src, err);
+  }
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return IoError("fstat " + src, errno);
+  if (!S_ISREG(st.st_mode)) return Error{Errc::kIo, "copy " + src + ": not a regular file"};
+
+  // The name is the job's own: a leftover is from an earlier attempt of this
+  // very job that died mid-copy, never another job's work.
+  const std::string tmp = d.dir + "/.dropq-tmp-" + job_id;
+  ::unlink(tmp.c_str());
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out.valid()) return IoError("create " + tmp, errno);
+  UnlinkGuard remove_tmp(tmp);
+
+  if (int err = CopyData(in.get(), out.get())) return IoError("copy " + src + " -> " + tmp, err);
+  // Best effort, as mv(1): only root may give the copy another owner. Before
+  // fchmod, since a chown clears set-id bits.
+  if (::fchown(out.get(), st.st_uid, st.st_gid) != 0) {
+    // not permitted: the copy stays ours
+  }
+  if (::fchmod(out.get(), st.st_mode & 07777) != 0) return IoError("fchmod " + tmp, errno);
+  const struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::futimens(out.get(), times) != 0) return IoError("futimens " + tmp, errno);
+  if (::fsync(out.get()) != 0) return IoError("fsync " + tmp, errno);
+  if (::close(out.Release()) != 0) return IoError("close " + tmp, errno);
+
+  std::string dst = MoveTarget(d, name);
+  int err = RenameNoReplace(tmp, dst);
+  if (err == EEXIST) {
+    const std::string fallback = MoveFallbackTarget(d, name, job_id);
+    err = RenameNoReplace(tmp, fallback);
+    if (err == EEXIST) {
+      return Error{Errc::kIo, "move " + src + ": " + dst + " and " + fallback + " both exist"};
+    }
+    dst = fallback;
+  }
+  if (err != 0) return IoError("move " + tmp + " -> " + dst, err);
+  remove_tmp.Disarm();
+
+  // The new name is made durable before the old one goes: a crash in between
+  // leaves two copies, never none.
+  if (Status s = SyncDir(d.dir); !s.ok()) {
+    ::unlink(dst.c_str());
+    return s.error();
+  }
+  if (::unlink(src.c_str()) != 0 && errno != ENOENT) {
+    // Keep the file in one place only: `src`, where a retry will find it.
+    const int uerr = errno;
+    ::unlink(dst.c_str());
+    return IoError("unlink " + src, uerr);
+  }
+  return dst;
+}
+
+Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
+                            const std::string& job_id) {
+  switch (d.kind) {
+    case Disposition::Kind::kKeep: {
+      struct stat st;
+      if (::lstat(src.c_str(), &st) != 0) {
+        const int err = errno;
+        if (err == ENOENT) return Vanished(src);
+        return IoError("stat " + src, err);
+      }
+      return src;
+    }
+    case Disposition::Kind::kDelete:
+      if (::unlink(src.c_str()) != 0) {
+        const int err = errno;
+        if (err == ENOENT) return Vanished(src);
+        return IoError("unlink " + src, err);
+      }
+      return std::string();
+    case Disposition::Kind::kMoveTo:
+      return Move(d, src, name, job_id);
+  }
+  return Error{Errc::kInvalid, "unknown disposition"};
+}
+
+}  // namespace dropq
