@@ -24,6 +24,11 @@ struct RedisUrl {
 };
 
 // Parses `text`; the Error (Errc::kConfig) says what is wrong, without the key.
+// The user and password may be percent-encoded (%40 for '@').
 Result<RedisUrl> ParseRedisUrl(const std::string& text);
+
+// Returns `text` with the password, if any, replaced by "***", for logs:
+// "redis://app:s3cret@db:6379/2" -> "redis://app:***@db:6379/2".
+std::string RedactRedisUrl(const std::string& text);
 
 }  // namespace dropq

@@ -1,0 +1,842 @@
+// Loading works in two layers. yaml-cpp turns the text into a node tree (and
+// throws on bad YAML: caught here, never let out). Then one Parser walks that
+// tree in document order, so the first error in the file is the one reported.
+//
+// Every map is walked by Parser::Map() against a table of Fields, one per
+// accepted key: it rejects unknown and duplicate keys, and adding a config key
+// is adding one Field (and the struct member it fills). Checks that need more
+// than one key (a move_to equal to the watched directory, a manifest without
+// builtin: sha256) run after their map has been walked.
+#include "config/config.h"
+
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <span>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "common/placeholders.h"
+
+namespace dropq {
+namespace {
+
+// 100 years: the longest duration accepted. Anything longer is a typo, and
+// this bound keeps every duration representable in nanoseconds (int64).
+constexpr int64_t kMaxDurationMs = 36500LL * 24 * 60 * 60 * 1000;
+
+constexpr char kDurationForms[] =
+    "want a whole number immediately followed by a unit: 250ms, 30s, 5m, 2h or 7d";
+
+// A YAML value being parsed, and how messages point at it.
+struct At {
+  YAML::Node node;
+  std::string key;  // dotted, e.g. "queues[0].handler.timeout"; "" for the top level
+  int line;         // 1-based: the line of the value's key, or of the list item
+};
+
+// One key a map accepts and what to do with its value.
+struct Field {
+  std::string_view name;
+  std::function<Status(const At&)> parse;
+};
+
+// strerror(3) is not thread-safe; the GNU strerror_r returns the text.
+std::string ErrnoText(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof(buf));
+}
+
+// [A-Za-z0-9_.-]+ : queue names and the instance name, both used in Redis keys.
+bool IsName(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+// Keeps a message on one line, whatever the values quoted in it hold: callers
+// print it as the single line of an exit-78 error. "\n" for a newline, "\xNN"
+// for any other control byte.
+std::string OneLine(std::string s) {
+  if (std::none_of(s.begin(), s.end(),
+                   [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return s;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b == '\n') {
+      out += "\\n";
+    } else if (b < 0x20 || b == 0x7f) {
+      out.append("\\x").append(1, kHex[b >> 4]).append(1, kHex[b & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Parses all of `s` as a decimal integer; false if it is anything else.
+bool ParseInt64(std::string_view s, int64_t* out) {
+  if (s.empty() || s.front() == '+') return false;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+// What a node holds, for "expected X, got Y" messages; a long scalar is cut.
+std::string Describe(const YAML::Node& n) {
+  constexpr size_t kMaxShown = 60;
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar:
+      if (n.Scalar().size() > kMaxShown) return "\"" + n.Scalar().substr(0, kMaxShown) + "...\"";
+      return "\"" + n.Scalar() + "\"";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "nothing";
+  }
+}
+
+std::string Join(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string StripTrailingSlashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+// True if `a` and `b` name the same directory, however spelt ("/x/.", a symlink).
+bool SameDir(const std::string& a, const std::string& b) {
+  if (StripTrailingSlashes(a) == StripTrailingSlashes(b)) return true;
+  struct stat sa {};
+  struct stat sb {};
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+bool AnyMatches(const std::vector<std::string>& globs, const std::string& name) {
+  return std::any_of(globs.begin(), globs.end(), [&](const std::string& g) {
+    return fnmatch(g.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string path) : path_(std::move(path)) {}
+
+  Result<Config> Top(const YAML::Node& root);
+
+ private:
+  Error Fail(const At& at, const std::string& message) const {
+    std::string what = path_ + ":" + std::to_string(at.line) + ": ";
+    if (!at.key.empty()) what += at.key + ": ";
+    return Error{Errc::kConfig, OneLine(what + message)};
+  }
+
+  // Walks the map `at` in document order, handing each value to its Field.
+  // Unknown keys, duplicate keys and non-string keys are errors. `seen`
+  // (optional) receives the keys found.
+  Status Map(const At& at, std::span<const Field> fields, std::set<std::string>* seen = nullptr);
+  // Fails on the first of `names` missing from `seen`, pointing at the map.
+  Status Require(const At& at, const std::set<std::string>& seen,
+                 std::initializer_list<std::string_view> names) const;
+
+  Result<std::string> String(const At& at) const;
+  Result<int64_t> Integer(const At& at, int64_t lo, int64_t hi) const;
+  Result<Millis> Duration(const At& at, bool zero_ok) const;
+  // A list of strings; `check` (optional) validates each item.
+  Result<std::vector<std::string>> StringList(
+      const At& at, const std::function<Status(const At&, const std::string&)>& check) const;
+  // An absolute path to an existing directory, trailing slashes removed.
+  Result<std::string> ExistingDir(const At& at) const;
+
+  Status Redis(const At& at, Config* c);
+  Status Queues(const At& at, Config* c);
+  Status Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q);
+  Status Handler(const At& at, HandlerConfig* h);
+  Result<Disposition> Dispo(const At& at, bool delete_ok);
+  // Checks a disposition's move_to against the watched directory.
+  Status CheckMoveTo(const At& queue, std::string_view which, const QueueConfig& q) const;
+
+  std::string path_;
+  std::map<std::string, int> lines_;  // dotted key -> line, for checks made after a map
+};
+
+Status Parser::Map(const At& at, std::span<const Field> fields, std::set<std::string>* seen) {
+  if (!at.node.IsMap()) return Fail(at, "expected a map, got " + Describe(at.node));
+  std::set<std::string> local;
+  if (seen == nullptr) seen = &local;
+  for (auto it = at.node.begin(); it != at.node.end(); ++it) {
+    const YAML::Node key = it->first;
+    At child{it->second, at.key, key.Mark().line + 1};
+    if (!key.IsScalar()) return Fail(child, "a key must be a plain name, got " + Describe(key));
+    const std::string& name = key.Scalar();
+    child.key = Join(at.key, name);
+    const auto f = std::find_if(fields.begin(), fields.end(),
+                                [&](const Field& field) { return field.name == name; });
+    if (f == fields.end()) {
+      std::string known;
+      for (const Field& field : fields)
+        known += (known.empty() ? "" : ", ") + std::string(field.name);
+      return Fail(child, "unknown key (known here: " + known + ")");
+    }
+    if (!seen->insert(name).second) return Fail(child, "duplicate key");
+    lines_[child.key] = child.line;
+    if (Status s = f->parse(child); !s) return s;
+  }
+  return OkStatus();
+}
+
+Status Parser::Require(const At& at, const std::set<std::string>& seen,
+                       std::initializer_list<std::string_view> names) const {
+  for (std::string_view name : names) {
+    if (seen.count(std::string(name)) == 0) {
+      return Fail(At{at.node, Join(at.key, name), at.line}, "required key missing");
+    }
+  }
+  return OkStatus();
+}
+
+Result<std::string> Parser::String(const At& at) const {
+  if (!at.node.IsScalar()) return Fail(at, "expected a string, got " + Describe(at.node));
+  return at.node.Scalar();
+}
+
+Result<int64_t> Parser::Integer(const At& at, int64_t lo, int64_t hi) const {
+  const std::string range =
+      hi == INT64_MAX ? ">= " + std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi);
+  int64_t v = 0;
+  if (!at.node.IsScalar() || !ParseInt64(at.node.Scalar(), &v)) {
+    return Fail(at, "expected an integer " + range + ", got " + Describe(at.node));
+  }
+  if (v < lo || v > hi) return Fail(at, "must be " + range + ", got " + std::to_string(v));
+  return v;
+}
+
+Result<Millis> Parser::Duration(const At& at, bool zero_ok) const {
+  auto s = String(at);
+  if (!s) return s.error();
+  auto d = ParseDuration(*s);
+  if (!d) return Fail(at, d.error().what);
+  if (!zero_ok && d->count() == 0) return Fail(at, "must be greater than 0");
+  return *d;
+}
+
+Result<std::vector<std::string>> Parser::StringList(
+    const At& at, const std::function<Status(const At&, const std::string&)>& check) const {
+  if (!at.node.IsSequence()) return Fail(at, "expected a list, got " + Describe(at.node));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    const YAML::Node item = at.node[i];
+    const At item_at{item, at.key + "[" + std::to_string(i) + "]", item.Mark().line + 1};
+    auto s = String(item_at);
+    if (!s) return s.error();
+    if (check) {
+      if (Status st = check(item_at, *s); !st) return st.error();
+    }
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+Result<std::string> Parser::ExistingDir(const At& at) const {
+  auto s = String(at);
+  if (!s) return s.error();
+  if (s->empty() || s->front() != '/') return Fail(at, "\"" + *s + "\" is not an absolute path");
+  if (s->find('\0') != std::string::npos) return Fail(at, "the path holds a NUL byte");
+  std::string dir = StripTrailingSlashes(std::move(*s));
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Fail(at, "directory " + dir + " does not exist");
+    return Fail(at, "cannot use " + dir + ": " + ErrnoText(err));
+  }
+  if (!S_ISDIR(st.st_mode)) return Fail(at, dir + " is not a directory");
+  return dir;
+}
+
+Result<Config> Parser::Top(const YAML::Node& root) {
+  Config c;
+  c.path = path_;
+  c.redis_url_text = "redis://127.0.0.1:6379/0";
+  const At at{root, "", root.Mark().line + 1};
+  if (!root.IsMap()) {
+    return Fail(at, "expected a map of settings at the top level, got " + Describe(root));
+  }
+  const Field fields[] = {
+      {"redis", [&](const At& v) { return Redis(v, &c); }},
+      {"instance",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (!IsName(*s)) {
+           return Fail(v, "\"" + *s + "\" is not a valid name (letters, digits, '_', '.', '-')");
+         }
+         c.instance = *s;
+         return OkStatus();
+       }},
+      {"log_level",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (!ParseLogLevel(*s, &c.log_level)) {
+           return Fail(v, "\"" + *s + "\" is not a level (debug, info, warn or error)");
+         }
+         return OkStatus();
+       }},
+      {"drain_timeout",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         c.drain_timeout = *d;
+         return OkStatus();
+       }},
+      {"queues", [&](const At& v) { return Queues(v, &c); }},
+  };
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s.error();
+  if (Status s = Require(at, seen, {"queues"}); !s) return s.error();
+  if (seen.count("instance") == 0) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+      return Fail(At{root, "instance", at.line},
+                  std::string("not set, and gethostname failed: ") + ErrnoText(errno));
+    }
+    if (!IsName(host)) {
+      return Fail(At{root, "instance", at.line},
+                  "not set, and the hostname \"" + std::string(host) +
+                      "\" is not a valid name (letters, digits, '_', '.', '-'): set instance");
+    }
+    c.instance = host;
+  }
+  return c;
+}
+
+Status Parser::Redis(const At& at, Config* c) {
+  const Field fields[] = {
+      {"url",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         auto url = ParseRedisUrl(*s);
+         if (!url) return Fail(v, url.error().what);
+         c->redis = *url;
+         c->redis_url_text = RedactRedisUrl(*s);
+         return OkStatus();
+       }},
+      {"prefix",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (s->empty()) return Fail(v, "must not be empty");
+         for (char ch : *s) {
+           const auto u = static_cast<unsigned char>(ch);
+           if (u <= 0x20 || u == 0x7f || ch == '{' || ch == '}') {
+             return Fail(v, "\"" + *s + "\" must hold no whitespace, control byte, '{' or '}'");
+           }
+         }
+         c->prefix = *s;
+         return OkStatus();
+       }},
+  };
+  return Map(at, fields);
+}
+
+Status Parser::Queues(const At& at, Config* c) {
+  if (!at.node.IsSequence()) {
+    return Fail(at, "expected a list of queues (- name: ...), got " + Describe(at.node));
+  }
+  if (at.node.size() == 0) return Fail(at, "must list at least one queue");
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    const YAML::Node item = at.node[i];
+    const At item_at{item, at.key + "[" + std::to_string(i) + "]", item.Mark().line + 1};
+    QueueConfig q;
+    if (Status s = Queue(item_at, c->queues, &q); !s) return s;
+    c->queues.push_back(std::move(q));
+  }
+  return OkStatus();
+}
+
+Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q) {
+  const auto glob_ok = [&](const At& v, const std::string& g) -> Status {
+    std::string why;
+    if (!ValidGlob(g, &why)) return Fail(v, "bad glob \"" + g + "\": " + why);
+    return OkStatus();
+  };
+  const Field fields[] = {
+      {"name",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (!IsName(*s)) {
+           return Fail(v, "\"" + *s + "\" is not a valid name (letters, digits, '_', '.', '-')");
+         }
+         for (size_t k = 0; k < earlier.size(); ++k) {
+           if (earlier[k].name == *s) {
+             return Fail(v, "duplicate queue name \"" + *s + "\" (queues[" + std::to_string(k) +
+                                "] has it too)");
+           }
+         }
+         q->name = *s;
+         return OkStatus();
+       }},
+      {"watch",
+       [&](const At& v) -> Status {
+         auto d = ExistingDir(v);
+         if (!d) return d.error();
+         q->watch = *d;
+         return OkStatus();
+       }},
+      {"include",
+       [&](const At& v) -> Status {
+         auto l = StringList(v, glob_ok);
+         if (!l) return l.error();
+         if (l->empty()) return Fail(v, "must list at least one glob (\"*\" takes every file)");
+         q->include = std::move(*l);
+         return OkStatus();
+       }},
+      {"exclude",
+       [&](const At& v) -> Status {
+         auto l = StringList(v, glob_ok);
+         if (!l) return l.error();
+         q->exclude = std::move(*l);
+         return OkStatus();
+       }},
+      {"settle",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         q->settle = *d;
+         return OkStatus();
+       }},
+      {"workers",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 1, 1024);
+         if (!n) return n.error();
+         q->workers = static_cast<int>(*n);
+         return OkStatus();
+       }},
+      {"capacity",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 1, 1000000);
+         if (!n) return n.error();
+         q->capacity = static_cast<int>(*n);
+         return OkStatus();
+       }},
+      {"handler", [&](const At& v) { return Handler(v, &q->handler); }},
+      {"on_success",
+       [&](const At& v) -> Status {
+         auto d = Dispo(v, /*delete_ok=*/true);
+         if (!d) return d.error();
+         q->on_success = std::move(*d);
+         return OkStatus();
+       }},
+      {"on_failure",
+       [&](const At& v) -> Status {
+         auto d = Dispo(v, /*delete_ok=*/false);
+         if (!d) return d.error();
+         q->on_failure = std::move(*d);
+         return OkStatus();
+       }},
+      {"keep_done",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 0, INT64_MAX);
+         if (!n) return n.error();
+         q->keep_done = *n;
+         return OkStatus();
+       }},
+  };
+  q->include = {"*"};
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  if (Status s = Require(at, seen, {"name", "watch", "handler"}); !s) return s;
+  if (seen.count("capacity") == 0) q->capacity = 4 * q->workers;
+  if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
+  if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;
+
+  // A manifest the queue itself would pick up feeds itself forever.
+  const std::string& manifest = q->handler.manifest;
+  if (!manifest.empty()) {
+    const size_t slash = manifest.rfind('/');
+    const std::string parent = slash == 0 ? "/" : manifest.substr(0, slash);
+    if (SameDir(parent, q->watch) && NameSelected(*q, manifest.substr(slash + 1))) {
+      const std::string key = at.key + ".handler.manifest";
+      return Fail(At{at.node, key, lines_[key]},
+                  "the manifest is in the watched directory, where the queue would take it as a "
+                  "job: put it elsewhere or give it a name the queue ignores (e.g. a dotfile)");
+    }
+  }
+  return OkStatus();
+}
+
+Status Parser::CheckMoveTo(const At& queue, std::string_view which, const QueueConfig& q) const {
+  const Disposition& d = which == "on_success" ? q.on_success : q.on_failure;
+  if (d.kind != Disposition::Kind::kMoveTo || !SameDir(d.dir, q.watch)) return OkStatus();
+  const std::string key = Join(queue.key, which) + ".move_to";
+  const auto line = lines_.find(key);
+  return Fail(At{queue.node, key, line == lines_.end() ? queue.line : line->second},
+              d.dir + " is the watched directory: moving a file there would take it again");
+}
+
+Status Parser::Handler(const At& at, HandlerConfig* h) {
+  std::string kind_key;  // "exec" or "builtin", whichever came first
+  std::string builtin;
+  const auto claim = [&](const At& v, std::string_view key) -> Status {
+    if (!kind_key.empty()) {
+      return Fail(v, "a handler has exactly one of exec or builtin, and this one has both");
+    }
+    kind_key = key;
+    return OkStatus();
+  };
+  const Field fields[] = {
+      {"exec",
+       [&](const At& v) -> Status {
+         if (Status s = claim(v, "exec"); !s) return s;
+         auto l = StringList(v, [&](const At& item, const std::string& arg) -> Status {
+           if (Status s = ValidatePlaceholders(arg); !s) return Fail(item, s.error().what);
+           return OkStatus();
+         });
+         if (!l) return l.error();
+         if (l->empty()) return Fail(v, "must list the program and its arguments");
+         if (l->front().empty()) {
+           return Fail(At{v.node, v.key + "[0]", v.node[0].Mark().line + 1},
+                       "the program must not be empty");
+         }
+         h->kind = HandlerConfig::Kind::kExec;
+         h->argv = std::move(*l);
+         return OkStatus();
+       }},
+      {"builtin",
+       [&](const At& v) -> Status {
+         if (Status s = claim(v, "builtin"); !s) return s;
+         auto s = String(v);
+         if (!s) return s.error();
+         if (*s == "sha256") {
+           h->kind = HandlerConfig::Kind::kSha256;
+         } else if (*s == "noop") {
+           h->kind = HandlerConfig::Kind::kNoop;
+         } else {
+           return Fail(v, "unknown builtin \"" + *s + "\" (sha256 or noop)");
+         }
+         builtin = *s;
+         return OkStatus();
+       }},
+      {"manifest",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         const std::string& m = *s;
+         if (m.empty() || m.front() != '/') {
+           return Fail(v, "\"" + m + "\" is not an absolute path");
+         }
+         if (m.back() == '/') return Fail(v, "\"" + m + "\" names a directory, not a file");
+         if (m.find('\0') != std::string::npos) return Fail(v, "the path holds a NUL byte");
+         const size_t slash = m.rfind('/');
+         const std::string parent = slash == 0 ? "/" : m.substr(0, slash);
+         struct stat st {};
+         if (stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+           return Fail(v, "directory " + parent + " does not exist");
+         }
+         if (stat(m.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+           return Fail(v, m + " is a directory, not a file");
+         }
+         h->manifest = m;
+         return OkStatus();
+       }},
+      {"timeout",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/false);
+         if (!d) return d.error();
+         h->timeout = *d;
+         return OkStatus();
+       }},
+  };
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  if (kind_key.empty()) {
+    return Fail(at, "required key missing: exec: [program, args...] or builtin: sha256|noop");
+  }
+  if (seen.count("manifest") != 0 && builtin != "sha256") {
+    const std::string key = at.key + ".manifest";
+    return Fail(At{at.node, key, lines_[key]}, "manifest is only for builtin: sha256");
+  }
+  return OkStatus();
+}
+
+Result<Disposition> Parser::Dispo(const At& at, bool delete_ok) {
+  const std::string forms =
+      delete_ok ? "keep, delete or { move_to: /dir }" : "keep or { move_to: /dir }";
+  Disposition d;
+  if (at.node.IsScalar()) {
+    const std::string& s = at.node.Scalar();
+    if (s == "keep") return d;
+    if (s == "delete") {
+      if (!delete_ok) {
+        return Fail(at,
+                    "delete is not allowed for failures: a failed file is kept or moved, so it "
+                    "can be looked at and retried (want keep or { move_to: /dir })");
+      }
+      d.kind = Disposition::Kind::kDelete;
+      return d;
+    }
+    return Fail(at, "expected " + forms + ", got " + Describe(at.node));
+  }
+  if (!at.node.IsMap()) return Fail(at, "expected " + forms + ", got " + Describe(at.node));
+  const Field fields[] = {
+      {"move_to",
+       [&](const At& v) -> Status {
+         auto dir = ExistingDir(v);
+         if (!dir) return dir.error();
+         d.kind = Disposition::Kind::kMoveTo;
+         d.dir = *dir;
+         return OkStatus();
+       }},
+  };
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s.error();
+  if (Status s = Require(at, seen, {"move_to"}); !s) return s.error();
+  return d;
+}
+
+// Notes what one document of a YAML stream held: enough to tell a document
+// from yaml-cpp 0.7 being stuck (see LoadOneDocument).
+class DocProbe : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark;
+    events = 0;
+    lone_null_pos = -1;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
+    lone_null_pos = ++events == 1 ? mark.pos : -1;
+    null_mark = mark;
+  }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { Other(); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Other();
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Other();
+  }
+  void OnSequenceEnd() override { Other(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Other();
+  }
+  void OnMapEnd() override { Other(); }
+
+  YAML::Mark start;
+  YAML::Mark null_mark;
+  int events = 0;
+  int lone_null_pos = -1;  // the document was one null at this offset; -1 otherwise
+
+ private:
+  void Other() {
+    ++events;
+    lone_null_pos = -1;
+  }
+};
+
+// Parses the one document of `text`; an empty stream is an error, and so is
+// a second document. Throws YAML::ParserException on bad YAML.
+//
+// Not YAML::LoadAll(): yaml-cpp 0.7 does not consume a token it cannot start
+// a node with (a ',' at block level), so LoadAll() appends null documents
+// until memory runs out (yaml-cpp PR #1319). Stuck, the parser reports the
+// same lone null at the same offset again; here that is a syntax error.
+Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& path) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocProbe probe;
+  int docs = 0;
+  int last_lone_null = -1;
+  YAML::Mark second;
+  while (docs < 3 && parser.HandleNextDocument(probe)) {
+    if (probe.lone_null_pos >= 0 && probe.lone_null_pos == last_lone_null) {
+      const auto at = static_cast<size_t>(probe.lone_null_pos);
+      std::string what = path + ":" + std::to_string(probe.null_mark.line + 1) + ": yaml: ";
+      if (at < text.size()) {
+        what.append("unexpected '").append(1, text[at]).append("'");
+      } else {
+        what.append("unexpected end of file");
+      }
+      return Error{Errc::kConfig, OneLine(std::move(what))};
+    }
+    last_lone_null = probe.lone_null_pos;
+    if (docs == 1) second = probe.start;
+    ++docs;
+  }
+  if (docs >= 2) {
+    return Error{Errc::kConfig, path + ":" + std::to_string(second.line + 1) +
+                                    ": yaml: more than one document (---): want exactly one"};
+  }
+  YAML::Node root = YAML::Load(text);
+  if (docs == 0 || root.IsNull()) {
+    return Error{Errc::kConfig, path + ": the file is empty (want a map with queues: at least)"};
+  }
+  return root;
+}
+
+// Checks one class name of a bracket expression, "[:alpha:]".
+bool KnownCharClass(std::string_view name) {
+  static constexpr std::string_view kClasses[] = {"alnum", "alpha", "blank", "cntrl",
+                                                  "digit", "graph", "lower", "print",
+                                                  "punct", "space", "upper", "xdigit"};
+  return std::find(std::begin(kClasses), std::end(kClasses), name) != std::end(kClasses);
+}
+
+}  // namespace
+
+const QueueConfig* Config::FindQueue(const std::string& name) const {
+  for (const QueueConfig& q : queues) {
+    if (q.name == name) return &q;
+  }
+  return nullptr;
+}
+
+const std::vector<std::string>& DefaultExcludes() {
+  static const std::vector<std::string> kExcludes = {".*",         "*.part",       "*.tmp",
+                                                     "*.filepart", "*.crdownload", "*~"};
+  return kExcludes;
+}
+
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path) {
+  try {
+    auto root = LoadOneDocument(yaml_text, path);
+    if (!root) return root.error();
+    return Parser(path).Top(*root);
+  } catch (const YAML::Exception& e) {
+    const std::string where = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
+    return Error{Errc::kConfig, OneLine(path + where + ": yaml: " + e.msg)};
+  } catch (const std::exception& e) {
+    return Error{Errc::kConfig, OneLine(path + ": cannot load: " + e.what())};
+  } catch (...) {
+    return Error{Errc::kConfig, path + ": cannot load: unknown error"};
+  }
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
+  if (f == nullptr) {
+    return Error{Errc::kConfig, path + ": cannot read: " + ErrnoText(errno)};
+  }
+  std::string text;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  const int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) return Error{Errc::kConfig, path + ": cannot read: " + ErrnoText(err)};
+  return ParseConfig(text, path);
+}
+
+Result<Millis> ParseDuration(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return Error{Errc::kConfig,
+                 OneLine("bad duration \"" + text + "\"" + why + ": " + kDurationForms)};
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits == text.size()) return bad("");
+  const std::string_view unit = std::string_view(text).substr(digits);
+  int64_t factor;
+  if (unit == "ms") {
+    factor = 1;
+  } else if (unit == "s") {
+    factor = 1000;
+  } else if (unit == "m") {
+    factor = int64_t{60} * 1000;
+  } else if (unit == "h") {
+    factor = int64_t{60} * 60 * 1000;
+  } else if (unit == "d") {
+    factor = int64_t{24} * 60 * 60 * 1000;
+  } else {
+    return bad("");
+  }
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, v);
+  if (ec != std::errc() || end != text.data() + digits || v > kMaxDurationMs / factor) {
+    return bad(" (too long: at most 36500d)");
+  }
+  return Millis(v * factor);
+}
+
+bool ValidGlob(const std::string& pattern, std::string* why) {
+  std::string scratch;
+  if (why == nullptr) why = &scratch;
+  const auto fail = [&](std::string m) {
+    *why = std::move(m);
+    return false;
+  };
+  if (pattern.empty()) return fail("empty pattern");
+  if (pattern.find('/') != std::string::npos) {
+    return fail("a pattern matches a file name, which never holds '/'");
+  }
+  const size_t n = pattern.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (pattern[i] == '\\') {
+      if (i + 1 == n) return fail("ends with a lone backslash");
+      ++i;
+      continue;
+    }
+    if (pattern[i] != '[') continue;
+    // A bracket expression. As in fnmatch(3), a ']' right after "[" or "[!"
+    // (or "[^") is a literal, not the end.
+    size_t j = i + 1;
+    if (j < n && (pattern[j] == '!' || pattern[j] == '^')) ++j;
+    if (j < n && pattern[j] == ']') ++j;
+    bool closed = false;
+    for (; j < n; ++j) {
+      const char c = pattern[j];
+      if (c == '\\') {
+        ++j;  // escapes the next byte, ']' included
+      } else if (c == '[' && j + 1 < n &&
+                 (pattern[j + 1] == ':' || pattern[j + 1] == '.' || pattern[j + 1] == '=')) {
+        const char delim = pattern[j + 1];
+        const size_t end = pattern.find(std::string{delim, ']'}, j + 2);
+        if (end == std::string::npos) {
+          return fail(std::string("unclosed \"[") + delim + "\" in a bracket expression");
+        }
+        if (delim == ':' && !KnownCharClass(std::string_view(pattern).substr(j + 2, end - j - 2))) {
+          return fail("unknown character class \"" + pattern.substr(j, end + 2 - j) + "\"");
+        }
+        j = end + 1;
+      } else if (c == ']') {
+        closed = true;
+        break;
+      }
+    }
+    if (!closed) return fail("unclosed '[' (write \\[ for a literal one)");
+    i = j;
+  }
+  return true;
+}
+
+bool NameSelected(const QueueConfig& q, const std::string& name) {
+  return AnyMatches(q.include, name) && !AnyMatches(DefaultExcludes(), name) &&
+         !AnyMatches(q.exclude, name);
+}
+
+}  // namespace dropq

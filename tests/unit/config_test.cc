@@ -1,0 +1,647 @@
+// LoadConfig / ParseConfig: every default, every error with its file, line and key.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace dropq {
+namespace {
+
+constexpr char kPath[] = "/etc/dropq/test.yaml";
+
+// Joins lines with '\n' so that a test reads its line numbers off the list:
+// element i is line i + 1.
+std::string Lines(std::initializer_list<std::string> lines) {
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  ConfigTest()
+      : inbox_(tmp_.Mkdir("inbox")), done_(tmp_.Mkdir("done")), failed_(tmp_.Mkdir("failed")) {}
+
+  Result<Config> Parse(const std::string& yaml) { return ParseConfig(yaml, kPath); }
+
+  // A valid single-queue config whose queue holds `extra` (lines indented by 4).
+  // Lines: 1 queues:, 2 - name: q, 3 watch, 4 handler:, 5 builtin: noop, 6... extra.
+  std::string Queue(std::initializer_list<std::string> extra = {}) {
+    std::string out = Lines(
+        {"queues:", "  - name: q", "    watch: " + inbox_, "    handler:", "      builtin: noop"});
+    for (const std::string& l : extra) out += "    " + l + "\n";
+    return out;
+  }
+
+  // Asserts that `yaml` fails with "<kPath>:<line>: <key>: ..." holding `part`.
+  void ExpectError(const std::string& yaml, int line, const std::string& key,
+                   const std::string& part = "") {
+    const auto c = Parse(yaml);
+    ASSERT_FALSE(c.ok()) << "accepted:\n" << yaml;
+    EXPECT_EQ(c.error().code, Errc::kConfig);
+    const std::string prefix = std::string(kPath) + ":" + std::to_string(line) + ": " + key + ": ";
+    EXPECT_EQ(c.error().what.substr(0, prefix.size()), prefix)
+        << "got: " << c.error().what << "\nyaml:\n"
+        << yaml;
+    EXPECT_NE(c.error().what.find(part), std::string::npos) << "got: " << c.error().what;
+    EXPECT_EQ(c.error().what.find('\n'), std::string::npos) << "got: " << c.error().what;
+  }
+
+  test::TempDir tmp_;
+  std::string inbox_, done_, failed_;
+};
+
+std::string Hostname() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// --- defaults ---------------------------------------------------------------
+
+TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
+  const auto c = Parse(Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->path, kPath);
+  EXPECT_FALSE(c->redis.unix_socket);
+  EXPECT_EQ(c->redis.host, "127.0.0.1");
+  EXPECT_EQ(c->redis.port, 6379);
+  EXPECT_EQ(c->redis.db, 0);
+  EXPECT_EQ(c->redis.password, "");
+  EXPECT_EQ(c->redis_url_text, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(c->prefix, "dropq");
+  EXPECT_EQ(c->instance, Hostname());
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  EXPECT_EQ(c->drain_timeout, Millis(30000));
+  ASSERT_EQ(c->queues.size(), 1u);
+  const QueueConfig& q = c->queues[0];
+  EXPECT_EQ(q.name, "q");
+  EXPECT_EQ(q.watch, inbox_);
+  EXPECT_EQ(q.include, std::vector<std::string>{"*"});
+  EXPECT_TRUE(q.exclude.empty());
+  EXPECT_EQ(q.settle, Millis(0));
+  EXPECT_EQ(q.workers, 2);
+  EXPECT_EQ(q.capacity, 8);
+  EXPECT_EQ(q.handler.kind, HandlerConfig::Kind::kNoop);
+  EXPECT_TRUE(q.handler.argv.empty());
+  EXPECT_EQ(q.handler.manifest, "");
+  EXPECT_EQ(q.handler.timeout, Millis(10 * 60 * 1000));
+  EXPECT_EQ(q.on_success.kind, Disposition::Kind::kKeep);
+  EXPECT_EQ(q.on_failure.kind, Disposition::Kind::kKeep);
+  EXPECT_EQ(q.keep_done, 10000);
+}
+
+TEST_F(ConfigTest, CapacityDefaultsToFourTimesWorkers) {
+  auto c = Parse(Queue({"workers: 5"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].workers, 5);
+  EXPECT_EQ(c->queues[0].capacity, 20);
+  // Whatever the order of the keys.
+  c = Parse(Lines({"queues:", "  - capacity: 3", "    workers: 7", "    name: q",
+                   "    watch: " + inbox_, "    handler: {builtin: noop}"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].capacity, 3);
+  EXPECT_EQ(c->queues[0].workers, 7);
+}
+
+TEST_F(ConfigTest, FullConfigReadsEveryKey) {
+  const std::string manifest = tmp_.Sub("sha256.txt");
+  const auto c = Parse(Lines({
+      "redis:",
+      "  url: redis://app:s3cret@10.0.0.5:6380/3",
+      "  prefix: myq",
+      "instance: web-1",
+      "log_level: debug",
+      "drain_timeout: 0s",
+      "queues:",
+      "  - name: uploads",
+      "    watch: " + inbox_ + "/",
+      "    include: [\"*.png\", \"*.jpg\"]",
+      "    exclude: [\"thumb_*\"]",
+      "    settle: 250ms",
+      "    workers: 4",
+      "    capacity: 9",
+      "    handler:",
+      "      exec: [\"/usr/bin/convert\", \"{path}\", \"--out\", \"" + done_ + "/{stem}.png\"]",
+      "      timeout: 5m",
+      "    on_success: { move_to: " + done_ + "/ }",
+      "    on_failure: { move_to: " + failed_ + " }",
+      "    keep_done: 0",
+      "  - name: hashes.v2",
+      "    watch: " + done_,
+      "    handler: { builtin: sha256, manifest: " + manifest + ", timeout: 1h }",
+      "    on_success: delete",
+      "    on_failure: keep",
+  }));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->redis.host, "10.0.0.5");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.db, 3);
+  EXPECT_EQ(c->redis.user, "app");
+  EXPECT_EQ(c->redis.password, "s3cret");
+  EXPECT_EQ(c->redis_url_text, "redis://app:***@10.0.0.5:6380/3");
+  EXPECT_EQ(c->prefix, "myq");
+  EXPECT_EQ(c->instance, "web-1");
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  EXPECT_EQ(c->drain_timeout, Millis(0));
+  ASSERT_EQ(c->queues.size(), 2u);
+
+  const QueueConfig& u = c->queues[0];
+  EXPECT_EQ(u.name, "uploads");
+  EXPECT_EQ(u.watch, inbox_);  // trailing slash stripped
+  EXPECT_EQ(u.include, (std::vector<std::string>{"*.png", "*.jpg"}));
+  EXPECT_EQ(u.exclude, std::vector<std::string>{"thumb_*"});
+  EXPECT_EQ(u.settle, Millis(250));
+  EXPECT_EQ(u.workers, 4);
+  EXPECT_EQ(u.capacity, 9);
+  EXPECT_EQ(u.handler.kind, HandlerConfig::Kind::kExec);
+  EXPECT_EQ(u.handler.argv, (std::vector<std::string>{"/usr/bin/convert", "{path}", "--out",
+                                                      done_ + "/{stem}.png"}));
+  EXPECT_EQ(u.handler.timeout, Millis(5 * 60 * 1000));
+  EXPECT_EQ(u.on_success.kind, Disposition::Kind::kMoveTo);
+  EXPECT_EQ(u.on_success.dir, done_);
+  EXPECT_EQ(u.on_failure.kind, Disposition::Kind::kMoveTo);
+  EXPECT_EQ(u.on_failure.dir, failed_);
+  EXPECT_EQ(u.keep_done, 0);
+
+  const QueueConfig& h = c->queues[1];
+  EXPECT_EQ(h.name, "hashes.v2");
+  EXPECT_EQ(h.handler.kind, HandlerConfig::Kind::kSha256);
+  EXPECT_EQ(h.handler.manifest, manifest);
+  EXPECT_EQ(h.handler.timeout, Millis(3600 * 1000));
+  EXPECT_EQ(h.on_success.kind, Disposition::Kind::kDelete);
+  EXPECT_EQ(h.on_failure.kind, Disposition::Kind::kKeep);
+
+  EXPECT_EQ(c->FindQueue("uploads"), &c->queues[0]);
+  EXPECT_EQ(c->FindQueue("hashes.v2"), &c->queues[1]);
+  EXPECT_EQ(c->FindQueue("nope"), nullptr);
+}
+
+TEST_F(ConfigTest, UnixSocketUrl) {
+  const auto c = Parse(Lines({"redis:", "  url: unix://:pw@/run/dropq/redis.sock?db=2"}) + Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_TRUE(c->redis.unix_socket);
+  EXPECT_EQ(c->redis.path, "/run/dropq/redis.sock");
+  EXPECT_EQ(c->redis.db, 2);
+  EXPECT_EQ(c->redis_url_text, "unix://:***@/run/dropq/redis.sock?db=2");
+}
+
+TEST_F(ConfigTest, RootCanBeWatched) {
+  const auto c =
+      Parse(Lines({"queues:", "  - name: q", "    watch: /", "    handler: {builtin: noop}"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].watch, "/");
+}
+
+TEST_F(ConfigTest, ManifestAsADotfileInTheWatchedDirIsFine) {
+  const auto c = Parse(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                              "    handler: {builtin: sha256, manifest: " + inbox_ + "/.sums}"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].handler.manifest, inbox_ + "/.sums");
+}
+
+TEST_F(ConfigTest, QuotedScalarsWork) {
+  const auto c = Parse(
+      Lines({"instance: \"web-2\"", "queues:", "  - name: 'q'", "    watch: \"" + inbox_ + "\"",
+             "    workers: \"3\"", "    handler: {builtin: 'noop'}"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->instance, "web-2");
+  EXPECT_EQ(c->queues[0].workers, 3);
+}
+
+// --- the file ---------------------------------------------------------------
+
+TEST_F(ConfigTest, LoadConfigReadsAFile) {
+  const std::string path = tmp_.Sub("dropq.yaml");
+  test::WriteFile(path, Queue({"workers: 3"}));
+  const auto c = LoadConfig(path);
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->path, path);
+  EXPECT_EQ(c->queues[0].workers, 3);
+}
+
+TEST_F(ConfigTest, LoadConfigReportsErrorsWithThatPath) {
+  const std::string path = tmp_.Sub("dropq.yaml");
+  test::WriteFile(path, Queue({"workers: two"}));
+  const auto c = LoadConfig(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kConfig);
+  EXPECT_EQ(c.error().what.rfind(path + ":6: queues[0].workers: ", 0), 0u) << c.error().what;
+}
+
+TEST_F(ConfigTest, MissingFile) {
+  const std::string path = tmp_.Sub("nope.yaml");
+  const auto c = LoadConfig(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kConfig);
+  EXPECT_EQ(c.error().what, path + ": cannot read: No such file or directory");
+}
+
+TEST_F(ConfigTest, DirectoryInsteadOfFile) {
+  const auto c = LoadConfig(inbox_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kConfig);
+  EXPECT_EQ(c.error().what, inbox_ + ": cannot read: Is a directory");
+}
+
+TEST_F(ConfigTest, UnreadableFile) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads everything";
+  const std::string path = tmp_.Sub("secret.yaml");
+  test::WriteFile(path, Queue());
+  std::filesystem::permissions(path, std::filesystem::perms::none);
+  const auto c = LoadConfig(path);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().what, path + ": cannot read: Permission denied");
+}
+
+TEST_F(ConfigTest, NotYaml) {
+  const auto c = Parse(Lines({"queues:", "  - name: [q", "    watch: x"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kConfig);
+  EXPECT_EQ(c.error().what.rfind(std::string(kPath) + ":", 0), 0u) << c.error().what;
+  EXPECT_NE(c.error().what.find(": yaml: "), std::string::npos) << c.error().what;
+
+  const auto d = Parse(Lines({"queues:", "  - name: q", "   watch: x"}));
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().what.rfind(std::string(kPath) + ":3: yaml: ", 0), 0u) << d.error().what;
+}
+
+TEST_F(ConfigTest, EmptyFile) {
+  for (const std::string& text : {std::string(""), std::string("# only a comment\n"),
+                                  std::string("---\n"), std::string("~\n")}) {
+    const auto c = Parse(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.error().code, Errc::kConfig);
+    EXPECT_EQ(c.error().what.rfind(std::string(kPath) + ": ", 0), 0u) << c.error().what;
+    EXPECT_NE(c.error().what.find("empty"), std::string::npos) << c.error().what;
+  }
+}
+
+TEST_F(ConfigTest, TopLevelNotAMap) {
+  for (const std::string& text : {std::string("- a\n- b\n"), std::string("just text\n")}) {
+    const auto c = Parse(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.error().what.rfind(std::string(kPath) + ":1: ", 0), 0u) << c.error().what;
+    EXPECT_NE(c.error().what.find("expected a map"), std::string::npos) << c.error().what;
+  }
+}
+
+TEST_F(ConfigTest, MoreThanOneDocument) {
+  const auto c = Parse(Queue() + "---\n" + Queue());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().what.rfind(std::string(kPath) + ":6: yaml: ", 0), 0u) << c.error().what;
+  EXPECT_NE(c.error().what.find("more than one document"), std::string::npos) << c.error().what;
+}
+
+// yaml-cpp 0.7's LoadAll() loops, allocating, on a ',' where a block node
+// should start: these must fail quickly instead.
+TEST_F(ConfigTest, StrayCommaIsAnErrorNotAHang) {
+  const auto expect = [&](const std::string& text, int line) {
+    const auto c = Parse(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.error().code, Errc::kConfig);
+    EXPECT_EQ(c.error().what,
+              std::string(kPath) + ":" + std::to_string(line) + ": yaml: unexpected ','");
+  };
+  expect(",", 1);
+  expect(",\nqueues: []\n", 1);
+  expect(Queue() + "---\n,\n", 7);
+  expect(Queue() + "...\n\n  ,\n", 8);
+}
+
+// --- unknown and duplicate keys ------------------------------------------------
+
+TEST_F(ConfigTest, UnknownTopLevelKey) {
+  ExpectError(Lines({"heartbeat_ttl: 10s"}) + Queue(), 1, "heartbeat_ttl", "unknown key");
+  ExpectError(Queue() + "metrics: {}\n", 6, "metrics", "unknown key");
+}
+
+TEST_F(ConfigTest, UnknownRedisKey) {
+  ExpectError(Lines({"redis:", "  url: redis://h", "  pasword: x"}) + Queue(), 3, "redis.pasword",
+              "unknown key (known here: url, prefix)");
+}
+
+TEST_F(ConfigTest, UnknownQueueKey) {
+  ExpectError(Queue({"retry: 3"}), 6, "queues[0].retry", "unknown key");
+  ExpectError(Queue({"keep_done: 5", "worker: 3"}), 7, "queues[0].worker", "unknown key");
+}
+
+TEST_F(ConfigTest, UnknownHandlerKey) {
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      builtin: noop", "      timout: 5m"}),
+              6, "queues[0].handler.timout", "unknown key");
+}
+
+TEST_F(ConfigTest, UnknownMoveKey) {
+  ExpectError(Queue({"on_success:", "  move_to: " + done_, "  mode: 0644"}), 8,
+              "queues[0].on_success.mode", "unknown key");
+}
+
+TEST_F(ConfigTest, DuplicateKey) {
+  ExpectError(Queue({"workers: 1", "workers: 2"}), 7, "queues[0].workers", "duplicate key");
+  ExpectError(Lines({"log_level: info", "log_level: debug"}) + Queue(), 2, "log_level",
+              "duplicate key");
+}
+
+TEST_F(ConfigTest, NonStringKey) {
+  const auto c = Parse(Queue({"? [a, b]", ": 1"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().what.rfind(std::string(kPath) + ":6: queues[0]: ", 0), 0u) << c.error().what;
+}
+
+// --- wrong types ----------------------------------------------------------------
+
+TEST_F(ConfigTest, WrongTypes) {
+  ExpectError(Queue({"workers: two"}), 6, "queues[0].workers", "integer");
+  ExpectError(Queue({"workers: 1.5"}), 6, "queues[0].workers", "integer");
+  ExpectError(Queue({"workers: [1]"}), 6, "queues[0].workers", "integer");
+  ExpectError(Queue({"keep_done: lots"}), 6, "queues[0].keep_done", "integer");
+  ExpectError(Queue({"include: \"*\""}), 6, "queues[0].include", "expected a list");
+  ExpectError(Queue({"exclude: {a: b}"}), 6, "queues[0].exclude", "expected a list");
+  ExpectError(Queue({"include: [[a]]"}), 6, "queues[0].include[0]", "expected a string");
+  ExpectError(Queue({"name2: x"}), 6, "queues[0].name2", "unknown key");
+  ExpectError(Lines({"queues: uploads"}), 1, "queues", "expected a list");
+  ExpectError(Lines({"queues:", "  name: q"}), 1, "queues", "expected a list");
+  ExpectError(Lines({"queues:", "  - uploads"}), 2, "queues[0]", "expected a map");
+  ExpectError(Lines({"redis: redis://h"}) + Queue(), 1, "redis", "expected a map");
+  ExpectError(Lines({"instance: [a]"}) + Queue(), 1, "instance", "expected a string");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_, "    handler: noop"}), 4,
+              "queues[0].handler", "expected a map");
+  ExpectError(
+      Lines({"queues:", "  - name: q", "    watch: " + inbox_, "    handler: {exec: /bin/true}"}),
+      4, "queues[0].handler.exec", "expected a list");
+  ExpectError(Queue({"on_success: [keep]"}), 6, "queues[0].on_success", "keep, delete or");
+}
+
+TEST_F(ConfigTest, EmptyValues) {
+  ExpectError(Lines({"instance:"}) + Queue(), 1, "instance", "expected a string");
+  ExpectError(Lines({"queues:"}), 1, "queues", "expected a list");
+  ExpectError(Lines({"queues: []"}), 1, "queues", "at least one queue");
+  ExpectError(
+      Lines({"queues:", "  - name:", "    watch: " + inbox_, "    handler: {builtin: noop}"}), 2,
+      "queues[0].name", "expected a string");
+  ExpectError(Queue({"include: []"}), 6, "queues[0].include", "at least one");
+}
+
+// --- missing required keys ------------------------------------------------------
+
+TEST_F(ConfigTest, MissingQueues) {
+  ExpectError(Lines({"# hello", "log_level: warn"}), 2, "queues", "required key missing");
+}
+
+TEST_F(ConfigTest, MissingQueueKeysPointAtTheQueue) {
+  ExpectError(Lines({"queues:", "  - watch: " + inbox_, "    handler: {builtin: noop}"}), 2,
+              "queues[0].name", "required key missing");
+  ExpectError(Lines({"queues:", "  - name: q", "    handler: {builtin: noop}"}), 2,
+              "queues[0].watch", "required key missing");
+  ExpectError(Queue() + Lines({"  - name: r", "    watch: " + inbox_}), 6, "queues[1].handler",
+              "required key missing");
+}
+
+TEST_F(ConfigTest, HandlerNeedsExecOrBuiltin) {
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      timeout: 5m"}),
+              4, "queues[0].handler", "exec");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_, "    handler: {}"}), 4,
+              "queues[0].handler", "required key missing");
+}
+
+TEST_F(ConfigTest, HandlerWithBothExecAndBuiltin) {
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      exec: [/bin/true]", "      builtin: noop"}),
+              6, "queues[0].handler.builtin", "exactly one");
+}
+
+TEST_F(ConfigTest, MoveMapWithoutMoveTo) {
+  ExpectError(Queue({"on_failure: {}"}), 6, "queues[0].on_failure.move_to", "required key missing");
+}
+
+// --- directories ------------------------------------------------------------------
+
+TEST_F(ConfigTest, WatchMustBeAnAbsoluteExistingDirectory) {
+  const std::string file = tmp_.Sub("file");
+  test::WriteFile(file, "x");
+  const auto q = [](const std::string& watch) {
+    return Lines({"queues:", "  - name: q", "    handler: {builtin: noop}", "    watch: " + watch});
+  };
+  ExpectError(q("srv/inbox"), 4, "queues[0].watch", "not an absolute path");
+  ExpectError(q("./inbox"), 4, "queues[0].watch", "not an absolute path");
+  ExpectError(q(tmp_.Sub("missing")), 4, "queues[0].watch", "does not exist");
+  ExpectError(q(file), 4, "queues[0].watch", "not a directory");
+}
+
+TEST_F(ConfigTest, MoveToMustBeAnAbsoluteExistingDirectory) {
+  ExpectError(Queue({"on_success: {move_to: done}"}), 6, "queues[0].on_success.move_to",
+              "not an absolute path");
+  ExpectError(Queue({"on_failure:", "  move_to: " + tmp_.Sub("missing")}), 7,
+              "queues[0].on_failure.move_to", "does not exist");
+}
+
+TEST_F(ConfigTest, MoveToMustNotBeTheWatchedDirectory) {
+  const std::string link = tmp_.Sub("link");
+  ASSERT_EQ(symlink(inbox_.c_str(), link.c_str()), 0);
+  for (const std::string& same : {inbox_, inbox_ + "/", inbox_ + "//", inbox_ + "/.",
+                                  tmp_.path() + "/./inbox", done_ + "/../inbox", link}) {
+    SCOPED_TRACE(same);
+    ExpectError(Queue({"keep_done: 1", "on_success:", "  move_to: " + same}), 8,
+                "queues[0].on_success.move_to", "watched directory");
+    ExpectError(Queue({"on_failure: {move_to: " + same + "}"}), 6, "queues[0].on_failure.move_to",
+                "watched directory");
+  }
+}
+
+TEST_F(ConfigTest, MoveToEqualToWatchIsCaughtWhateverTheKeyOrder) {
+  ExpectError(Lines({"queues:", "  - name: q", "    on_success: {move_to: " + inbox_ + "}",
+                     "    watch: " + inbox_, "    handler: {builtin: noop}"}),
+              3, "queues[0].on_success.move_to", "watched directory");
+}
+
+// --- values -----------------------------------------------------------------------
+
+TEST_F(ConfigTest, OnFailureDeleteIsRefused) {
+  ExpectError(Queue({"on_failure: delete"}), 6, "queues[0].on_failure", "not allowed for failures");
+}
+
+TEST_F(ConfigTest, BadDisposition) {
+  ExpectError(Queue({"on_success: remove"}), 6, "queues[0].on_success", "keep, delete or");
+  ExpectError(Queue({"on_failure: move_to"}), 6, "queues[0].on_failure", "keep or");
+}
+
+TEST_F(ConfigTest, DuplicateQueueNames) {
+  ExpectError(
+      Queue() + Lines({"  - watch: " + done_, "    name: q", "    handler: {builtin: noop}"}), 7,
+      "queues[1].name", "duplicate queue name \"q\"");
+}
+
+TEST_F(ConfigTest, BadNames) {
+  ExpectError(Lines({"queues:", "  - name: my queue", "    watch: " + inbox_,
+                     "    handler: {builtin: noop}"}),
+              2, "queues[0].name", "not a valid name");
+  ExpectError(
+      Lines({"queues:", "  - name: a/b", "    watch: " + inbox_, "    handler: {builtin: noop}"}),
+      2, "queues[0].name", "not a valid name");
+  ExpectError(
+      Lines({"queues:", "  - name: \"\"", "    watch: " + inbox_, "    handler: {builtin: noop}"}),
+      2, "queues[0].name", "not a valid name");
+  ExpectError(Lines({"instance: web:1"}) + Queue(), 1, "instance", "not a valid name");
+  ExpectError(Lines({"instance: \"{web}\""}) + Queue(), 1, "instance", "not a valid name");
+}
+
+TEST_F(ConfigTest, BadPrefix) {
+  ExpectError(Lines({"redis:", "  prefix: \"\""}) + Queue(), 2, "redis.prefix", "empty");
+  ExpectError(Lines({"redis:", "  prefix: \"my q\""}) + Queue(), 2, "redis.prefix", "whitespace");
+  ExpectError(Lines({"redis:", "  prefix: \"q{1}\""}) + Queue(), 2, "redis.prefix", "'{'");
+}
+
+TEST_F(ConfigTest, BadRedisUrl) {
+  ExpectError(Lines({"redis:", "  prefix: p", "  url: redis://h:99999/0"}) + Queue(), 3,
+              "redis.url", "port");
+  ExpectError(Lines({"redis: {url: \"http://h\"}"}) + Queue(), 1, "redis.url", "not a Redis URL");
+}
+
+TEST_F(ConfigTest, BadLogLevel) {
+  ExpectError(Lines({"log_level: verbose"}) + Queue(), 1, "log_level", "debug, info, warn");
+}
+
+TEST_F(ConfigTest, BadIntegers) {
+  ExpectError(Queue({"workers: 0"}), 6, "queues[0].workers", "1..1024");
+  ExpectError(Queue({"workers: 1025"}), 6, "queues[0].workers", "1..1024");
+  ExpectError(Queue({"workers: -1"}), 6, "queues[0].workers", "1..1024");
+  ExpectError(Queue({"workers: 0x10"}), 6, "queues[0].workers", "integer");
+  ExpectError(Queue({"capacity: 0"}), 6, "queues[0].capacity", "1..1000000");
+  ExpectError(Queue({"capacity: 1000001"}), 6, "queues[0].capacity", "1..1000000");
+  ExpectError(Queue({"keep_done: -1"}), 6, "queues[0].keep_done", ">= 0");
+  ExpectError(Queue({"keep_done: 99999999999999999999"}), 6, "queues[0].keep_done", "integer");
+  auto c = Parse(Queue({"workers: 1024", "capacity: 1000000", "keep_done: 9223372036854775807"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+}
+
+TEST_F(ConfigTest, BadGlobs) {
+  ExpectError(Queue({"include: [\"*.png\", \"[abc\"]"}), 6, "queues[0].include[1]", "bad glob");
+  ExpectError(Queue({"exclude:", "  - \"*.tmp\"", "  - sub/*.png"}), 8, "queues[0].exclude[1]",
+              "bad glob \"sub/*.png\"");
+  ExpectError(Queue({"exclude: [\"\"]"}), 6, "queues[0].exclude[0]", "bad glob");
+}
+
+TEST_F(ConfigTest, BadDurations) {
+  ExpectError(Queue({"settle: 5"}), 6, "queues[0].settle", "250ms, 30s, 5m, 2h or 7d");
+  ExpectError(Queue({"settle: 1.5s"}), 6, "queues[0].settle", "250ms, 30s, 5m, 2h or 7d");
+  ExpectError(Lines({"drain_timeout: -1s"}) + Queue(), 1, "drain_timeout", "bad duration");
+  ExpectError(Lines({"drain_timeout: 5 m"}) + Queue(), 1, "drain_timeout", "bad duration");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      builtin: noop", "      timeout: 0s"}),
+              6, "queues[0].handler.timeout", "greater than 0");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      builtin: noop", "      timeout: forever"}),
+              6, "queues[0].handler.timeout", "bad duration");
+}
+
+std::string ExecQueue(const std::string& inbox, const std::string& exec) {
+  return Lines(
+      {"queues:", "  - name: q", "    watch: " + inbox, "    handler:", "      exec: " + exec});
+}
+
+TEST_F(ConfigTest, BadExec) {
+  ExpectError(ExecQueue(inbox_, "[]"), 5, "queues[0].handler.exec", "program");
+  ExpectError(ExecQueue(inbox_, "[\"\", \"{path}\"]"), 5, "queues[0].handler.exec[0]",
+              "must not be empty");
+  ExpectError(ExecQueue(inbox_, "[/bin/conv, \"{path}\", \"{basename}\"]"), 5,
+              "queues[0].handler.exec[2]", "{basename}");
+  ExpectError(ExecQueue(inbox_, "[/bin/conv, \"{path\"]"), 5, "queues[0].handler.exec[1]",
+              "unclosed");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      exec:", "        - /bin/conv", "        - \"{path}\"",
+                     "        - \"{nope}\""}),
+              8, "queues[0].handler.exec[2]", "unknown placeholder {nope}");
+  ExpectError(ExecQueue(inbox_, "[/bin/conv, ~]"), 5, "queues[0].handler.exec[1]",
+              "expected a string");
+}
+
+TEST_F(ConfigTest, ExecAcceptsEscapedBracesAndEmptyArgs) {
+  const auto c = Parse(ExecQueue(inbox_, "[awk, \"{{print}}\", \"\", \"{name}\"]"));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].handler.argv,
+            (std::vector<std::string>{"awk", "{{print}}", "", "{name}"}));
+}
+
+TEST_F(ConfigTest, BadBuiltin) {
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      builtin: md5"}),
+              5, "queues[0].handler.builtin", "sha256 or noop");
+}
+
+TEST_F(ConfigTest, ManifestOnlyWithSha256) {
+  const std::string m = tmp_.Sub("m.txt");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      manifest: " + m, "      exec: [/bin/true]"}),
+              5, "queues[0].handler.manifest", "only for builtin: sha256");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      builtin: noop", "      manifest: " + m}),
+              6, "queues[0].handler.manifest", "only for builtin: sha256");
+}
+
+TEST_F(ConfigTest, BadManifestPath) {
+  const auto q = [&](const std::string& m) {
+    return Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                  "    handler:", "      builtin: sha256", "      manifest: " + m});
+  };
+  ExpectError(q("sums.txt"), 6, "queues[0].handler.manifest", "not an absolute path");
+  ExpectError(q(tmp_.Sub("missing/sums.txt")), 6, "queues[0].handler.manifest", "does not exist");
+  ExpectError(q(done_), 6, "queues[0].handler.manifest", "is a directory");
+  ExpectError(q(inbox_ + "/sums.txt"), 6, "queues[0].handler.manifest", "watched directory");
+}
+
+TEST_F(ConfigTest, MessagesStayOnOneLine) {
+  ExpectError(Queue({"workers: \"1\\n2\""}), 6, "queues[0].workers", "got \"1\\n2\"");
+  ExpectError(Queue({"settle: |", "  5", "  s"}), 6, "queues[0].settle",
+              "bad duration \"5\\ns\\n\"");
+  ExpectError(Queue({"exclude: [\"a\\tb/\"]"}), 6, "queues[0].exclude[0]", "\"a\\x09b/\"");
+  const auto c = Parse(Queue({"name2: \"" + std::string(200, 'x') + "\""}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().what.find('\n'), std::string::npos);
+  const auto d = Parse(Queue({"workers: \"" + std::string(200, '7') + "\""}));
+  ASSERT_FALSE(d.ok());
+  EXPECT_LT(d.error().what.size(), 200u) << d.error().what;
+  EXPECT_NE(d.error().what.find("...\""), std::string::npos) << d.error().what;
+}
+
+TEST_F(ConfigTest, ReportsTheFirstErrorInDocumentOrder) {
+  ExpectError(Lines({"log_level: loud", "drain_timeout: 5"}) + Queue({"workers: 0"}), 1,
+              "log_level");
+  ExpectError(Lines({"drain_timeout: 5", "log_level: loud"}) + Queue({"workers: 0"}), 1,
+              "drain_timeout");
+  ExpectError(Queue({"workers: 0", "bogus: 1"}), 6, "queues[0].workers");
+}
+
+TEST_F(ConfigTest, ErrorsInLaterQueuesNameTheirIndex) {
+  ExpectError(Queue() + Lines({"  - name: r", "    watch: " + done_,
+                               "    handler:", "      builtin: noop", "      timeout: 1"}),
+              10, "queues[1].handler.timeout", "bad duration");
+}
+
+// The shipped example must stay valid: load it with /srv/dropq moved into a temp dir.
+TEST_F(ConfigTest, ExampleConfigIsValid) {
+  std::string text = test::ReadFile(std::string(DROPQ_SOURCE_DIR) + "/config/dropq.example.yaml");
+  ASSERT_FALSE(text.empty());
+  const std::string root = tmp_.Sub("srv");
+  for (size_t at; (at = text.find("/srv/dropq")) != std::string::npos;) {
+    text.replace(at, 10, root);
+  }
+  for (const char* dir : {"uploads/inbox", "uploads/done", "uploads/failed", "uploads/out",
+                          "hashes/inbox", "hashes/done", "hashes/failed"}) {
+    tmp_.Mkdir(std::string("srv/") + dir);
+  }
+  const auto c = Parse(text);
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  ASSERT_NE(c->FindQueue("uploads"), nullptr);
+}
+
+}  // namespace
+}  // namespace dropq
