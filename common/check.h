@@ -6,12 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define DROPQ_CHECK(cond)                                                               \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define DROPQ_CHECK(cond)                                                                    \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
       std::fprintf(stderr, "<2>check.failed at=%s:%d cond=%s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                     \
-    }                                                                                   \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 #ifdef NDEBUG

@@ -31,13 +31,20 @@ FileIdentity FileIdentity::FromStat(const struct stat& st) {
 
 std::string_view RunResultName(RunResult r) {
   switch (r) {
-    case RunResult::kOk: return "ok";
-    case RunResult::kExit: return "exit";
-    case RunResult::kSignal: return "signal";
-    case RunResult::kTimeout: return "timeout";
-    case RunResult::kError: return "error";
-    case RunResult::kVanished: return "vanished";
-    case RunResult::kInterrupted: return "interrupted";
+    case RunResult::kOk:
+      return "ok";
+    case RunResult::kExit:
+      return "exit";
+    case RunResult::kSignal:
+      return "signal";
+    case RunResult::kTimeout:
+      return "timeout";
+    case RunResult::kError:
+      return "error";
+    case RunResult::kVanished:
+      return "vanished";
+    case RunResult::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }

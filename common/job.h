@@ -28,11 +28,11 @@ struct FileIdentity {
 };
 
 struct Job {
-  std::string id;       // unique everywhere (common/job_id.h)
-  std::string queue;    // the queue's name
-  std::string name;     // file name relative to the queue's watched directory
-  FileIdentity ident;   // the identity the file had when it was enqueued
-  uint32_t attempt = 0; // runs started so far; the run about to start is attempt + 1
+  std::string id;        // unique everywhere (common/job_id.h)
+  std::string queue;     // the queue's name
+  std::string name;      // file name relative to the queue's watched directory
+  FileIdentity ident;    // the identity the file had when it was enqueued
+  uint32_t attempt = 0;  // runs started so far; the run about to start is attempt + 1
 };
 
 // How one run of a handler ended.
@@ -50,16 +50,16 @@ enum class RunResult {
 std::string_view RunResultName(RunResult r);
 
 struct Outcome {
-  Job job;                      // attempt is the number of this run
+  Job job;  // attempt is the number of this run
   RunResult result = RunResult::kOk;
-  int exit_code = 0;            // kExit
-  int signal = 0;               // kSignal, kTimeout (the signal that ended it)
-  std::string stderr_tail;      // last 4 KiB of an exec handler's stderr
-  std::string sha256;           // builtin sha256: the digest, lower-case hex
-  std::string error;            // kError, kVanished: what went wrong, one line
-  int64_t started_ms = 0;       // unix ms
+  int exit_code = 0;        // kExit
+  int signal = 0;           // kSignal, kTimeout (the signal that ended it)
+  std::string stderr_tail;  // last 4 KiB of an exec handler's stderr
+  std::string sha256;       // builtin sha256: the digest, lower-case hex
+  std::string error;        // kError, kVanished: what went wrong, one line
+  int64_t started_ms = 0;   // unix ms
   int64_t duration_ms = 0;
-  FileIdentity ident;           // the identity the file had when it was processed
+  FileIdentity ident;  // the identity the file had when it was processed
 };
 
 }  // namespace dropq

@@ -40,22 +40,22 @@ struct QueueConfig {
   std::vector<std::string> exclude;  // the user's globs; DefaultExcludes() always apply too
   Millis settle{0};
   int workers = 2;
-  int capacity = 8;                  // default 4 x workers
+  int capacity = 8;  // default 4 x workers
   HandlerConfig handler;
-  Disposition on_success;            // default keep
-  Disposition on_failure;            // default keep (never kDelete)
+  Disposition on_success;  // default keep
+  Disposition on_failure;  // default keep (never kDelete)
   int64_t keep_done = 10000;
 };
 
 struct Config {
-  std::string path;                  // the file this was loaded from
-  RedisUrl redis;                    // parsed redis.url
-  std::string redis_url_text;        // as written, password removed (for logs)
+  std::string path;            // the file this was loaded from
+  RedisUrl redis;              // parsed redis.url
+  std::string redis_url_text;  // as written, password removed (for logs)
   std::string prefix = "dropq";
-  std::string instance;              // default: the hostname
+  std::string instance;  // default: the hostname
   LogLevel log_level = LogLevel::kInfo;
   Millis drain_timeout{30 * 1000};
-  std::vector<QueueConfig> queues;   // at least one
+  std::vector<QueueConfig> queues;  // at least one
 
   const QueueConfig* FindQueue(const std::string& name) const;
 };

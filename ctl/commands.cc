@@ -50,9 +50,9 @@ int Fail(const std::string& what) {
 
 // Fields whose values are integers in JSON.
 bool IsNumericField(const std::string& k) {
-  static const std::set<std::string> kNumeric = {
-      "size", "attempt", "enq", "claimed", "started", "finished", "ms", "exit",
-      "signal", "interrupted", "retried"};
+  static const std::set<std::string> kNumeric = {"size",    "attempt",     "enq",    "claimed",
+                                                 "started", "finished",    "ms",     "exit",
+                                                 "signal",  "interrupted", "retried"};
   return kNumeric.count(k) != 0;
 }
 
@@ -230,8 +230,7 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
     Eval(env, RetryAbortScript(), k.base(), {id, kept_in_place ? "~" + ident : ""});
     return err;
   }
-  const Reply commit =
-      Eval(env, RetryCommitScript(), k.base(), {id, std::to_string(NowUnixMs())});
+  const Reply commit = Eval(env, RetryCommitScript(), k.base(), {id, std::to_string(NowUnixMs())});
   if (commit.is_error()) return commit.str;
   return "";
 }

@@ -12,9 +12,9 @@
 namespace dropq {
 namespace {
 
-constexpr uint64_t kTickMs = 5000;           // heartbeat and summary period
+constexpr uint64_t kTickMs = 5000;  // heartbeat and summary period
 constexpr int kHeartbeatTtlS = 15;
-constexpr uint64_t kFinalGraceMs = 10000;    // after drain_timeout: kill, then this long to record
+constexpr uint64_t kFinalGraceMs = 10000;  // after drain_timeout: kill, then this long to record
 
 template <typename T, typename Init>
 UvHandle<T> MakeHandle(Init init, void* data) {
@@ -131,9 +131,9 @@ void Daemon::Heartbeat() {
                            ",\"started_ms\":" + std::to_string(started_ms_) +
                            ",\"version\":\"" DROPQ_VERSION "\"}";
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
-  redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "EX",
-                   std::to_string(kHeartbeatTtlS)},
-                  [](Result<Reply>) {});
+  redis_->Command(
+      {"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "EX", std::to_string(kHeartbeatTtlS)},
+      [](Result<Reply>) {});
 }
 
 void Daemon::Summary() {
@@ -166,8 +166,7 @@ void Daemon::OnSignal(int signum) {
     LogWarn("shutdown.forced", {{"signal", signum}});
     _exit(128 + signum);
   }
-  LogInfo("shutdown.begin",
-          {{"signal", signum}, {"drain_timeout_ms", cfg_.drain_timeout.count()}});
+  LogInfo("shutdown.begin", {{"signal", signum}, {"drain_timeout_ms", cfg_.drain_timeout.count()}});
   BeginShutdown();
 }
 

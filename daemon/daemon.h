@@ -53,9 +53,9 @@ class Daemon {
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;
   UvHandle<uv_signal_t> sigint_, sigterm_;
-  UvHandle<uv_check_t> flush_;       // sends each turn's batches
-  UvHandle<uv_timer_t> tick_;        // heartbeat and summary, every few seconds
-  UvHandle<uv_timer_t> drain_timer_; // drain_timeout, then the final deadline
+  UvHandle<uv_check_t> flush_;        // sends each turn's batches
+  UvHandle<uv_timer_t> tick_;         // heartbeat and summary, every few seconds
+  UvHandle<uv_timer_t> drain_timer_;  // drain_timeout, then the final deadline
   bool first_up_ = true;
   bool shutting_down_ = false;
   bool finished_ = false;

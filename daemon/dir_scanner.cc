@@ -14,14 +14,14 @@ constexpr size_t kChunk = 512;
 }
 
 struct DirScanner::State {
-  DIR* dir = nullptr;              // touched by one threadpool job at a time
+  DIR* dir = nullptr;  // touched by one threadpool job at a time
   std::vector<ScanEntry> chunk;
   bool eof = false;
   int err = 0;
   bool in_flight = false;
   bool cancelled = false;
-  DirScanner* owner = nullptr;     // null once the scanner is gone or cancelled
-  std::shared_ptr<State> self;     // keeps the State alive while a request runs
+  DirScanner* owner = nullptr;  // null once the scanner is gone or cancelled
+  std::shared_ptr<State> self;  // keeps the State alive while a request runs
   uv_work_t req{};
 
   ~State() {

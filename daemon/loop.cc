@@ -7,9 +7,8 @@ namespace dropq {
 
 Loop::Loop() : thread_(std::this_thread::get_id()) {
   DROPQ_CHECK(uv_loop_init(&loop_) == 0);
-  auto w = UvHandle<uv_async_t>::Make([&](uv_async_t* a) {
-    return uv_async_init(&loop_, a, &Loop::OnWakeup);
-  });
+  auto w = UvHandle<uv_async_t>::Make(
+      [&](uv_async_t* a) { return uv_async_init(&loop_, a, &Loop::OnWakeup); });
   DROPQ_CHECK(w.ok());
   wakeup_ = std::move(*w);
   wakeup_.get()->data = this;

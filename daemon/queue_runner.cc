@@ -15,9 +15,9 @@
 namespace dropq {
 namespace {
 
-constexpr size_t kMaxBatch = 256;        // jobs per script call
-constexpr int kMaxClaim = 128;           // jobs per CLAIM call
-constexpr uint64_t kIdlePollMs = 500;    // how often an idle queue looks for work
+constexpr size_t kMaxBatch = 256;      // jobs per script call
+constexpr int kMaxClaim = 128;         // jobs per CLAIM call
+constexpr uint64_t kIdlePollMs = 500;  // how often an idle queue looks for work
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
@@ -36,8 +36,7 @@ Result<std::unique_ptr<QueueRunner>> QueueRunner::Create(const Config& cfg, cons
                                                          Loop* loop, RedisConn* redis) {
   auto handler = MakeHandler(q, cfg.instance);
   if (!handler.ok()) return handler.error();
-  return std::unique_ptr<QueueRunner>(
-      new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
+  return std::unique_ptr<QueueRunner>(new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
 }
 
 QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
@@ -49,8 +48,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       keys_(cfg.prefix, q.name),
       handler_(std::move(handler)),
       queue_(static_cast<size_t>(q.capacity)) {
-  auto t = UvHandle<uv_timer_t>::Make(
-      [&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  auto t =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
   DROPQ_CHECK(t.ok());
   poll_timer_ = std::move(*t);
   poll_timer_.get()->data = this;
@@ -65,8 +64,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     loop_->Post([this, p] { OnFinished(std::move(*p)); });
   };
   hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
-  pool_ = std::make_unique<WorkerPool>(q.watch, q.workers, &queue_, handler_.get(),
-                                       std::move(hooks));
+  pool_ =
+      std::make_unique<WorkerPool>(q.watch, q.workers, &queue_, handler_.get(), std::move(hooks));
 }
 
 QueueRunner::~QueueRunner() {
@@ -118,8 +117,7 @@ void QueueRunner::SendEnqueue() {
   redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), [this](Result<Reply> r) {
     --enqueue_inflight_;
     if (!r.ok() || r->is_error()) {
-      LogWarn("enqueue.failed",
-              {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+      LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
       rescan_needed_ = true;
       return;
     }
@@ -284,8 +282,11 @@ void QueueRunner::OnFinished(Outcome&& o) {
   const bool ok = o.result == RunResult::kOk;
   const std::string state = ok ? "done" : "failed";
   if (ok) {
-    LogDebug("job.done", {{"queue", q_.name}, {"job", o.job.id}, {"path", path},
-                          {"attempt", o.job.attempt}, {"ms", o.duration_ms}});
+    LogDebug("job.done", {{"queue", q_.name},
+                          {"job", o.job.id},
+                          {"path", path},
+                          {"attempt", o.job.attempt},
+                          {"ms", o.duration_ms}});
   } else if (o.result == RunResult::kVanished) {
     ++counters_.vanished;
     LogWarn("job.vanished", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
@@ -397,9 +398,7 @@ void QueueRunner::StartDispose(const std::string& id) {
   r->d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
   r->src = q_.watch + "/" + h.job.name;
   r->name = h.job.name;
-  r->done = [this](std::string id, Result<std::string> where) {
-    OnDisposed(id, std::move(where));
-  };
+  r->done = [this](std::string id, Result<std::string> where) { OnDisposed(id, std::move(where)); };
   const int rc = uv_queue_work(
       loop_->get(), &r->req,
       [](uv_work_t* req) {  // threadpool: the blocking move or unlink
@@ -433,8 +432,7 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
     // The file is still in the inbox and could not be moved: a dead letter an
     // operator must look at, not a silent success.
     ++counters_.dispose_errors;
-    LogError("job.dispose_failed",
-             {{"queue", q_.name}, {"job", id}, {"err", where.error().what}});
+    LogError("job.dispose_failed", {{"queue", q_.name}, {"job", id}, {"err", where.error().what}});
     state = "failed";
     f.emplace_back("error", "dispose: " + where.error().what);
     files_value = "~" + h.outcome->ident.ToString();
@@ -464,32 +462,31 @@ void QueueRunner::SendAcks() {
     args.push_back(id);
     args.insert(args.end(), h.ack_args.begin(), h.ack_args.end());
   }
-  redis_->Eval(AckScript(), keys_.base(), std::move(args),
-               [this, ids = std::move(ids)](Result<Reply> r) {
-                 const bool sent = r.ok() && !r->is_error();
-                 if (!sent) {
-                   LogWarn("ack.failed",
-                           {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
-                 }
-                 for (size_t i = 0; i < ids.size(); ++i) {
-                   auto it = held_.find(ids[i]);
-                   if (it == held_.end()) continue;
-                   if (!sent) {
-                     it->second.unsent = true;
-                     continue;
-                   }
-                   if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
-                     (it->second.ack_state == "done" ? counters_.done : counters_.failed) += 1;
-                   } else {
-                     // Already acknowledged (a resend after a lost reply) or
-                     // taken over by another instance.
-                     LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
-                   }
-                   held_.erase(it);
-                 }
-                 CheckDrained();
-                 MaybeClaim();
-               });
+  redis_->Eval(
+      AckScript(), keys_.base(), std::move(args), [this, ids = std::move(ids)](Result<Reply> r) {
+        const bool sent = r.ok() && !r->is_error();
+        if (!sent) {
+          LogWarn("ack.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+        }
+        for (size_t i = 0; i < ids.size(); ++i) {
+          auto it = held_.find(ids[i]);
+          if (it == held_.end()) continue;
+          if (!sent) {
+            it->second.unsent = true;
+            continue;
+          }
+          if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
+            (it->second.ack_state == "done" ? counters_.done : counters_.failed) += 1;
+          } else {
+            // Already acknowledged (a resend after a lost reply) or
+            // taken over by another instance.
+            LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
+          }
+          held_.erase(it);
+        }
+        CheckDrained();
+        MaybeClaim();
+      });
 }
 
 // ---------------------------------------------------------------- release, started

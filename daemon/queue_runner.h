@@ -94,11 +94,11 @@ class QueueRunner {
   struct Held {
     Job job;
     Stage stage = Stage::kQueued;
-    std::unique_ptr<Outcome> outcome;  // from kRecording on
-    std::string target;                // planned move target (recorded before the move)
-    std::string ack_state;             // "done" | "failed"
-    std::vector<std::string> ack_args; // (state, files value, nfields, k, v...) once known
-    bool unsent = false;               // a send failed: resend after reconnect
+    std::unique_ptr<Outcome> outcome;   // from kRecording on
+    std::string target;                 // planned move target (recorded before the move)
+    std::string ack_state;              // "done" | "failed"
+    std::vector<std::string> ack_args;  // (state, files value, nfields, k, v...) once known
+    bool unsent = false;                // a send failed: resend after reconnect
   };
 
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
@@ -137,23 +137,23 @@ class QueueRunner {
 
   std::unordered_map<std::string, Held> held_;  // job id -> what this instance holds
   size_t running_ = 0;
-  int claim_inflight_ = 0;        // slots asked for in CLAIM calls not yet answered
-  bool pending_maybe_ = true;     // the last CLAIM filled every slot it asked for
-  bool ready_ = false;            // Redis up and own leftovers requeued
+  int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
+  bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
+  bool ready_ = false;         // Redis up and own leftovers requeued
   bool draining_ = false;
   int workers_exited_ = 0;
-  int disposing_ = 0;             // threadpool moves in flight
+  int disposing_ = 0;  // threadpool moves in flight
   std::function<void()> drained_;
 
   // Batches collected during this loop turn.
-  std::vector<std::string> enqueue_batch_;       // (id, name, ident, size) ...
+  std::vector<std::string> enqueue_batch_;  // (id, name, ident, size) ...
   std::unordered_set<std::string> enqueue_names_;
   int enqueue_inflight_ = 0;
   bool rescan_needed_ = false;
-  std::vector<std::string> started_batch_;       // (id, attempt) ...
+  std::vector<std::string> started_batch_;  // (id, attempt) ...
   std::vector<std::string> record_ids_;
   std::vector<std::string> ack_ids_;
-  std::vector<std::string> release_batch_;       // (id, interrupted) ...
+  std::vector<std::string> release_batch_;  // (id, interrupted) ...
   std::vector<std::string> forget_batch_;
   bool sweeping_ = false;
   Counters counters_;

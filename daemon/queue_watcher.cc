@@ -42,8 +42,8 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
     std::string child = ChildName(q.watch, d->dir);
     if (!child.empty()) own_dirs_.insert(std::move(child));
   }
-  auto t = UvHandle<uv_timer_t>::Make(
-      [&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  auto t =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
   DROPQ_CHECK(t.ok());
   settle_timer_ = std::move(*t);
   settle_timer_.get()->data = this;
@@ -131,9 +131,8 @@ void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool
 
 void QueueWatcher::Skip(const std::string& name, mode_t mode) {
   ++counters_.skipped;
-  LogWarn("file.skip", {{"queue", q_.name},
-                        {"path", q_.watch + "/" + name},
-                        {"reason", FileKindName(mode)}});
+  LogWarn("file.skip",
+          {{"queue", q_.name}, {"path", q_.watch + "/" + name}, {"reason", FileKindName(mode)}});
 }
 
 void QueueWatcher::Settle(const std::string& name, int64_t due_ms, bool from_scan) {

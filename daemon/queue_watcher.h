@@ -83,8 +83,8 @@ class QueueWatcher {
     int64_t due_ms;
     bool from_scan;
   };
-  std::map<std::string, Waiting> waiting_;             // name -> when to look again
-  std::set<std::pair<int64_t, std::string>> by_due_;   // (due_ms, name): the timer's order
+  std::map<std::string, Waiting> waiting_;            // name -> when to look again
+  std::set<std::pair<int64_t, std::string>> by_due_;  // (due_ms, name): the timer's order
   UvHandle<uv_timer_t> settle_timer_;
   Counters counters_;
 };

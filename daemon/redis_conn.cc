@@ -1,11 +1,11 @@
 #include "daemon/redis_conn.h"
 
-#include <memory>
-
 #include <fcntl.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+
+#include <memory>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -24,7 +24,8 @@ struct RedisConn::PendingCall {
 
 RedisConn::RedisConn(Loop* loop, RedisUrl url, Hooks hooks)
     : loop_(loop), url_(std::move(url)), hooks_(std::move(hooks)) {
-  auto t = UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  auto t =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
   DROPQ_CHECK(t.ok());
   timer_ = std::move(*t);
   timer_.get()->data = this;
@@ -83,12 +84,14 @@ void RedisConn::Connect() {
     if (!url_.user.empty()) auth.push_back(url_.user);
     auth.push_back(url_.password);
     Command(std::move(auth), [this](Result<Reply> r) {
-      if (r.ok() && r->is_error()) LogError("redis.auth", {{"addr", url_.Display()}, {"err", r->str}});
+      if (r.ok() && r->is_error())
+        LogError("redis.auth", {{"addr", url_.Display()}, {"err", r->str}});
     });
   }
   if (url_.db != 0) {
     Command({"SELECT", std::to_string(url_.db)}, [this](Result<Reply> r) {
-      if (r.ok() && r->is_error()) LogError("redis.select", {{"addr", url_.Display()}, {"err", r->str}});
+      if (r.ok() && r->is_error())
+        LogError("redis.select", {{"addr", url_.Display()}, {"err", r->str}});
     });
   }
   // 0.14.1's adapter may never report a refused connect: give up on our own.
@@ -157,9 +160,7 @@ void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
 }
 
 void RedisConn::Fail(Callback cb, std::string why) {
-  loop_->Post([cb = std::move(cb), why = std::move(why)]() {
-    cb(Error{Errc::kRedis, why});
-  });
+  loop_->Post([cb = std::move(cb), why = std::move(why)]() { cb(Error{Errc::kRedis, why}); });
 }
 
 void RedisConn::Command(std::vector<std::string> argv, Callback cb) {
@@ -198,15 +199,16 @@ void RedisConn::Eval(const Script& script, const std::string& key_base,
   for (auto& a : args) argv.push_back(std::move(a));
   // On NOSCRIPT, the same arguments go again as EVAL, which also caches the script.
   auto retry_argv = std::make_shared<std::vector<std::string>>(argv);
-  Command(std::move(argv), [this, &script, retry_argv, cb = std::move(cb)](Result<Reply> r) mutable {
-    if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
-      (*retry_argv)[0] = "EVAL";
-      (*retry_argv)[1] = std::string(script.body);
-      Command(std::move(*retry_argv), std::move(cb));
-      return;
-    }
-    cb(std::move(r));
-  });
+  Command(std::move(argv),
+          [this, &script, retry_argv, cb = std::move(cb)](Result<Reply> r) mutable {
+            if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+              (*retry_argv)[0] = "EVAL";
+              (*retry_argv)[1] = std::string(script.body);
+              Command(std::move(*retry_argv), std::move(cb));
+              return;
+            }
+            cb(std::move(r));
+          });
 }
 
 void RedisConn::OnReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) noexcept {

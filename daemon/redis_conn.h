@@ -84,7 +84,7 @@ class RedisConn {
   bool stopping_ = false;
   int backoff_ms_ = 100;
   uint64_t commands_sent_ = 0;
-  std::string last_error_;           // logged once per outage, not per attempt
+  std::string last_error_;  // logged once per outage, not per attempt
 };
 
 }  // namespace dropq

@@ -14,9 +14,9 @@ namespace dropq {
 struct Reply {
   enum class Type { kNil, kInteger, kString, kStatus, kError, kArray };
   Type type = Type::kNil;
-  int64_t integer = 0;           // kInteger
-  std::string str;               // kString, kStatus, kError
-  std::vector<Reply> elements;   // kArray
+  int64_t integer = 0;          // kInteger
+  std::string str;              // kString, kStatus, kError
+  std::vector<Reply> elements;  // kArray
 
   static Reply CopyOf(const redisReply& r);
   bool is_error() const { return type == Type::kError; }

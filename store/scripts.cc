@@ -302,10 +302,10 @@ return 1
 
 }  // namespace
 
-#define DROPQ_SCRIPT(fn, name, body)  \
-  const Script& fn() {                \
+#define DROPQ_SCRIPT(fn, name, body)          \
+  const Script& fn() {                        \
     static const Script s = Make(name, body); \
-    return s;                         \
+    return s;                                 \
   }
 DROPQ_SCRIPT(EnqueueScript, "enqueue", kEnqueue)
 DROPQ_SCRIPT(ClaimScript, "claim", kClaim)
@@ -322,8 +322,8 @@ DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)
 
 const Script* const* AllScripts(size_t* count) {
   static const Script* const all[] = {
-      &EnqueueScript(),      &ClaimScript(),       &StartedScript(),    &RecordScript(),
-      &AckScript(),          &ReleaseScript(),     &RequeueScript(),    &ForgetScript(),
+      &EnqueueScript(),      &ClaimScript(),       &StartedScript(),   &RecordScript(),
+      &AckScript(),          &ReleaseScript(),     &RequeueScript(),   &ForgetScript(),
       &RetryPrepareScript(), &RetryCommitScript(), &RetryAbortScript()};
   *count = sizeof all / sizeof all[0];
   return all;

@@ -38,10 +38,11 @@ TEST(LoopTest, PostFromThreadsRunsEverythingOnLoopThread) {
 TEST(LoopTest, HandlesAreFreedBeforeClose) {
   Loop loop;
   {
-    auto t = UvHandle<uv_timer_t>::Make(
-        [&](uv_timer_t* h) { return uv_timer_init(loop.get(), h); });
+    auto t =
+        UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop.get(), h); });
     ASSERT_TRUE(t.ok());
-    uv_timer_start(t->get(), [](uv_timer_t*) {}, 1, 0);
+    uv_timer_start(
+        t->get(), [](uv_timer_t*) {}, 1, 0);
   }  // closed here; freed in its close callback
   loop.CloseWakeup();
   loop.Run();

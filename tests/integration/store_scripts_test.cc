@@ -1,11 +1,10 @@
 // The Lua state machine (store/scripts.h) against a real redis-server.
-#include "store/scripts.h"
-
 #include <gtest/gtest.h>
 
 #include "config/redis_url.h"
 #include "store/keys.h"
 #include "store/redis_sync.h"
+#include "store/scripts.h"
 #include "tests/support/redis_server.h"
 
 namespace dropq {

@@ -58,9 +58,11 @@ std::string DropqEnv::WriteConfig(const QueueSpec& q, const std::string& top_ext
 bool DropqEnv::Start() {
   ++starts_;
   const std::string log = tmp.Sub("dropqd." + std::to_string(starts_) + ".log");
-  daemon_ = std::make_unique<Process>(std::vector<std::string>{DROPQD_BIN, "--config", config}, log);
-  return WaitFor([&] { return Exists(log) && ReadFile(log).find("scan.done") != std::string::npos; },
-                 std::chrono::seconds(30));
+  daemon_ =
+      std::make_unique<Process>(std::vector<std::string>{DROPQD_BIN, "--config", config}, log);
+  return WaitFor(
+      [&] { return Exists(log) && ReadFile(log).find("scan.done") != std::string::npos; },
+      std::chrono::seconds(30));
 }
 
 std::optional<int> DropqEnv::Stop(int sig, std::chrono::milliseconds timeout) {

@@ -21,12 +21,12 @@ struct QueueSpec {
   // The YAML of the handler map's entries, e.g. "builtin: noop" or
   // "exec: [\"/bin/sh\", \"-c\", \"...\", \"sh\", \"{path}\"]\ntimeout: 5s".
   std::string handler = "builtin: noop";
-  std::string on_success = "done";   // "done" | "failed" (move_to that dir), "keep", "delete"
-  std::string on_failure = "failed"; // "failed" (move_to failed/), "keep"
+  std::string on_success = "done";    // "done" | "failed" (move_to that dir), "keep", "delete"
+  std::string on_failure = "failed";  // "failed" (move_to failed/), "keep"
   int workers = 2;
-  int capacity = 0;                  // 0: the default
+  int capacity = 0;  // 0: the default
   std::string settle = "0s";
-  std::string extra;                 // more queue keys, one per line, e.g. "exclude: [\"*.log\"]"
+  std::string extra;  // more queue keys, one per line, e.g. "exclude: [\"*.log\"]"
 };
 
 class DropqEnv {
@@ -41,7 +41,8 @@ class DropqEnv {
   // finished (log line scan.done). Returns false if it did not get there.
   bool Start();
   // Sends `sig` and waits for the exit status (nullopt on timeout).
-  std::optional<int> Stop(int sig = 15, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  std::optional<int> Stop(int sig = 15,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
   Process* daemon() { return daemon_.get(); }
   std::string DaemonLog() const;
 

@@ -39,9 +39,9 @@ class Process {
 };
 
 struct CommandResult {
-  int status = -1;   // exit status, 128+signal if killed
-  std::string out;   // stdout
-  std::string err;   // stderr
+  int status = -1;  // exit status, 128+signal if killed
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 
 // Runs `argv` to completion (at most `timeout`), capturing stdout and stderr.

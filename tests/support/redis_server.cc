@@ -65,9 +65,10 @@ RedisServer::RedisServer(std::vector<std::string> extra_args) : extra_args_(std:
 RedisServer::~RedisServer() { Stop(true); }
 
 bool RedisServer::Launch() {
-  std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_),
-                                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                   "--dir", dir_.path(), "--logfile", dir_.Sub("redis.log")};
+  std::vector<std::string> args = {
+      "redis-server", "--port",    std::to_string(port_), "--bind", "127.0.0.1",
+      "--save",       "",          "--appendonly",        "no",     "--dir",
+      dir_.path(),    "--logfile", dir_.Sub("redis.log")};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
