@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "store/argv_ref.h"
 
 namespace dropq {
 
@@ -169,17 +170,10 @@ void RedisConn::Command(std::vector<std::string> argv, Callback cb) {
     Fail(std::move(cb), "redis not connected");
     return;
   }
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
+  ArgvRef ref(argv);
   auto* call = new PendingCall{this, std::move(cb)};
-  if (redisAsyncCommandArgv(ac_, &RedisConn::OnReply, call, static_cast<int>(argv.size()),
-                            ptrs.data(), lens.data()) != REDIS_OK) {
+  if (redisAsyncCommandArgv(ac_, &RedisConn::OnReply, call, ref.argc(), ref.argv(), ref.lens()) !=
+      REDIS_OK) {
     Callback failed = std::move(call->cb);
     delete call;  // a failed send never calls back: the sender frees it
     Fail(std::move(failed), "redis send failed");

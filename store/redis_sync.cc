@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "store/argv_ref.h"
+
 namespace dropq {
 
 Result<std::unique_ptr<RedisSync>> RedisSync::Connect(const RedisUrl& url,
@@ -38,16 +40,8 @@ Result<std::unique_ptr<RedisSync>> RedisSync::Connect(const RedisUrl& url,
 RedisSync::~RedisSync() { redisFree(c_); }
 
 Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c_, static_cast<int>(argv.size()), ptrs.data(), lens.data()));
+  ArgvRef ref(argv);
+  auto* r = static_cast<redisReply*>(redisCommandArgv(c_, ref.argc(), ref.argv(), ref.lens()));
   if (r == nullptr) {
     return Error{Errc::kRedis, std::string("redis: ") + (c_->err ? c_->errstr : "no reply")};
   }

@@ -15,8 +15,26 @@ std::string Sha1Hex(std::string_view s) {
 }
 
 Script Make(std::string_view name, std::string_view body) {
-  return Script{name, body, Sha1Hex(body)};
+  return Script{name, std::string(body), Sha1Hex(body)};
 }
+
+// Prepended to the scripts that give active jobs back: moves one own active
+// job to the front of pending (the attempt count stays), marking it
+// interrupted if its run was cut short. Returns 1 if it was interrupted.
+constexpr std::string_view kToPending = R"lua(
+local function to_pending(base, key, id, interrupted)
+  redis.call('HSET', key, 'state', 'pending')
+  redis.call('HDEL', key, 'owner', 'claimed', 'phase')
+  redis.call('ZREM', base .. 'active', id)
+  redis.call('RPUSH', base .. 'pending', id)
+  if interrupted then
+    redis.call('HINCRBY', key, 'interrupted', 1)
+    redis.call('HSET', key, 'result', 'interrupted')
+    return 1
+  end
+  return 0
+end
+)lua";
 
 // ARGV: now_ms, then (id, name, ident, size) per file.
 // Returns one integer per file: 1 enqueued, 0 already known (a live job holds
@@ -175,15 +193,7 @@ for i = 2, #ARGV, 2 do
   local key = base .. 'job:' .. id
   local f = redis.call('HMGET', key, 'owner', 'state')
   if f[1] == inst and f[2] == 'active' then
-    redis.call('HSET', key, 'state', 'pending')
-    redis.call('HDEL', key, 'owner', 'claimed', 'phase')
-    redis.call('ZREM', base .. 'active', id)
-    redis.call('RPUSH', base .. 'pending', id)
-    if ARGV[i + 1] == '1' then
-      redis.call('HINCRBY', key, 'interrupted', 1)
-      redis.call('HSET', key, 'result', 'interrupted')
-      ni = ni + 1
-    end
+    ni = ni + to_pending(base, key, id, ARGV[i + 1] == '1')
     n = n + 1
   end
 end
@@ -209,15 +219,8 @@ for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
     if not f[2] then
       redis.call('ZREM', base .. 'active', id)
     elseif f[1] == inst and f[2] == 'active' then
-      redis.call('HSET', key, 'state', 'pending')
-      redis.call('HDEL', key, 'owner', 'claimed', 'phase')
-      redis.call('ZREM', base .. 'active', id)
-      redis.call('RPUSH', base .. 'pending', id)
-      if f[4] and tonumber(f[4]) >= tonumber(f[3] or '0') then
-        redis.call('HINCRBY', key, 'interrupted', 1)
-        redis.call('HSET', key, 'result', 'interrupted')
-        ni = ni + 1
-      end
+      local started = f[4] and tonumber(f[4]) >= tonumber(f[3] or '0')
+      ni = ni + to_pending(base, key, id, started)
       out[#out + 1] = id
     end
   end
@@ -312,8 +315,8 @@ DROPQ_SCRIPT(ClaimScript, "claim", kClaim)
 DROPQ_SCRIPT(StartedScript, "started", kStarted)
 DROPQ_SCRIPT(RecordScript, "record", kRecord)
 DROPQ_SCRIPT(AckScript, "ack", kAck)
-DROPQ_SCRIPT(ReleaseScript, "release", kRelease)
-DROPQ_SCRIPT(RequeueScript, "requeue", kRequeue)
+DROPQ_SCRIPT(ReleaseScript, "release", std::string(kToPending) + std::string(kRelease))
+DROPQ_SCRIPT(RequeueScript, "requeue", std::string(kToPending) + std::string(kRequeue))
 DROPQ_SCRIPT(ForgetScript, "forget", kForget)
 DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
 DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)

@@ -25,8 +25,8 @@ namespace dropq {
 
 struct Script {
   std::string_view name;
-  std::string_view body;  // Lua source
-  std::string sha1;       // lower-case hex, what EVALSHA takes
+  std::string body;  // Lua source
+  std::string sha1;  // lower-case hex, what EVALSHA takes
 };
 
 const Script& EnqueueScript();

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/argv_ref.h"
 #include "tests/support/wait_for.h"
 
 extern char** environ;
@@ -118,14 +119,8 @@ std::vector<std::string> RedisServer::CmdList(const std::vector<std::string>& ar
     if (c) redisFree(c);
     return out;
   }
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data()));
+  ArgvRef ref(argv);
+  auto* r = static_cast<redisReply*>(redisCommandArgv(c, ref.argc(), ref.argv(), ref.lens()));
   AppendReply(r, &out);
   if (r) freeReplyObject(r);
   redisFree(c);
