@@ -1,0 +1,184 @@
+#include "tests/support/e2e_helpers.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "common/escape.h"
+
+namespace dropq::test {
+
+std::string WriteScript(const std::string& path, const std::string& body) {
+  WriteFile(path, "#!/bin/sh\n" + body);
+  EXPECT_EQ(::chmod(path.c_str(), 0755), 0) << path << ": " << std::strerror(errno);
+  return path;
+}
+
+bool SetAge(const std::string& path, std::chrono::seconds age) {
+  struct timespec ts[2];
+  ::clock_gettime(CLOCK_REALTIME, &ts[0]);
+  ts[0].tv_sec -= age.count();
+  ts[1] = ts[0];
+  if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    ADD_FAILURE() << "utimensat " << path << ": " << std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::chrono::milliseconds FileAge(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return std::chrono::milliseconds(0);
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t ms =
+      (now.tv_sec - st.st_mtim.tv_sec) * 1000LL + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+  return std::chrono::milliseconds(ms);
+}
+
+void WriteAndRename(const std::string& staging, const std::string& dest,
+                    const std::string& content) {
+  WriteFile(staging, content);
+  ASSERT_EQ(::rename(staging.c_str(), dest.c_str()), 0)
+      << staging << " -> " << dest << ": " << std::strerror(errno);
+}
+
+std::vector<std::string> ReadLines(const std::string& path) { return SplitLines(ReadFile(path)); }
+
+std::vector<std::string> SplitLines(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t nl = s.find('\n', start);
+    if (nl == std::string::npos) nl = s.size();
+    out.push_back(s.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitNul(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    const size_t end = s.find('\0', start);
+    if (end == std::string::npos) break;
+    out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  if (needle.empty()) return 0;
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+std::map<std::string, int> Tally(const std::vector<std::string>& lines) {
+  std::map<std::string, int> out;
+  for (const auto& l : lines) ++out[l];
+  return out;
+}
+
+std::vector<std::string> JobIds(const RedisServer& redis, const std::string& queue) {
+  const std::string prefix = DropqEnv::Key(queue, "job:");
+  std::vector<std::string> out;
+  for (const std::string& key : redis.CmdList({"KEYS", prefix + "*"})) {
+    out.push_back(key.substr(prefix.size()));
+  }
+  return out;
+}
+
+std::map<std::string, std::string> JobRecord(const RedisServer& redis, const std::string& queue,
+                                             const std::string& id) {
+  const std::vector<std::string> flat =
+      redis.CmdList({"HGETALL", DropqEnv::Key(queue, "job:" + id)});
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < flat.size(); i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> JobIdsByName(const RedisServer& redis,
+                                                             const std::string& queue) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const std::string& id : JobIds(redis, queue)) {
+    out[redis.Cmd({"HGET", DropqEnv::Key(queue, "job:" + id), "name"})].push_back(id);
+  }
+  return out;
+}
+
+long long StatCounter(const RedisServer& redis, const std::string& queue,
+                      const std::string& counter) {
+  return redis.CmdInt({"HGET", DropqEnv::Key(queue, "stats"), counter});
+}
+
+nlohmann::json ParseJson(const std::string& text) {
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue) {
+  const CommandResult r = env.Ctl({"status", "--json"});
+  if (r.status != 0) return nullptr;
+  const nlohmann::json j = ParseJson(r.out);
+  if (j.is_discarded() || !j.contains("queues") || !j["queues"].contains(queue)) return nullptr;
+  return j["queues"][queue];
+}
+
+void SetDrainTimeout(DropqEnv& env, const std::string& value) {
+  std::string y = ReadFile(env.config);
+  const std::string from = "drain_timeout: 10s\n";
+  const size_t at = y.find(from);
+  ASSERT_NE(at, std::string::npos) << "the config has no " << from;
+  y.replace(at, from.size(), "drain_timeout: " + value + "\n");
+  WriteFile(env.config, y);
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+bool ProcessGone(pid_t pid) {
+  if (pid <= 0) return true;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  const char state = stat[paren + 2];
+  return state == 'Z' || state == 'X';
+}
+
+pid_t ReadPid(const std::string& path) {
+  const std::string s = ReadFile(path);
+  if (s.empty()) return -1;
+  return static_cast<pid_t>(std::atol(s.c_str()));
+}
+
+std::vector<std::string> FindNamed(const std::string& root, const std::string& name) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           root, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().filename() == name) out.push_back(it->path().string());
+  }
+  return out;
+}
+
+}  // namespace dropq::test

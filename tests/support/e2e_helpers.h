@@ -1,0 +1,86 @@
+// Small helpers shared by the end-to-end tests (tests/e2e/): handler
+// scripts, file ages, reading job records out of Redis, dropqctl's JSON, and
+// checks on processes and logs. Everything here observes; nothing changes
+// dropqd's behaviour. Thread: owner (the test).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/dropq_env.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+
+namespace dropq::test {
+
+// Writes `body` (a /bin/sh script, "#!/bin/sh\n" prepended) to `path`,
+// mode 0755, and returns `path`.
+std::string WriteScript(const std::string& path, const std::string& body);
+
+// Sets the access and modification times of `path` to now minus `age`.
+// Returns false (and adds a test failure) on error.
+bool SetAge(const std::string& path, std::chrono::seconds age);
+
+// How long ago `path` was last modified (its mtime); zero if it cannot be read.
+std::chrono::milliseconds FileAge(const std::string& path);
+
+// Writes `content` to `staging` (a scratch path outside the watched
+// directory), then renames it to `dest`: how an atomic upload arrives.
+void WriteAndRename(const std::string& staging, const std::string& dest,
+                    const std::string& content);
+
+// Lines of the file at `path` ('\n' separated; a last line without '\n'
+// counts too). Empty if the file does not exist.
+std::vector<std::string> ReadLines(const std::string& path);
+// The same for text in memory.
+std::vector<std::string> SplitLines(const std::string& text);
+// Pieces of `s`, each ended by a NUL (a trailing piece without one is dropped).
+std::vector<std::string> SplitNul(const std::string& s);
+// Number of times `needle` occurs in `haystack`.
+size_t Count(const std::string& haystack, const std::string& needle);
+// How many times each line occurs.
+std::map<std::string, int> Tally(const std::vector<std::string>& lines);
+
+// Every job id of `queue` that has a record (KEYS <prefix>:{queue}:job:*).
+std::vector<std::string> JobIds(const RedisServer& redis, const std::string& queue);
+// One job record as field -> value; empty if it does not exist.
+std::map<std::string, std::string> JobRecord(const RedisServer& redis, const std::string& queue,
+                                             const std::string& id);
+// File name -> ids of every job record with that name.
+std::map<std::string, std::vector<std::string>> JobIdsByName(const RedisServer& redis,
+                                                             const std::string& queue);
+// HGET <prefix>:{queue}:stats <counter>, 0 if absent.
+long long StatCounter(const RedisServer& redis, const std::string& queue,
+                      const std::string& counter);
+
+// Parses dropqctl's stdout as JSON; a discarded value (is_discarded()) if it
+// is not JSON.
+nlohmann::json ParseJson(const std::string& text);
+
+// The per-queue object of `dropqctl status --json` for `queue`, or null.
+nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue);
+
+// Replaces the top-level `drain_timeout: 10s` that DropqEnv::WriteConfig()
+// writes with `value` (WriteConfig() has no parameter for it, and a second
+// key would be a duplicate). Call after WriteConfig().
+void SetDrainTimeout(DropqEnv& env, const std::string& value);
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(const std::string& data);
+
+// True once `pid` no longer runs: gone, or a zombie (a PID 1 that does not
+// reap, as in some containers, leaves one behind).
+bool ProcessGone(pid_t pid);
+
+// The integer in the file at `path` ("1234\n"), or -1.
+pid_t ReadPid(const std::string& path);
+
+// Every path under `root` (recursively) whose last component is `name`.
+std::vector<std::string> FindNamed(const std::string& root, const std::string& name);
+
+}  // namespace dropq::test
