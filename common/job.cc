@@ -43,6 +43,8 @@ std::string_view RunResultName(RunResult r) {
       return "error";
     case RunResult::kVanished:
       return "vanished";
+    case RunResult::kReplaced:
+      return "replaced";
     case RunResult::kInterrupted:
       return "interrupted";
   }

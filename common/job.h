@@ -43,6 +43,7 @@ enum class RunResult {
   kTimeout,      // handler.timeout passed; its process group was killed
   kError,        // the handler could not be run at all (error)
   kVanished,     // the file was gone before the handler could start
+  kReplaced,     // another file took its name before the handler started (it has its own job)
   kInterrupted,  // dropqd stopped it while draining; the job goes back to pending
 };
 

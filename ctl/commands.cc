@@ -210,7 +210,7 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   }
   const std::string name = prep.elements.at(0).AsString();
   const std::string where = prep.elements.at(1).AsString();
-  const std::string ident = prep.elements.at(2).AsString();
+  const std::string previous = prep.elements.at(3).AsString();
   const std::string home = q.watch + "/" + name;
   struct stat st;
   std::string err;
@@ -226,8 +226,9 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
     err = "file not found at " + EscapeName(home);
   }
   if (!err.empty()) {
-    const bool kept_in_place = where.empty() || where == home;
-    Eval(env, RetryAbortScript(), k.base(), {id, kept_in_place ? "~" + ident : ""});
+    // What :files said before (e.g. the marker of a newer file kept under
+    // this name) goes back; our own id never stays there.
+    Eval(env, RetryAbortScript(), k.base(), {id, previous == id ? "" : previous});
     return err;
   }
   const Reply commit = Eval(env, RetryCommitScript(), k.base(), {id, std::to_string(NowUnixMs())});

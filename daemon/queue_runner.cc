@@ -279,17 +279,22 @@ void QueueRunner::OnFinished(Outcome&& o) {
     MaybeClaim();
     return;
   }
+  // A file that vanished or was replaced before its run is a counted skip:
+  // nothing ran, nothing failed; the job ends done with that result.
+  const bool skipped = o.result == RunResult::kVanished || o.result == RunResult::kReplaced;
   const bool ok = o.result == RunResult::kOk;
-  const std::string state = ok ? "done" : "failed";
+  const std::string state = ok || skipped ? "done" : "failed";
   if (ok) {
     LogDebug("job.done", {{"queue", q_.name},
                           {"job", o.job.id},
                           {"path", path},
                           {"attempt", o.job.attempt},
                           {"ms", o.duration_ms}});
-  } else if (o.result == RunResult::kVanished) {
-    ++counters_.vanished;
-    LogWarn("job.vanished", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
+  } else if (skipped) {
+    LogWarn("job.skip", {{"queue", q_.name},
+                         {"job", o.job.id},
+                         {"path", path},
+                         {"reason", RunResultName(o.result)}});
   } else {
     std::vector<LogField> f = {{"queue", q_.name},
                                {"job", o.job.id},
@@ -303,8 +308,9 @@ void QueueRunner::OnFinished(Outcome&& o) {
     LogList(LogLevel::kWarn, "job.failed", f);
   }
   const Disposition& d = ok ? q_.on_success : q_.on_failure;
-  if (o.result == RunResult::kVanished) {
-    QueueAck(h, state, "", OutcomeFields(o));  // nothing left to move
+  if (skipped) {
+    h.skip = true;
+    QueueAck(h, state, "", OutcomeFields(o));  // nothing of ours left to move
   } else if (d.kind == Disposition::Kind::kKeep) {
     // The file stays: remember its identity so a restart does not redo it.
     QueueAck(h, state, "~" + o.ident.ToString(), OutcomeFields(o));
@@ -383,6 +389,7 @@ struct DisposeReq {
   std::string id;
   Disposition d;
   std::string src, name;
+  uint64_t ino = 0;  // the file that was processed
   Result<std::string> where{std::string()};
   std::function<void(std::string, Result<std::string>)> done;
 };
@@ -398,12 +405,13 @@ void QueueRunner::StartDispose(const std::string& id) {
   r->d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
   r->src = q_.watch + "/" + h.job.name;
   r->name = h.job.name;
+  r->ino = h.outcome->ident.ino;
   r->done = [this](std::string id, Result<std::string> where) { OnDisposed(id, std::move(where)); };
   const int rc = uv_queue_work(
       loop_->get(), &r->req,
       [](uv_work_t* req) {  // threadpool: the blocking move or unlink
         auto* d = static_cast<DisposeReq*>(req->data);
-        d->where = Dispose(d->d, d->src, d->name, d->id);
+        d->where = Dispose(d->d, d->src, d->name, d->id, d->ino);
       },
       [](uv_work_t* req, int) {
         std::unique_ptr<DisposeReq> d(static_cast<DisposeReq*>(req->data));
@@ -476,7 +484,10 @@ void QueueRunner::SendAcks() {
             continue;
           }
           if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
-            (it->second.ack_state == "done" ? counters_.done : counters_.failed) += 1;
+            const Held& h = it->second;
+            (h.skip                  ? counters_.skipped
+             : h.ack_state == "done" ? counters_.done
+                                     : counters_.failed) += 1;
           } else {
             // Already acknowledged (a resend after a lost reply) or
             // taken over by another instance.

@@ -42,7 +42,8 @@ class QueueRunner {
  public:
   // Counters for the summary line and tests; all monotonic.
   struct Counters {
-    uint64_t enqueued = 0, done = 0, failed = 0, interrupted = 0, vanished = 0;
+    uint64_t enqueued = 0, done = 0, failed = 0, interrupted = 0;
+    uint64_t skipped = 0;  // vanished or replaced before their run
     uint64_t dispose_errors = 0, lost_outcomes = 0;
   };
 
@@ -99,6 +100,7 @@ class QueueRunner {
     std::string ack_state;              // "done" | "failed"
     std::vector<std::string> ack_args;  // (state, files value, nfields, k, v...) once known
     bool unsent = false;                // a send failed: resend after reconnect
+    bool skip = false;                  // vanished or replaced before its run
   };
 
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,

@@ -36,9 +36,18 @@ local function to_pending(base, key, id, interrupted)
 end
 )lua";
 
-// ARGV: now_ms, then (id, name, ident, size) per file.
-// Returns one integer per file: 1 enqueued, 0 already known (a live job holds
-// the name, or the file was handled with this very identity).
+// ARGV: now_ms, then (id, name, ident, size) per file; ident is
+// "inode:size:mtime_ns". Returns one integer per file: 1 enqueued, 0 already
+// known. A name is deduplicated by its file, not its text:
+//   * no entry, or a stale one              -> a new job
+//   * "~ident" (handled and kept)           -> a new job only if the identity changed
+//   * a live job for the same inode         -> the same file: no new job; while the job
+//                                              is pending its identity is updated, so
+//                                              the run takes the latest content; once
+//                                              claimed, a changed file is a new version
+//                                              and gets a job of its own
+//   * a live job for another inode          -> a replacement: a new job (the old one
+//                                              ends as `replaced` when its worker looks)
 constexpr std::string_view kEnqueue = R"lua(
 local base = KEYS[1]
 local now = ARGV[1]
@@ -48,13 +57,24 @@ local n = 0
 for i = 2, #ARGV, 4 do
   local id, name, ident = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', files, name)
-  local take
+  local take = false
   if not cur then
     take = true
   elseif string.sub(cur, 1, 1) == '~' then
     take = (cur ~= '~' .. ident)
   else
-    take = (redis.call('EXISTS', base .. 'job:' .. cur) == 0)
+    local key = base .. 'job:' .. cur
+    local f = redis.call('HMGET', key, 'ident', 'state')
+    if not f[2] then
+      take = true
+    elseif f[1] ~= ident then
+      local same_inode = string.match(f[1] or '', '^(%d+):') == string.match(ident, '^(%d+):')
+      if same_inode and f[2] == 'pending' then
+        redis.call('HSET', key, 'ident', ident, 'size', ARGV[i + 3])
+      else
+        take = true
+      end
+    end
   end
   if take then
     redis.call('HSET', base .. 'job:' .. id, 'name', name, 'size', ARGV[i + 3],
@@ -153,7 +173,11 @@ while i <= #ARGV do
   local f = redis.call('HMGET', key, 'owner', 'state', 'name')
   if f[1] == inst and f[2] == 'active' then
     local kv = {'state', state, 'finished', now}
+    local result = ''
     for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 4 + k] end
+    for k = 0, nf - 1 do
+      if ARGV[i + 4 + 2 * k] == 'result' then result = ARGV[i + 5 + 2 * k] end
+    end
     redis.call('HSET', key, unpack(kv))
     redis.call('HDEL', key, 'phase')
     redis.call('ZREM', base .. 'active', id)
@@ -161,7 +185,13 @@ while i <= #ARGV do
     if redis.call('HGET', files, f[3]) == id then
       if fv == '' then redis.call('HDEL', files, f[3]) else redis.call('HSET', files, f[3], fv) end
     end
-    if state == 'done' then ndone = ndone + 1 else nfailed = nfailed + 1 end
+    if result == 'vanished' or result == 'replaced' then
+      redis.call('HINCRBY', base .. 'stats', result, 1)  -- a skip, not a run
+    elseif state == 'done' then
+      ndone = ndone + 1
+    else
+      nfailed = nfailed + 1
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -169,15 +199,13 @@ while i <= #ARGV do
   i = i + 4 + 2 * nf
 end
 if nfailed > 0 then redis.call('HINCRBY', base .. 'stats', 'failed', nfailed) end
-if ndone > 0 then
-  redis.call('HINCRBY', base .. 'stats', 'done', ndone)
-  local done = base .. 'done'
-  local excess = redis.call('ZCARD', done) - keep
-  if excess > 0 then
-    local old = redis.call('ZRANGE', done, 0, excess - 1)
-    for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
-    redis.call('ZREMRANGEBYRANK', done, 0, excess - 1)
-  end
+if ndone > 0 then redis.call('HINCRBY', base .. 'stats', 'done', ndone) end
+local done = base .. 'done'
+local excess = redis.call('ZCARD', done) - keep
+if excess > 0 then
+  local old = redis.call('ZRANGE', done, 0, excess - 1)
+  for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
+  redis.call('ZREMRANGEBYRANK', done, 0, excess - 1)
 end
 return out
 )lua";
@@ -246,7 +274,8 @@ return n
 
 // ARGV: id. A failed (or half-retried) job becomes 'retrying' and takes its
 // name in :files, so the watcher does not make a second job when the file
-// comes back. Returns {name, disposed_to, ident} or an error.
+// comes back. Returns {name, disposed_to, ident, previous :files value} or
+// an error; RETRY_ABORT puts the previous value back.
 constexpr std::string_view kRetryPrepare = R"lua(
 local base = KEYS[1]
 local id = ARGV[1]
@@ -263,7 +292,7 @@ if cur and cur ~= id and string.sub(cur, 1, 1) ~= '~' and
 end
 redis.call('HSET', key, 'state', 'retrying')
 redis.call('HSET', base .. 'files', f[2], id)
-return {f[2], f[3] or '', f[4] or ''}
+return {f[2], f[3] or '', f[4] or '', cur or ''}
 )lua";
 
 // ARGV: id, now_ms. The file is back in place: the job goes to pending with

@@ -204,7 +204,20 @@ Result<std::string> CopyIntoPlace(const Disposition& d, const std::string& src,
 }
 
 Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
-                            const std::string& job_id) {
+                            const std::string& job_id, uint64_t expected_ino) {
+  if (expected_ino != 0 && d.kind != Disposition::Kind::kKeep) {
+    // A narrow window remains between this check and the rename below; a
+    // processing directory that uploaders cannot write would close it.
+    struct stat st;
+    if (::lstat(src.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err == ENOENT) return Vanished(src);
+      return IoError("stat " + src, err);
+    }
+    if (st.st_ino != expected_ino) {
+      return Error{Errc::kVanished, src + ": replaced by another file during the run"};
+    }
+  }
   switch (d.kind) {
     case Disposition::Kind::kKeep: {
       struct stat st;

@@ -8,6 +8,7 @@
 // Thread: any (no shared state).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/result.h"
@@ -23,9 +24,11 @@ std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
 
 // Applies `d` to the file at `src` (named `name`, processed by `job_id`).
 // Returns the file's final absolute path for kMoveTo, `src` for kKeep, ""
-// for kDelete. Errc::kVanished if `src` does not exist.
+// for kDelete. Errc::kVanished if `src` does not exist, or if `expected_ino`
+// is not 0 and the file at `src` is another one (it was replaced during the
+// run: that file has a job of its own and is left alone).
 Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
-                            const std::string& job_id);
+                            const std::string& job_id, uint64_t expected_ino = 0);
 
 // Moves `src` to `dst` without ever replacing an existing `dst`:
 // renameat2(RENAME_NOREPLACE), or link(2) + unlink(2) where the filesystem

@@ -57,17 +57,21 @@ Outcome WorkerPool::RunOne(Job job) {
     out.result = RunResult::kError;
     out.error = "not a regular file (" + std::string(FileKindName(st.st_mode)) + ")";
     out.started_ms = NowUnixMs();
+  } else if (job.ident.ino != 0 && st.st_ino != job.ident.ino) {
+    // Another file was renamed over this one before it ran: that file has a
+    // job of its own (ENQUEUE makes one for a new inode), this one is gone.
+    out.result = RunResult::kReplaced;
+    out.error = "replaced by another file before it ran";
+    out.started_ms = NowUnixMs();
   } else {
     // Count the attempt before the handler starts: `attempt` is the number of
     // runs started, and a run that dropqd loses mid-way still counts.
     job.attempt += 1;
     hooks_.started(job);
     out = handler_->Run(job, path, cancel_);
-    // The identity recorded is the one the file has after the run, so that a
-    // handler that touches its file does not make it look new after a restart.
-    struct stat after;
-    out.ident = FileIdentity::FromStat(
-        lstat(path.c_str(), &after) == 0 && after.st_ino == st.st_ino ? after : st);
+    // The identity recorded is the one that was processed: if the file was
+    // rewritten during the run it no longer matches, and is processed again.
+    out.ident = FileIdentity::FromStat(st);
   }
   out.job = std::move(job);
   return out;

@@ -264,14 +264,11 @@ TEST_F(FailureTest, RetryAllFailedReportsTheJobsItCouldNotRetry) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
-// DISABLED: shows a bug in dropqctl retry. When the retried file cannot be
-// put back because a file of the same name is in the inbox again (here: a
-// newer upload, processed and kept), RETRY_PREPARE has already overwritten
-// that name's `:files` entry (the kept file's "~identity" marker) with the
-// failed job's id, and RETRY_ABORT (ctl/commands.cc, RetryOne) then deletes
-// the entry instead of restoring the marker. The kept file, already
-// processed, looks new to the next start-up scan and is processed again.
-TEST(RetryConflictTest, DISABLED_FailedRetryKeepsTheMarkerOfAKeptFileWithTheSameName) {
+// When the retried file cannot be put back because a file of the same name is
+// in the inbox again (a newer upload, processed and kept), the failed retry
+// restores that name's `:files` entry (the kept file's "~identity" marker), so
+// the kept file is not processed again at the next start.
+TEST(RetryConflictTest, FailedRetryKeepsTheMarkerOfAKeptFileWithTheSameName) {
   DropqEnv env;
   ASSERT_TRUE(env.redis.ok());
   const std::string log = env.tmp.Sub("handler.log"), marker = env.tmp.Sub("fail");

@@ -1,7 +1,9 @@
 // A file replaced under the same name while dropqd already has a job for it.
-// While the job is pending, the run sees the new file. While the handler is
-// running, the new content must still be processed once the run ends: two
-// DISABLED_ tests below show that it is not (see their comments).
+// A name is deduplicated by its file (inode), not its text: a file renamed
+// over a pending one gets a job of its own and the old job ends as a
+// `replaced` skip; a file replaced or rewritten while its handler runs is
+// processed again once that run ends, and the disposition never moves a
+// file that was not the one processed.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -80,18 +82,16 @@ TEST_F(ReplaceTest, ReplacedWhilePendingRunsOnTheNewFileOnce) {
                                               {"probe-2.txt: probe", 1},
                                               {"x.txt: version 2", 1}}));
   EXPECT_EQ(ReadFile(env_.done + "/x.txt"), "version 2");
-  EXPECT_EQ(StatCounter(env_.redis, "q", "enqueued"), 4);
+  // version 2 is a file of its own: a fifth job; the job of version 1 found
+  // another file under its name and ended as a counted skip.
+  EXPECT_EQ(StatCounter(env_.redis, "q", "enqueued"), 5);
+  EXPECT_EQ(StatCounter(env_.redis, "q", "replaced"), 1);
   EXPECT_EQ(env_.Stop(), 0);
 }
 
-// DISABLED: shows a bug. With move_to, a file replaced (renamed over) while
-// its handler runs is moved to done/ without ever being processed: the
-// replacement's IN_MOVED_TO reaches ENQUEUE while the job is live, so it is
-// deduplicated away (store/scripts.cc, ENQUEUE), and when the run ends the
-// disposition moves whatever file has the name now (daemon/queue_runner.cc,
-// StartDispose; workers/worker_pool.cc RunOne even sees the inode change and
-// only uses it to pick the identity). Expected: version 2 is processed too.
-TEST_F(ReplaceTest, DISABLED_ReplacedWhileRunningIsProcessedToo) {
+// With move_to, a file renamed over one whose handler is running is processed
+// too, and the first run's disposition leaves it alone.
+TEST_F(ReplaceTest, ReplacedWhileRunningIsProcessedToo) {
   StartQueue("done", /*workers=*/2);
   Upload("x.txt", "version 1");
   ASSERT_TRUE(WaitFor([&] { return Exists(started_ + "/x.txt"); }, seconds(20)));
@@ -108,13 +108,9 @@ TEST_F(ReplaceTest, DISABLED_ReplacedWhileRunningIsProcessedToo) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
-// DISABLED: shows a bug. With on_success: keep, a file rewritten in place
-// while its handler runs is never processed with its new content, not even
-// after a restart: the rewrite's IN_CLOSE_WRITE reaches ENQUEUE while the job
-// is live (deduplicated away), and the outcome records the identity the file
-// has *after* the run (workers/worker_pool.cc, RunOne), so the new identity is
-// marked handled in `:files`. Expected: one more run, on version 2.
-TEST_F(ReplaceTest, DISABLED_KeptFileRewrittenWhileRunningIsProcessedAgain) {
+// With on_success: keep, a file rewritten in place while its handler runs is
+// processed again with its new content.
+TEST_F(ReplaceTest, KeptFileRewrittenWhileRunningIsProcessedAgain) {
   StartQueue("keep", /*workers=*/2);
   WriteFile(env_.inbox + "/doc.txt", "version 1");
   ASSERT_TRUE(WaitFor([&] { return Exists(started_ + "/doc.txt"); }, seconds(20)));

@@ -69,6 +69,26 @@ TEST_F(StoreScriptsTest, EnqueueDeduplicatesLiveAndHandledNames) {
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "enqueued"}), "2");
 }
 
+// A name is deduplicated by its file: the same inode rewritten while pending
+// updates the pending job; another inode, or a new version of a file whose
+// job was already claimed, is a job of its own.
+TEST_F(StoreScriptsTest, EnqueueTellsFilesApartByInode) {
+  EXPECT_EQ(Ints(Enqueue("J1", "a", "10:5:1")), std::vector<int64_t>{1});
+  EXPECT_EQ(Ints(Enqueue("J2", "a", "10:9:2")), std::vector<int64_t>{0});  // grew, still pending
+  EXPECT_EQ(Field("J1", "ident"), "10:9:2");
+  EXPECT_EQ(Field("J1", "size"), "5");  // Enqueue() always passes size 5 here
+  EXPECT_EQ(Ints(Enqueue("J3", "a", "11:9:2")), std::vector<int64_t>{1});  // renamed over
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J3");
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J3"});
+  EXPECT_EQ(Ints(Enqueue("J4", "a", "11:9:2")), std::vector<int64_t>{0});  // same file again
+  EXPECT_EQ(Ints(Enqueue("J5", "a", "11:12:3")), std::vector<int64_t>{1});  // rewritten mid-run
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5");
+  // The claimed job's ack leaves the newer job's entry alone.
+  Ack("i1", "J3", "done", "~11:9:2");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5");
+}
+
 TEST_F(StoreScriptsTest, ClaimIsBoundedAndOwned) {
   for (int i = 0; i < 5; ++i) Enqueue("J" + std::to_string(i), "f" + std::to_string(i), "1:1:1");
   auto ids = Claim("i1", 3);
