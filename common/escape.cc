@@ -49,13 +49,19 @@ int HexVal(char c) {
 
 }  // namespace
 
-std::string EscapeName(std::string_view name) {
+namespace {
+
+// EscapeName() and EscapeText() differ only in what they leave alone.
+std::string Escape(std::string_view name, bool text) {
   std::string out;
   out.reserve(name.size() + 8);
   size_t i = 0;
   while (i < name.size()) {
     const auto b = static_cast<uint8_t>(name[i]);
-    if (b == '\\') {
+    if (text && (b == ' ' || b == '\t' || b == '\\')) {
+      out.push_back(static_cast<char>(b));
+      ++i;
+    } else if (b == '\\') {
       out.append("\\\\");
       ++i;
     } else if (b <= 0x20 || b == 0x7f) {
@@ -74,6 +80,12 @@ std::string EscapeName(std::string_view name) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string EscapeName(std::string_view name) { return Escape(name, false); }
+
+std::string EscapeText(std::string_view line) { return Escape(line, true); }
 
 bool UnescapeName(std::string_view escaped, std::string* out) {
   out->clear();

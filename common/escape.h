@@ -12,6 +12,11 @@ namespace dropq {
 // Returns `name` escaped as described above. Never fails.
 std::string EscapeName(std::string_view name);
 
+// For one line of text shown to a person (a handler's stderr): like
+// EscapeName() but spaces, tabs and backslashes stay as they are, so the text
+// stays readable while no control byte (a terminal escape) gets through.
+std::string EscapeText(std::string_view line);
+
 // Reverses EscapeName(). Returns false on a malformed escape.
 bool UnescapeName(std::string_view escaped, std::string* out);
 

@@ -181,13 +181,13 @@ int Show(const Env& env, const std::string& id) try {
     std::string line;
     for (char c : f["stderr"]) {
       if (c == '\n') {
-        std::printf("  | %s\n", ToValidUtf8(line).c_str());
+        std::printf("  | %s\n", EscapeText(line).c_str());
         line.clear();
       } else {
         line.push_back(c);
       }
     }
-    if (!line.empty()) std::printf("  | %s\n", ToValidUtf8(line).c_str());
+    if (!line.empty()) std::printf("  | %s\n", EscapeText(line).c_str());
   }
   return kOk;
 } catch (const RedisDown& e) {

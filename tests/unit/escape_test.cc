@@ -123,3 +123,15 @@ TEST(HexBytesTest, LowerCaseTwoDigitsPerByte) {
 
 }  // namespace
 }  // namespace dropq
+
+namespace dropq {
+namespace {
+
+TEST(EscapeTextTest, KeepsSpacesButNoControlBytes) {
+  EXPECT_EQ(EscapeText("a b\tc\\d"), "a b\tc\\d");
+  EXPECT_EQ(EscapeText("red \x1b[31m!"), "red \\x1b[31m!");
+  EXPECT_EQ(EscapeText("caf\xc3\xa9 \xff"), "caf\xc3\xa9 \\xff");
+}
+
+}  // namespace
+}  // namespace dropq
