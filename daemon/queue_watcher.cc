@@ -88,24 +88,30 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
     }
     return;
   }
+  const bool complete = (mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) != 0;
+  if (!Selected(name, complete)) return;  // before the lstat: *.part files close often
   const std::string path = q_.watch + "/" + name;
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return;  // already gone again
   if (mask & IN_CREATE) {
     // A regular file is taken on its close; anything else never closes-after-write.
-    if (!S_ISREG(st.st_mode) && NameSelected(q_, name)) Skip(name, st.st_mode);
+    if (!S_ISREG(st.st_mode)) Skip(name, st.st_mode);
     return;
   }
-  if (mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) Consider(name, st, false);
+  if (complete) Consider(name, st, false);
+}
+
+bool QueueWatcher::Selected(const std::string& name, bool count) {
+  if (own_dirs_.count(name) != 0) return false;
+  if (NameSelected(q_, name)) return true;
+  if (count) {
+    ++counters_.excluded;
+    LogDebug("file.excluded", {{"queue", q_.name}, {"path", q_.watch + "/" + name}});
+  }
+  return false;
 }
 
 void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool from_scan) {
-  if (own_dirs_.count(name) != 0) return;
-  if (!NameSelected(q_, name)) {
-    ++counters_.excluded;
-    LogDebug("file.excluded", {{"queue", q_.name}, {"path", q_.watch + "/" + name}});
-    return;
-  }
   if (!S_ISREG(st.st_mode)) {
     Skip(name, st.st_mode);
     return;
@@ -185,7 +191,9 @@ void QueueWatcher::Rescan() {
 }
 
 void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error) {
-  for (const ScanEntry& e : chunk) Consider(e.name, e.st, true);
+  for (const ScanEntry& e : chunk) {
+    if (Selected(e.name, true)) Consider(e.name, e.st, true);
+  }
   if (last) {
     if (error != nullptr) {
       LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});

@@ -63,7 +63,11 @@ class QueueWatcher {
  private:
   void OnEvent(uint32_t mask, std::string_view name);
   void OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error);
-  // A name believed complete: filters it, then enqueues or lets it settle.
+  // False for names the globs turn away (counted and logged if `count`) and
+  // for the queue's own success/failure directories.
+  bool Selected(const std::string& name, bool count);
+  // A selected name believed complete: skips what is not a regular file,
+  // then enqueues it or lets it settle.
   void Consider(const std::string& name, const struct stat& st, bool from_scan);
   void Skip(const std::string& name, mode_t mode);
   void Settle(const std::string& name, int64_t due_ms, bool from_scan);
