@@ -119,6 +119,19 @@ std::string Join(const std::string& parent, std::string_view key) {
   return parent.empty() ? std::string(key) : parent + "." + std::string(key);
 }
 
+// A duration in the largest unit that shows it exactly: "90s", "10m", "250ms".
+std::string ShowDuration(Millis d) {
+  static constexpr std::pair<int64_t, const char*> kUnits[] = {{int64_t{24} * 60 * 60 * 1000, "d"},
+                                                               {int64_t{60} * 60 * 1000, "h"},
+                                                               {60 * 1000, "m"},
+                                                               {1000, "s"}};
+  const int64_t ms = d.count();
+  for (const auto& [factor, unit] : kUnits) {
+    if (ms != 0 && ms % factor == 0) return std::to_string(ms / factor) + unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
 std::string StripTrailingSlashes(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   return p;
@@ -173,6 +186,9 @@ class Parser {
   Status Queues(const At& at, Config* c);
   Status Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q);
   Status Handler(const At& at, HandlerConfig* h);
+  Status Retry(const At& at, RetryConfig* r);
+  // A list of exit codes 1..255, none twice; `lines` receives each item's line.
+  Result<std::vector<int>> ExitCodes(const At& at, std::vector<int>* lines) const;
   Result<Disposition> Dispo(const At& at, bool delete_ok);
   // Checks a disposition's move_to against the watched directory.
   Status CheckMoveTo(const At& queue, std::string_view which, const QueueConfig& q) const;
@@ -308,6 +324,14 @@ Result<Config> Parser::Top(const YAML::Node& root) {
          auto d = Duration(v, /*zero_ok=*/true);
          if (!d) return d.error();
          c.drain_timeout = *d;
+         return OkStatus();
+       }},
+      {"heartbeat_ttl",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         if (*d < Millis(1000)) return Fail(v, "must be at least 1s, got " + v.node.Scalar());
+         c.heartbeat_ttl = *d;
          return OkStatus();
        }},
       {"queues", [&](const At& v) { return Queues(v, &c); }},
@@ -464,6 +488,24 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          q->keep_done = *n;
          return OkStatus();
        }},
+      {"keep_failed",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 0, INT64_MAX);
+         if (!n) return n.error();
+         q->keep_failed = *n;
+         return OkStatus();
+       }},
+      {"retry", [&](const At& v) { return Retry(v, &q->retry); }},
+      {"rescan_interval",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         if (d->count() != 0 && *d < Millis(1000)) {
+           return Fail(v, "must be 0s (off) or at least 1s, got " + v.node.Scalar());
+         }
+         q->rescan_interval = *d;
+         return OkStatus();
+       }},
   };
   q->include = {"*"};
   std::set<std::string> seen;
@@ -578,6 +620,118 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
   if (seen.count("manifest") != 0 && builtin != "sha256") {
     const std::string key = at.key + ".manifest";
     return Fail(At{at.node, key, lines_[key]}, "manifest is only for builtin: sha256");
+  }
+  return OkStatus();
+}
+
+Result<std::vector<int>> Parser::ExitCodes(const At& at, std::vector<int>* lines) const {
+  if (!at.node.IsSequence()) {
+    return Fail(at, "expected a list of exit codes (1..255), got " + Describe(at.node));
+  }
+  std::vector<int> out;
+  lines->clear();
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    const YAML::Node item = at.node[i];
+    const At item_at{item, at.key + "[" + std::to_string(i) + "]", item.Mark().line + 1};
+    if (item.IsScalar() && item.Scalar() == "0") {
+      return Fail(item_at, "0 is success, not a failure: want an exit code 1..255");
+    }
+    auto n = Integer(item_at, 1, 255);
+    if (!n) return n.error();
+    const int code = static_cast<int>(*n);
+    if (std::find(out.begin(), out.end(), code) != out.end()) {
+      return Fail(item_at, std::to_string(code) + " is listed twice");
+    }
+    out.push_back(code);
+    lines->push_back(item_at.line);
+  }
+  return out;
+}
+
+// Two checks need two keys (max_delay >= initial_delay, no code in both exit
+// code lists). When both keys are written they run as soon as the second is
+// read, so that the first error in the file is the one reported; after the
+// walk they run again against the defaults of keys left out.
+Status Parser::Retry(const At& at, RetryConfig* r) {
+  std::set<std::string> seen;
+  std::vector<int> permanent_lines, tempfail_lines;
+  const auto key = [&](std::string_view name) { return Join(at.key, name); };
+  const auto check_delays = [&]() -> Status {
+    if (r->max_delay >= r->initial_delay) return OkStatus();
+    if (seen.count("max_delay") != 0) {
+      return Fail(At{at.node, key("max_delay"), lines_[key("max_delay")]},
+                  "must be at least initial_delay (" + ShowDuration(r->initial_delay) + "), got " +
+                      ShowDuration(r->max_delay));
+    }
+    return Fail(At{at.node, key("initial_delay"), lines_[key("initial_delay")]},
+                "is more than max_delay (default " + ShowDuration(r->max_delay) +
+                    "): set max_delay too, at least this long");
+  };
+  // Fails on the first code of the list `name` that the other list holds too.
+  const auto check_codes = [&](std::string_view name) -> Status {
+    const bool perm = name == "permanent_exit_codes";
+    const std::vector<int>& mine = perm ? r->permanent_exit_codes : r->tempfail_exit_codes;
+    const std::vector<int>& other = perm ? r->tempfail_exit_codes : r->permanent_exit_codes;
+    const std::vector<int>& lines = perm ? permanent_lines : tempfail_lines;
+    const std::string other_name = perm ? "tempfail_exit_codes" : "permanent_exit_codes";
+    for (size_t i = 0; i < mine.size(); ++i) {
+      if (std::find(other.begin(), other.end(), mine[i]) == other.end()) continue;
+      const std::string code = std::to_string(mine[i]);
+      std::string why = "exit code " + code + " is in both permanent_exit_codes and " +
+                        "tempfail_exit_codes: a code is one or the other";
+      if (seen.count(other_name) == 0) {
+        std::string dflt;
+        for (int c : other) dflt += (dflt.empty() ? "" : ", ") + std::to_string(c);
+        why = "exit code " + code + " is also in " + other_name + " by default (" + other_name +
+              ": [" + dflt + "]): set " + other_name + " without it";
+      }
+      return Fail(At{at.node, key(name) + "[" + std::to_string(i) + "]", lines[i]}, why);
+    }
+    return OkStatus();
+  };
+  const auto delay = [&](Millis* out) {
+    return [&, out](const At& v) -> Status {
+      auto d = Duration(v, /*zero_ok=*/false);
+      if (!d) return d.error();
+      *out = *d;
+      if (seen.count("initial_delay") != 0 && seen.count("max_delay") != 0) return check_delays();
+      return OkStatus();
+    };
+  };
+  const auto codes = [&](std::string_view name, std::vector<int>* out, std::vector<int>* lines) {
+    return [&, name, out, lines](const At& v) -> Status {
+      auto l = ExitCodes(v, lines);
+      if (!l) return l.error();
+      *out = std::move(*l);
+      if (seen.count("permanent_exit_codes") != 0 && seen.count("tempfail_exit_codes") != 0) {
+        return check_codes(name);
+      }
+      return OkStatus();
+    };
+  };
+  const Field fields[] = {
+      {"max_attempts",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 1, 1000);
+         if (!n) return n.error();
+         r->max_attempts = static_cast<int>(*n);
+         return OkStatus();
+       }},
+      {"initial_delay", delay(&r->initial_delay)},
+      {"max_delay", delay(&r->max_delay)},
+      {"permanent_exit_codes",
+       codes("permanent_exit_codes", &r->permanent_exit_codes, &permanent_lines)},
+      {"tempfail_exit_codes",
+       codes("tempfail_exit_codes", &r->tempfail_exit_codes, &tempfail_lines)},
+  };
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  if (Status s = check_delays(); !s) return s;
+  // Both written: checked already. One written: it is the one to point at.
+  if (seen.count("permanent_exit_codes") != 0 && seen.count("tempfail_exit_codes") == 0) {
+    return check_codes("permanent_exit_codes");
+  }
+  if (seen.count("tempfail_exit_codes") != 0 && seen.count("permanent_exit_codes") == 0) {
+    return check_codes("tempfail_exit_codes");
   }
   return OkStatus();
 }

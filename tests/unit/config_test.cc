@@ -98,6 +98,69 @@ TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(q.keep_done, 10000);
 }
 
+TEST_F(ConfigTest, RetryAndHousekeepingDefaults) {
+  const auto c = Parse(Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->heartbeat_ttl, Millis(15 * 1000));
+  const QueueConfig& q = c->queues[0];
+  EXPECT_EQ(q.keep_failed, -1);
+  EXPECT_EQ(q.rescan_interval, Millis(5 * 60 * 1000));
+  EXPECT_EQ(q.retry.max_attempts, 5);
+  EXPECT_EQ(q.retry.initial_delay, Millis(1000));
+  EXPECT_EQ(q.retry.max_delay, Millis(10 * 60 * 1000));
+  EXPECT_EQ(q.retry.permanent_exit_codes, std::vector<int>{65});
+  EXPECT_EQ(q.retry.tempfail_exit_codes, std::vector<int>{75});
+
+  // An empty retry map keeps every default too.
+  const auto d = Parse(Queue({"retry: {}"}));
+  ASSERT_TRUE(d.ok()) << d.error().what;
+  EXPECT_EQ(d->queues[0].retry.max_attempts, 5);
+  EXPECT_EQ(d->queues[0].retry.permanent_exit_codes, std::vector<int>{65});
+  EXPECT_EQ(d->queues[0].retry.tempfail_exit_codes, std::vector<int>{75});
+}
+
+TEST_F(ConfigTest, RetryAndHousekeepingKeysAreRead) {
+  const auto c =
+      Parse(Lines({"heartbeat_ttl: 1s"}) +
+            Queue({"keep_failed: 0", "rescan_interval: 0s", "retry:", "  max_attempts: 1000",
+                   "  initial_delay: 250ms", "  max_delay: 2h",
+                   "  permanent_exit_codes: [1, 2, 255]", "  tempfail_exit_codes: []"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->heartbeat_ttl, Millis(1000));
+  const QueueConfig& q = c->queues[0];
+  EXPECT_EQ(q.keep_failed, 0);
+  EXPECT_EQ(q.rescan_interval, Millis(0));
+  EXPECT_EQ(q.retry.max_attempts, 1000);
+  EXPECT_EQ(q.retry.initial_delay, Millis(250));
+  EXPECT_EQ(q.retry.max_delay, Millis(2 * 3600 * 1000));
+  EXPECT_EQ(q.retry.permanent_exit_codes, (std::vector<int>{1, 2, 255}));
+  EXPECT_TRUE(q.retry.tempfail_exit_codes.empty());
+
+  const auto d = Parse(Lines({"heartbeat_ttl: 2m"}) +
+                       Queue({"keep_failed: 500", "rescan_interval: 1s",
+                              "retry: {max_attempts: 1, initial_delay: 30s, max_delay: 30s, "
+                              "permanent_exit_codes: [75], tempfail_exit_codes: [65]}"}));
+  ASSERT_TRUE(d.ok()) << d.error().what;
+  EXPECT_EQ(d->heartbeat_ttl, Millis(2 * 60 * 1000));
+  const QueueConfig& r = d->queues[0];
+  EXPECT_EQ(r.keep_failed, 500);
+  EXPECT_EQ(r.rescan_interval, Millis(1000));
+  EXPECT_EQ(r.retry.max_attempts, 1);
+  EXPECT_EQ(r.retry.initial_delay, Millis(30 * 1000));
+  EXPECT_EQ(r.retry.max_delay, Millis(30 * 1000));  // equal to initial_delay is fine
+  EXPECT_EQ(r.retry.permanent_exit_codes, std::vector<int>{75});
+  EXPECT_EQ(r.retry.tempfail_exit_codes, std::vector<int>{65});
+
+  // A max_delay alone only has to reach the default initial_delay (1s), and an
+  // initial_delay alone may go up to the default max_delay (10m).
+  const auto e = Parse(Queue({"retry:", "  max_delay: 1s"}));
+  ASSERT_TRUE(e.ok()) << e.error().what;
+  EXPECT_EQ(e->queues[0].retry.max_delay, Millis(1000));
+  const auto f = Parse(Queue({"retry: {initial_delay: 10m}"}));
+  ASSERT_TRUE(f.ok()) << f.error().what;
+  EXPECT_EQ(f->queues[0].retry.initial_delay, Millis(10 * 60 * 1000));
+}
+
 TEST_F(ConfigTest, CapacityDefaultsToFourTimesWorkers) {
   auto c = Parse(Queue({"workers: 5"}));
   ASSERT_TRUE(c.ok()) << c.error().what;
@@ -319,7 +382,7 @@ TEST_F(ConfigTest, StrayCommaIsAnErrorNotAHang) {
 // --- unknown and duplicate keys ------------------------------------------------
 
 TEST_F(ConfigTest, UnknownTopLevelKey) {
-  ExpectError(Lines({"heartbeat_ttl: 10s"}) + Queue(), 1, "heartbeat_ttl", "unknown key");
+  ExpectError(Lines({"heartbeat: 10s"}) + Queue(), 1, "heartbeat", "unknown key");
   ExpectError(Queue() + "metrics: {}\n", 6, "metrics", "unknown key");
 }
 
@@ -329,7 +392,7 @@ TEST_F(ConfigTest, UnknownRedisKey) {
 }
 
 TEST_F(ConfigTest, UnknownQueueKey) {
-  ExpectError(Queue({"retry: 3"}), 6, "queues[0].retry", "unknown key");
+  ExpectError(Queue({"retries: 3"}), 6, "queues[0].retries", "unknown key");
   ExpectError(Queue({"keep_done: 5", "worker: 3"}), 7, "queues[0].worker", "unknown key");
 }
 
@@ -461,6 +524,120 @@ TEST_F(ConfigTest, MoveToEqualToWatchIsCaughtWhateverTheKeyOrder) {
   ExpectError(Lines({"queues:", "  - name: q", "    on_success: {move_to: " + inbox_ + "}",
                      "    watch: " + inbox_, "    handler: {builtin: noop}"}),
               3, "queues[0].on_success.move_to", "watched directory");
+}
+
+// --- retry, keep_failed, rescan_interval, heartbeat_ttl ------------------------------
+
+TEST_F(ConfigTest, RetryMustBeAMap) {
+  ExpectError(Queue({"retry: 3"}), 6, "queues[0].retry", "expected a map, got \"3\"");
+  ExpectError(Queue({"retry: [max_attempts]"}), 6, "queues[0].retry", "expected a map, got a list");
+  ExpectError(Queue({"keep_done: 1", "retry:"}), 7, "queues[0].retry", "expected a map");
+}
+
+TEST_F(ConfigTest, UnknownRetryKey) {
+  ExpectError(Queue({"retry:", "  max_attempts: 3", "  backoff: 2s"}), 8, "queues[0].retry.backoff",
+              "unknown key (known here: max_attempts, initial_delay, max_delay, "
+              "permanent_exit_codes, tempfail_exit_codes)");
+  ExpectError(Queue({"retry:", "  max_attempts: 3", "  max_attempts: 4"}), 8,
+              "queues[0].retry.max_attempts", "duplicate key");
+}
+
+TEST_F(ConfigTest, BadMaxAttempts) {
+  ExpectError(Queue({"retry:", "  max_attempts: 0"}), 7, "queues[0].retry.max_attempts",
+              "must be 1..1000, got 0");
+  ExpectError(Queue({"retry:", "  max_attempts: 1001"}), 7, "queues[0].retry.max_attempts",
+              "1..1000");
+  ExpectError(Queue({"retry: {max_attempts: many}"}), 6, "queues[0].retry.max_attempts",
+              "expected an integer 1..1000");
+  ExpectError(Queue({"retry: {max_attempts: [3]}"}), 6, "queues[0].retry.max_attempts",
+              "expected an integer");
+}
+
+TEST_F(ConfigTest, BadRetryDelays) {
+  ExpectError(Queue({"retry:", "  initial_delay: 0s"}), 7, "queues[0].retry.initial_delay",
+              "greater than 0");
+  ExpectError(Queue({"retry:", "  max_delay: 0ms"}), 7, "queues[0].retry.max_delay",
+              "greater than 0");
+  ExpectError(Queue({"retry:", "  initial_delay: 5"}), 7, "queues[0].retry.initial_delay",
+              "bad duration");
+  ExpectError(Queue({"retry:", "  max_delay: [1s]"}), 7, "queues[0].retry.max_delay",
+              "expected a string");
+}
+
+TEST_F(ConfigTest, MaxDelayBelowInitialDelay) {
+  // Whatever the order, the error is on the max_delay line.
+  ExpectError(Queue({"retry:", "  initial_delay: 2m", "  max_delay: 90s"}), 8,
+              "queues[0].retry.max_delay", "at least initial_delay (2m), got 90s");
+  ExpectError(Queue({"retry:", "  max_delay: 90s", "  max_attempts: 2", "  initial_delay: 2m"}), 7,
+              "queues[0].retry.max_delay", "at least initial_delay (2m), got 90s");
+  // Caught as soon as both are read: before a later error in the same map.
+  ExpectError(Queue({"retry:", "  initial_delay: 2s", "  max_delay: 1s", "  bogus: 1"}), 8,
+              "queues[0].retry.max_delay", "initial_delay");
+  // An initial_delay above the default max_delay (10m) is on its own line.
+  ExpectError(Queue({"retry:", "  max_attempts: 2", "  initial_delay: 11m"}), 8,
+              "queues[0].retry.initial_delay", "max_delay (default 10m)");
+}
+
+TEST_F(ConfigTest, BadExitCodes) {
+  ExpectError(Queue({"retry:", "  permanent_exit_codes: [1, 0]"}), 7,
+              "queues[0].retry.permanent_exit_codes[1]", "0 is success");
+  ExpectError(Queue({"retry:", "  tempfail_exit_codes:", "    - 75", "    - 256"}), 9,
+              "queues[0].retry.tempfail_exit_codes[1]", "must be 1..255, got 256");
+  ExpectError(Queue({"retry:", "  tempfail_exit_codes: [-1]"}), 7,
+              "queues[0].retry.tempfail_exit_codes[0]", "1..255");
+  ExpectError(Queue({"retry:", "  permanent_exit_codes: [x]"}), 7,
+              "queues[0].retry.permanent_exit_codes[0]", "expected an integer 1..255");
+  ExpectError(Queue({"retry:", "  permanent_exit_codes: 65"}), 7,
+              "queues[0].retry.permanent_exit_codes", "expected a list");
+  ExpectError(Queue({"retry:", "  permanent_exit_codes: [3, 4, 3]"}), 7,
+              "queues[0].retry.permanent_exit_codes[2]", "3 is listed twice");
+}
+
+TEST_F(ConfigTest, ExitCodeInBothLists) {
+  ExpectError(Queue({"retry:", "  permanent_exit_codes: [1, 2, 3]",
+                     "  tempfail_exit_codes:", "    - 75", "    - 2"}),
+              10, "queues[0].retry.tempfail_exit_codes[1]", "exit code 2 is in both");
+  ExpectError(Queue({"retry:", "  tempfail_exit_codes: [9]", "  max_attempts: 3",
+                     "  permanent_exit_codes: [8, 9]"}),
+              9, "queues[0].retry.permanent_exit_codes[1]", "exit code 9 is in both");
+  // Against the other list's default.
+  ExpectError(Queue({"retry:", "  tempfail_exit_codes: [75, 65]"}), 7,
+              "queues[0].retry.tempfail_exit_codes[1]",
+              "exit code 65 is also in permanent_exit_codes by default (permanent_exit_codes: "
+              "[65])");
+  ExpectError(Queue({"retry:", "  permanent_exit_codes:", "    - 75"}), 8,
+              "queues[0].retry.permanent_exit_codes[0]",
+              "exit code 75 is also in "
+              "tempfail_exit_codes by default");
+}
+
+TEST_F(ConfigTest, BadKeepFailed) {
+  ExpectError(Queue({"keep_failed: -1"}), 6, "queues[0].keep_failed", "must be >= 0, got -1");
+  ExpectError(Queue({"keep_failed: all"}), 6, "queues[0].keep_failed", "expected an integer");
+  ExpectError(Queue({"keep_failed: [1]"}), 6, "queues[0].keep_failed", "expected an integer");
+}
+
+TEST_F(ConfigTest, BadRescanInterval) {
+  ExpectError(Queue({"rescan_interval: 500ms"}), 6, "queues[0].rescan_interval",
+              "0s (off) or at least 1s, got 500ms");
+  ExpectError(Queue({"rescan_interval: off"}), 6, "queues[0].rescan_interval", "bad duration");
+  ExpectError(Queue({"rescan_interval: [5m]"}), 6, "queues[0].rescan_interval",
+              "expected a string");
+}
+
+TEST_F(ConfigTest, BadHeartbeatTtl) {
+  ExpectError(Lines({"heartbeat_ttl: 500ms"}) + Queue(), 1, "heartbeat_ttl",
+              "at least 1s, got 500ms");
+  ExpectError(Lines({"log_level: info", "heartbeat_ttl: 0s"}) + Queue(), 2, "heartbeat_ttl",
+              "at least 1s");
+  ExpectError(Lines({"heartbeat_ttl: 15"}) + Queue(), 1, "heartbeat_ttl", "bad duration");
+  ExpectError(Lines({"heartbeat_ttl: {s: 1}"}) + Queue(), 1, "heartbeat_ttl", "expected a string");
+}
+
+TEST_F(ConfigTest, RetryErrorsInLaterQueuesNameTheirIndex) {
+  ExpectError(Queue() + Lines({"  - name: r", "    watch: " + done_, "    handler: {builtin: noop}",
+                               "    retry:", "      initial_delay: 1m", "      max_delay: 1s"}),
+              11, "queues[1].retry.max_delay", "initial_delay");
 }
 
 // --- values -----------------------------------------------------------------------
