@@ -33,6 +33,8 @@ struct Job {
   std::string name;      // file name relative to the queue's watched directory
   FileIdentity ident;    // the identity the file had when it was enqueued
   uint32_t attempt = 0;  // runs started so far; the run about to start is attempt + 1
+  uint32_t failures = 0;   // failed runs so far (what retry.max_attempts bounds)
+  uint32_t tempfails = 0;  // runs that ended with a tempfail exit code (no attempt used)
 };
 
 // How one run of a handler ended.

@@ -50,14 +50,14 @@ int Fail(const std::string& what) {
 
 // Fields whose values are integers in JSON.
 bool IsNumericField(const std::string& k) {
-  static const std::set<std::string> kNumeric = {"size",    "attempt",     "enq",    "claimed",
-                                                 "started", "finished",    "ms",     "exit",
-                                                 "signal",  "interrupted", "retried"};
+  static const std::set<std::string> kNumeric = {
+      "size", "attempt", "enq",         "claimed", "started",  "finished",  "ms",
+      "exit", "signal",  "interrupted", "retried", "failures", "tempfails", "due"};
   return kNumeric.count(k) != 0;
 }
 
 bool IsTimeField(const std::string& k) {
-  return k == "enq" || k == "claimed" || k == "started" || k == "finished";
+  return k == "enq" || k == "claimed" || k == "started" || k == "finished" || k == "due";
 }
 
 std::string FormatTime(int64_t unix_ms) {
@@ -91,6 +91,7 @@ int Status(const Env& env) try {
     const int64_t active = Call(env, {"ZCARD", k.Active()}).AsInt();
     const int64_t done = Call(env, {"HGET", k.Stats(), "done"}).AsInt(0);
     const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
+    const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
     double oldest_s = 0;
     // LPUSH in, RPOP out: the oldest pending job is the last element.
     const Reply oldest = Call(env, {"LINDEX", k.Pending(), "-1"});
@@ -98,24 +99,23 @@ int Status(const Env& env) try {
       const int64_t enq = Call(env, {"HGET", k.Job(oldest.AsString()), "enq"}).AsInt(now);
       oldest_s = static_cast<double>(std::max<int64_t>(0, now - enq)) / 1000.0;
     }
-    queues[q.name] = {{"pending", pending},
-                      {"active", active},
-                      {"done", done},
-                      {"failed", failed},
-                      {"oldest_pending_age_s", oldest_s}};
+    queues[q.name] = {{"pending", pending},     {"active", active},
+                      {"done", done},           {"failed", failed},
+                      {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s}};
     char age[32];
     std::snprintf(age, sizeof age, "%.1fs", oldest_s);
-    rows.push_back({q.name, std::to_string(pending), std::to_string(active), std::to_string(done),
-                    std::to_string(failed), pending > 0 ? age : "-"});
+    rows.push_back({q.name, std::to_string(pending), std::to_string(active),
+                    std::to_string(scheduled), std::to_string(done), std::to_string(failed),
+                    pending > 0 ? age : "-"});
   }
   if (env.json) {
     PrintJson({{"queues", queues}});
   } else {
-    std::printf("%-20s %9s %8s %10s %8s %16s\n", "QUEUE", "PENDING", "ACTIVE", "DONE", "FAILED",
-                "OLDEST_PENDING");
+    std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", "QUEUE", "PENDING", "ACTIVE", "SCHEDULED",
+                "DONE", "FAILED", "OLDEST_PENDING");
     for (const auto& r : rows) {
-      std::printf("%-20s %9s %8s %10s %8s %16s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
-                  r[3].c_str(), r[4].c_str(), r[5].c_str());
+      std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
+                  r[3].c_str(), r[4].c_str(), r[5].c_str(), r[6].c_str());
     }
   }
   return kOk;

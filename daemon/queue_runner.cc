@@ -18,6 +18,9 @@ namespace {
 constexpr size_t kMaxBatch = 256;      // jobs per script call
 constexpr int kMaxClaim = 128;         // jobs per CLAIM call
 constexpr uint64_t kIdlePollMs = 500;  // how often an idle queue looks for work
+// How often a queue looks for due retries when it knows of none (other
+// instances schedule retries too).
+constexpr int64_t kIdlePromoteMs = 2000;
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
@@ -47,12 +50,18 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       redis_(redis),
       keys_(cfg.prefix, q.name),
       handler_(std::move(handler)),
-      queue_(static_cast<size_t>(q.capacity)) {
+      queue_(static_cast<size_t>(q.capacity)),
+      retry_(q.retry) {
   auto t =
       UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
   DROPQ_CHECK(t.ok());
   poll_timer_ = std::move(*t);
   poll_timer_.get()->data = this;
+  auto pt =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(pt.ok());
+  promote_timer_ = std::move(*pt);
+  promote_timer_.get()->data = this;
 
   WorkerPool::Hooks hooks;
   // The hooks run on worker threads: they only Post() to the loop.
@@ -229,13 +238,15 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   }
   const auto& e = r->elements;
   int got = 0;
-  for (size_t i = 0; i + 3 < e.size(); i += 4) {
+  for (size_t i = 0; i + 5 < e.size(); i += 6) {
     Job job;
     job.id = e[i].AsString();
     job.queue = q_.name;
     job.name = e[i + 1].AsString();
     job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
     job.attempt = static_cast<uint32_t>(e[i + 3].AsInt());
+    job.failures = static_cast<uint32_t>(e[i + 4].AsInt());
+    job.tempfails = static_cast<uint32_t>(e[i + 5].AsInt());
     ++got;
     Held& h = held_[job.id];
     h.job = job;
@@ -307,6 +318,28 @@ void QueueRunner::OnFinished(Outcome&& o) {
     if (!o.error.empty()) f.emplace_back("err", o.error);
     LogList(LogLevel::kWarn, "job.failed", f);
   }
+  if (!ok && !skipped) {
+    const RetryDecision rd = retry_.Decide(o);
+    o.job.failures = rd.failures;
+    o.job.tempfails = rd.tempfails;
+    h.job = o.job;
+    if (rd.retry) {
+      // The file stays where it is and keeps its name in :files; the job
+      // waits in :scheduled and goes back to pending when it is due.
+      LogInfo("job.retry", {{"queue", q_.name},
+                            {"job", o.job.id},
+                            {"path", path},
+                            {"attempt", o.job.attempt},
+                            {"failures", rd.failures},
+                            {"delay_ms", rd.delay_ms}});
+      Fields f = OutcomeFields(o);
+      f.emplace_back("due", std::to_string(NowUnixMs() + rd.delay_ms));
+      QueueAck(h, "scheduled", "", std::move(f));
+      ArmPromote(rd.delay_ms);
+      MaybeClaim();
+      return;
+    }
+  }
   const Disposition& d = ok ? q_.on_success : q_.on_failure;
   if (skipped) {
     h.skip = true;
@@ -338,6 +371,19 @@ Fields QueueRunner::OutcomeFields(const Outcome& o) const {
   if (!o.error.empty()) f.emplace_back("error", o.error);
   if (!o.stderr_tail.empty()) f.emplace_back("stderr", o.stderr_tail);
   if (!o.sha256.empty()) f.emplace_back("sha256", o.sha256);
+  f.emplace_back("failures", std::to_string(o.job.failures));
+  f.emplace_back("tempfails", std::to_string(o.job.tempfails));
+  if (o.result != RunResult::kOk && o.job.attempt > 0) {
+    // Every failed run keeps its own line (and stderr tail): the error history.
+    const std::string n = std::to_string(o.job.attempt);
+    std::string line = "result=" + std::string(RunResultName(o.result));
+    if (o.result == RunResult::kExit) line += " exit=" + std::to_string(o.exit_code);
+    if (o.signal != 0) line += " signal=" + std::to_string(o.signal);
+    line += " ms=" + std::to_string(o.duration_ms);
+    if (!o.error.empty()) line += " error=" + o.error;
+    f.emplace_back("attempt." + n, std::move(line));
+    if (!o.stderr_tail.empty()) f.emplace_back("stderr." + n, o.stderr_tail);
+  }
   return f;
 }
 
@@ -464,7 +510,7 @@ void QueueRunner::SendAcks() {
   if (ack_ids_.empty()) return;
   std::vector<std::string> ids = std::exchange(ack_ids_, {});
   std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs()),
-                                   std::to_string(q_.keep_done)};
+                                   std::to_string(q_.keep_done), std::to_string(q_.keep_failed)};
   for (const auto& id : ids) {
     const Held& h = held_.at(id);
     args.push_back(id);
@@ -485,9 +531,10 @@ void QueueRunner::SendAcks() {
           }
           if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
             const Held& h = it->second;
-            (h.skip                  ? counters_.skipped
-             : h.ack_state == "done" ? counters_.done
-                                     : counters_.failed) += 1;
+            (h.skip                       ? counters_.skipped
+             : h.ack_state == "done"      ? counters_.done
+             : h.ack_state == "scheduled" ? counters_.retries
+                                          : counters_.failed) += 1;
           } else {
             // Already acknowledged (a resend after a lost reply) or
             // taken over by another instance.
@@ -583,14 +630,53 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                  ready_ = true;
                  pending_maybe_ = true;
                  MaybeClaim();
+                 Promote();
                  done();
                });
+}
+
+void QueueRunner::Promote() {
+  if (!ready_ || draining_) return;
+  constexpr int kMaxPromote = 256;
+  redis_->Eval(PromoteScript(), keys_.base(),
+               {std::to_string(NowUnixMs()), std::to_string(kMaxPromote)}, [this](Result<Reply> r) {
+                 if (draining_) return;
+                 if (!r.ok() || r->is_error() || r->elements.size() != 2) {
+                   ArmPromote(kIdlePromoteMs);  // Redis away: try again later
+                   return;
+                 }
+                 const int64_t moved = r->elements[0].AsInt();
+                 const int64_t next = r->elements[1].AsInt(-1);
+                 if (moved > 0) {
+                   pending_maybe_ = true;
+                   MaybeClaim();
+                 }
+                 // Other instances schedule retries too: look again now and
+                 // then even when this one knows of none.
+                 int64_t wait = next < 0 ? kIdlePromoteMs : next - NowUnixMs();
+                 if (moved >= kMaxPromote) wait = 0;
+                 uv_timer_stop(promote_timer_.get());
+                 ArmPromote(std::clamp<int64_t>(wait, 0, kIdlePromoteMs));
+               });
+}
+
+void QueueRunner::ArmPromote(int64_t delay_ms) {
+  if (draining_ || !promote_timer_) return;
+  delay_ms = std::max<int64_t>(delay_ms, 0);
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(promote_timer_.get())) &&
+      static_cast<int64_t>(uv_timer_get_due_in(promote_timer_.get())) <= delay_ms) {
+    return;  // already due sooner
+  }
+  uv_timer_start(
+      promote_timer_.get(), [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->Promote(); },
+      static_cast<uint64_t>(delay_ms), 0);
 }
 
 void QueueRunner::BeginDrain(std::function<void()> drained) {
   draining_ = true;
   drained_ = std::move(drained);
   uv_timer_stop(poll_timer_.get());
+  uv_timer_stop(promote_timer_.get());
   for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
   queue_.PushStops(static_cast<size_t>(q_.workers));
   Flush();
@@ -603,6 +689,7 @@ void QueueRunner::CheckDrained() {
   if (!draining_ || !drained_) return;
   if (workers_exited_ < q_.workers || disposing_ > 0 || !held_.empty()) return;
   poll_timer_.Reset();
+  promote_timer_.Reset();
   std::exchange(drained_, nullptr)();
 }
 

@@ -34,6 +34,7 @@
 #include "store/keys.h"
 #include "workers/handler.h"
 #include "workers/job_queue.h"
+#include "workers/retry_policy.h"
 #include "workers/worker_pool.h"
 
 namespace dropq {
@@ -44,6 +45,7 @@ class QueueRunner {
   struct Counters {
     uint64_t enqueued = 0, done = 0, failed = 0, interrupted = 0;
     uint64_t skipped = 0;  // vanished or replaced before their run
+    uint64_t retries = 0;  // failed runs scheduled to run again
     uint64_t dispose_errors = 0, lost_outcomes = 0;
   };
 
@@ -124,6 +126,10 @@ class QueueRunner {
   void SendStarted();
   void SendForgets();
   void CheckDrained();
+  // Moves due retries to pending, then arms the timer for the next one.
+  void Promote();
+  // Makes the promote timer fire within `delay_ms` (a retry was just scheduled).
+  void ArmPromote(int64_t delay_ms);
   void SweepPage(std::string cursor);
   std::vector<std::pair<std::string, std::string>> OutcomeFields(const Outcome& o) const;
 
@@ -135,7 +141,9 @@ class QueueRunner {
   std::unique_ptr<Handler> handler_;
   JobQueue queue_;
   std::unique_ptr<WorkerPool> pool_;
-  UvHandle<uv_timer_t> poll_timer_;  // looks for pending jobs when idle
+  UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle
+  UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
+  RetryPolicy retry_;
 
   std::unordered_map<std::string, Held> held_;  // job id -> what this instance holds
   size_t running_ = 0;

@@ -8,6 +8,7 @@
 //   <prefix>:{<queue>}:active     zset    job id -> claimed-at unix ms (owner in the record)
 //   <prefix>:{<queue>}:done       zset    job id -> finished unix ms, trimmed to keep_done
 //   <prefix>:{<queue>}:failed     zset    job id -> finished unix ms, never trimmed silently
+//   <prefix>:{<queue>}:scheduled  zset    job id -> due unix ms (retries waiting)
 //   <prefix>:{<queue>}:files      hash    file name -> live job id, or "~<identity>" once handled
 //   <prefix>:{<queue>}:stats      hash    counters
 //   <prefix>:instances            set     every instance that registered
@@ -32,6 +33,7 @@ class QueueKeys {
   std::string Active() const { return base_ + "active"; }
   std::string Done() const { return base_ + "done"; }
   std::string Failed() const { return base_ + "failed"; }
+  std::string Scheduled() const { return base_ + "scheduled"; }
   std::string Files() const { return base_ + "files"; }
   std::string Stats() const { return base_ + "stats"; }
 

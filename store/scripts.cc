@@ -91,18 +91,19 @@ if n > 0 then redis.call('HINCRBY', base .. 'stats', 'enqueued', n) end
 return out
 )lua";
 
-// ARGV: now_ms, instance, max. Returns (id, name, ident, attempt) per claimed job.
+// ARGV: now_ms, instance, max. Returns (id, name, ident, attempt, failures,
+// tempfails) per claimed job.
 constexpr std::string_view kClaim = R"lua(
 local base = KEYS[1]
 local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pending, active = base .. 'pending', base .. 'active'
 local out = {}
 local stale = 0
-while #out < max * 4 do
+while #out < max * 6 do
   local id = redis.call('RPOP', pending)
   if not id then break end
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state')
+  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails')
   if f[1] and f[4] == 'pending' then
     redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
     redis.call('ZADD', active, now, id)
@@ -110,6 +111,8 @@ while #out < max * 4 do
     out[#out + 1] = f[1]
     out[#out + 1] = f[2] or ''
     out[#out + 1] = f[3] or '0'
+    out[#out + 1] = f[5] or '0'
+    out[#out + 1] = f[6] or '0'
   else
     stale = stale + 1
   end
@@ -157,35 +160,48 @@ end
 return out
 )lua";
 
-// ARGV: instance, now_ms, keep_done, then per job
-//   (id, state 'done'|'failed', files value ('' = remove), nfields, field, value, ...).
-// Returns 1 per job acknowledged, 0 per job this instance does not own.
+// ARGV: instance, now_ms, keep_done, keep_failed (-1: all), then per job
+//   (id, state 'done'|'failed'|'scheduled', files value ('' = remove),
+//    nfields, field, value, ...).
+// A scheduled job (a retry) waits in :scheduled until its `due` field's time
+// and keeps its name in :files. Returns 1 per job acknowledged, 0 per job
+// this instance does not own.
 constexpr std::string_view kAck = R"lua(
 local base = KEYS[1]
 local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local keep_failed = tonumber(ARGV[4])
 local files = base .. 'files'
 local out = {}
-local ndone, nfailed = 0, 0
-local i = 4
+local ndone, nfailed, nsched = 0, 0, 0
+local i = 5
 while i <= #ARGV do
   local id, state, fv, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local key = base .. 'job:' .. id
   local f = redis.call('HMGET', key, 'owner', 'state', 'name')
   if f[1] == inst and f[2] == 'active' then
     local kv = {'state', state, 'finished', now}
-    local result = ''
+    local result, due = '', now
     for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 4 + k] end
     for k = 0, nf - 1 do
-      if ARGV[i + 4 + 2 * k] == 'result' then result = ARGV[i + 5 + 2 * k] end
+      local name, value = ARGV[i + 4 + 2 * k], ARGV[i + 5 + 2 * k]
+      if name == 'result' then result = value end
+      if name == 'due' then due = value end
     end
     redis.call('HSET', key, unpack(kv))
     redis.call('HDEL', key, 'phase')
     redis.call('ZREM', base .. 'active', id)
-    redis.call('ZADD', base .. state, now, id)
-    if redis.call('HGET', files, f[3]) == id then
-      if fv == '' then redis.call('HDEL', files, f[3]) else redis.call('HSET', files, f[3], fv) end
+    if state == 'scheduled' then
+      redis.call('HDEL', key, 'owner', 'claimed')
+      redis.call('ZADD', base .. 'scheduled', due, id)
+    else
+      redis.call('ZADD', base .. state, now, id)
+      if redis.call('HGET', files, f[3]) == id then
+        if fv == '' then redis.call('HDEL', files, f[3]) else redis.call('HSET', files, f[3], fv) end
+      end
     end
-    if result == 'vanished' or result == 'replaced' then
+    if state == 'scheduled' then
+      nsched = nsched + 1
+    elseif result == 'vanished' or result == 'replaced' then
       redis.call('HINCRBY', base .. 'stats', result, 1)  -- a skip, not a run
     elseif state == 'done' then
       ndone = ndone + 1
@@ -200,6 +216,18 @@ while i <= #ARGV do
 end
 if nfailed > 0 then redis.call('HINCRBY', base .. 'stats', 'failed', nfailed) end
 if ndone > 0 then redis.call('HINCRBY', base .. 'stats', 'done', ndone) end
+if nsched > 0 then redis.call('HINCRBY', base .. 'stats', 'retries', nsched) end
+if nfailed > 0 and keep_failed >= 0 then
+  -- Only when configured (keep_failed), and counted: never silently.
+  local failed = base .. 'failed'
+  local over = redis.call('ZCARD', failed) - keep_failed
+  if over > 0 then
+    local old = redis.call('ZRANGE', failed, 0, over - 1)
+    for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
+    redis.call('ZREMRANGEBYRANK', failed, 0, over - 1)
+    redis.call('HINCRBY', base .. 'stats', 'failed_trimmed', over)
+  end
+end
 local done = base .. 'done'
 local excess = redis.call('ZCARD', done) - keep
 if excess > 0 then
@@ -257,6 +285,25 @@ if ni > 0 then redis.call('HINCRBY', base .. 'stats', 'interrupted', ni) end
 return out
 )lua";
 
+// ARGV: now_ms, max. Moves up to `max` due scheduled jobs (retries) to the
+// front of pending. Returns {moved, next due time in unix ms or -1}.
+constexpr std::string_view kPromote = R"lua(
+local base = KEYS[1]
+local sched = base .. 'scheduled'
+local ids = redis.call('ZRANGEBYSCORE', sched, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  local key = base .. 'job:' .. id
+  redis.call('ZREM', sched, id)
+  if redis.call('HGET', key, 'state') == 'scheduled' then
+    redis.call('HSET', key, 'state', 'pending')
+    redis.call('HDEL', key, 'due')
+    redis.call('RPUSH', base .. 'pending', id)
+  end
+end
+local nxt = redis.call('ZRANGE', sched, 0, 0, 'WITHSCORES')
+return {#ids, nxt[2] or '-1'}
+)lua";
+
 // ARGV: names of files that left the watched directory. Drops their
 // "handled" markers; a live job's entry stays.
 constexpr std::string_view kForget = R"lua(
@@ -307,8 +354,12 @@ end
 local last = redis.call('HGET', key, 'result')
 if last then redis.call('HSET', key, 'last_result', last) end
 redis.call('HDEL', key, 'owner', 'claimed', 'started', 'finished', 'phase', 'result', 'exit',
-           'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to')
-redis.call('HSET', key, 'state', 'pending', 'attempt', 0, 'enq', now)
+           'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to', 'due')
+for _, f in ipairs(redis.call('HKEYS', key)) do
+  if string.find(f, '^attempt%.') or string.find(f, '^stderr%.') then redis.call('HDEL', key, f) end
+end
+redis.call('HSET', key, 'state', 'pending', 'attempt', 0, 'failures', 0, 'tempfails', 0,
+           'enq', now)
 redis.call('HINCRBY', key, 'retried', 1)
 redis.call('ZREM', base .. 'failed', id)
 redis.call('LPUSH', base .. 'pending', id)
@@ -347,18 +398,11 @@ DROPQ_SCRIPT(AckScript, "ack", kAck)
 DROPQ_SCRIPT(ReleaseScript, "release", std::string(kToPending) + std::string(kRelease))
 DROPQ_SCRIPT(RequeueScript, "requeue", std::string(kToPending) + std::string(kRequeue))
 DROPQ_SCRIPT(ForgetScript, "forget", kForget)
+DROPQ_SCRIPT(PromoteScript, "promote", kPromote)
 DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
 DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)
 DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)
 #undef DROPQ_SCRIPT
 
-const Script* const* AllScripts(size_t* count) {
-  static const Script* const all[] = {
-      &EnqueueScript(),      &ClaimScript(),       &StartedScript(),   &RecordScript(),
-      &AckScript(),          &ReleaseScript(),     &RequeueScript(),   &ForgetScript(),
-      &RetryPrepareScript(), &RetryCommitScript(), &RetryAbortScript()};
-  *count = sizeof all / sizeof all[0];
-  return all;
-}
 
 }  // namespace dropq

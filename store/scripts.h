@@ -7,7 +7,8 @@
 //   CLAIM    pending            -> active       (owner = instance, up to N jobs)
 //   STARTED  active             -> active       (attempt = run number, started)
 //   RECORD   active             -> active       (outcome fields, phase=disposing)
-//   ACK      active             -> done|failed  (and :files updated, :done trimmed)
+//   ACK      active             -> done|failed|scheduled (:files updated, :done trimmed)
+//   PROMOTE  scheduled (due)    -> pending      (retries whose delay is over)
 //   RELEASE  active (own)       -> pending      (front of the queue; shutdown)
 //   REQUEUE  active (own, not held in memory) -> pending   (start-up, reconnect)
 //   FORGET   :files "~identity" entries of files that left the directory
@@ -37,11 +38,10 @@ const Script& AckScript();
 const Script& ReleaseScript();
 const Script& RequeueScript();
 const Script& ForgetScript();
+const Script& PromoteScript();
 const Script& RetryPrepareScript();
 const Script& RetryCommitScript();
 const Script& RetryAbortScript();
 
-// Every script, for SCRIPT LOAD after each connect.
-const Script* const* AllScripts(size_t* count);
 
 }  // namespace dropq

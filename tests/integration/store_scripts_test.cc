@@ -42,13 +42,13 @@ class StoreScriptsTest : public ::testing::Test {
   std::vector<std::string> Claim(const std::string& inst, int n) {
     Reply r = Eval(ClaimScript(), {"2000", inst, std::to_string(n)});
     std::vector<std::string> ids;
-    for (size_t i = 0; i < r.elements.size(); i += 4) ids.push_back(r.elements[i].AsString());
+    for (size_t i = 0; i < r.elements.size(); i += 6) ids.push_back(r.elements[i].AsString());
     return ids;
   }
   Reply Ack(const std::string& inst, const std::string& id, const std::string& state,
             const std::string& files_value, int keep_done = 100) {
-    return Eval(AckScript(), {inst, "3000", std::to_string(keep_done), id, state, files_value, "1",
-                              "result", state == "done" ? "ok" : "exit"});
+    return Eval(AckScript(), {inst, "3000", std::to_string(keep_done), "-1", id, state, files_value,
+                              "1", "result", state == "done" ? "ok" : "exit"});
   }
 
   test::RedisServer redis_;
@@ -170,6 +170,49 @@ TEST_F(StoreScriptsTest, RetryKeepsIdAndName) {
   auto r = conn_->Eval(RetryPrepareScript(), keys_.base(), {"J1"});
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->is_error());
+}
+
+// A failed run scheduled for a retry waits in :scheduled, keeps its name,
+// and PROMOTE puts it back to pending once due, reporting the next due time.
+TEST_F(StoreScriptsTest, ScheduledRetriesArePromotedWhenDue) {
+  Enqueue("J1", "a", "1:1:1");
+  Enqueue("J2", "b", "2:1:1");
+  Claim("i1", 2);
+  EXPECT_EQ(Ints(Eval(AckScript(), {"i1", "3000", "100", "-1", "J1", "scheduled", "", "2", "due",
+                                    "5000", "failures", "1", "J2", "scheduled", "", "1", "due",
+                                    "9000"})),
+            (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(Field("J1", "state"), "scheduled");
+  EXPECT_EQ(Field("J1", "owner"), "");
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J1");  // still live
+  EXPECT_EQ(Ints(Enqueue("J3", "a", "1:1:1")), std::vector<int64_t>{0});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "retries"}), "2");
+
+  Reply early = Eval(PromoteScript(), {"4999", "10"});
+  EXPECT_EQ(early.elements.at(0).AsInt(), 0);
+  EXPECT_EQ(early.elements.at(1).AsInt(), 5000);
+  Reply due = Eval(PromoteScript(), {"5000", "10"});
+  EXPECT_EQ(due.elements.at(0).AsInt(), 1);
+  EXPECT_EQ(due.elements.at(1).AsInt(), 9000);
+  EXPECT_EQ(Field("J1", "state"), "pending");
+  EXPECT_EQ(Field("J1", "failures"), "1");
+  EXPECT_EQ(Claim("i1", 5), std::vector<std::string>{"J1"});
+  Reply last = Eval(PromoteScript(), {"99999", "10"});
+  EXPECT_EQ(last.elements.at(0).AsInt(), 1);
+  EXPECT_EQ(last.elements.at(1).AsInt(), -1);
+}
+
+TEST_F(StoreScriptsTest, KeepFailedTrimsOnlyWhenSetAndCounts) {
+  for (int i = 0; i < 3; ++i) Enqueue("J" + std::to_string(i), "f" + std::to_string(i), "1:1:1");
+  Claim("i1", 3);
+  for (int i = 0; i < 3; ++i) {
+    Eval(AckScript(), {"i1", std::to_string(3000 + i), "100", "2", "J" + std::to_string(i),
+                       "failed", "", "1", "result", "exit"});
+  }
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Failed()}), 2);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J0")}), 0);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "failed_trimmed"}), "1");
 }
 
 TEST_F(StoreScriptsTest, ForgetDropsOnlyHandledMarkers) {

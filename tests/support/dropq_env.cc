@@ -43,6 +43,7 @@ std::string DropqEnv::WriteConfig(const QueueSpec& q, const std::string& top_ext
   }
   y += "    on_success: " + disposition(q.on_success) + "\n";
   y += "    on_failure: " + disposition(q.on_failure) + "\n";
+  if (!q.retry.empty()) y += "    retry: " + q.retry + "\n";
   start = 0;
   while (!q.extra.empty() && start <= q.extra.size()) {
     size_t nl = q.extra.find('\n', start);

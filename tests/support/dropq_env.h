@@ -27,6 +27,9 @@ struct QueueSpec {
   int capacity = 0;  // 0: the default
   std::string settle = "0s";
   std::string extra;  // more queue keys, one per line, e.g. "exclude: [\"*.log\"]"
+  // The queue's retry map; most tests want a failed run to be final. "" leaves
+  // the key out (the defaults: 5 attempts from 1 s).
+  std::string retry = "{ max_attempts: 1 }";
 };
 
 class DropqEnv {
