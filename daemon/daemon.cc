@@ -3,17 +3,19 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "daemon/instance_lock.h"
+#include "daemon/orphans.h"
 #include "store/keys.h"
 
 namespace dropq {
 namespace {
 
-constexpr uint64_t kTickMs = 5000;  // heartbeat and summary period
-constexpr int kHeartbeatTtlS = 15;
+constexpr uint64_t kTickMs = 5000;         // heartbeat and summary period (at most)
 constexpr uint64_t kFinalGraceMs = 10000;  // after drain_timeout: kill, then this long to record
 
 template <typename T, typename Init>
@@ -61,6 +63,7 @@ Status Daemon::Setup() {
     watchers_.push_back(std::move(w));
   }
   last_done_.assign(runners_.size(), 0);
+  last_summary_ms_ = MonoMs();
 
   auto on_signal = [](uv_signal_t* s, int signum) {
     static_cast<Daemon*>(s->data)->OnSignal(signum);
@@ -79,6 +82,9 @@ Status Daemon::Setup() {
   });
 
   tick_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
+  // The heartbeat is renewed three times per TTL, so one lost renewal is harmless.
+  const uint64_t tick =
+      std::min<uint64_t>(kTickMs, static_cast<uint64_t>(cfg_.heartbeat_ttl.count()) / 3);
   uv_timer_start(
       tick_.get(),
       [](uv_timer_t* t) {
@@ -86,7 +92,7 @@ Status Daemon::Setup() {
         self->Heartbeat();
         self->Summary();
       },
-      kTickMs, kTickMs);
+      tick, tick);
   drain_timer_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
 
   for (auto& r : runners_) r->Start();
@@ -95,6 +101,23 @@ Status Daemon::Setup() {
 
 int Daemon::Run() {
   started_ms_ = NowUnixMs();
+  auto lock = InstanceLock::Acquire(cfg_);
+  if (!lock.ok()) {
+    LogError("dropqd.start_failed", {{"err", lock.error().what}});
+    return 1;
+  }
+  lock_ = std::move(*lock);
+  // Holding the lock proves that no other dropqd of this instance lives on
+  // this host: every handler that carries our instance name is an orphan of
+  // a predecessor that was killed. Kill them before their jobs are requeued,
+  // so that two runs of one job never overlap.
+  // Handlers inherit dropqd's environment: this marks them as this namespace's.
+  const std::string ns = NamespaceOf(cfg_.redis.Display(), cfg_.prefix);
+  setenv("DROPQ_NAMESPACE", ns.c_str(), 1);
+  if (const auto orphans = FindOrphans(cfg_.instance, ns); !orphans.empty()) {
+    LogWarn("orphans.found", {{"instance", cfg_.instance}, {"count", orphans.size()}});
+    KillOrphans(orphans);
+  }
   if (Status s = Setup(); !s.ok()) {
     LogError("dropqd.start_failed", {{"err", s.error().what}});
     return 1;
@@ -131,21 +154,25 @@ void Daemon::Heartbeat() {
                            ",\"started_ms\":" + std::to_string(started_ms_) +
                            ",\"version\":\"" DROPQ_VERSION "\"}";
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
-  redis_->Command(
-      {"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "EX", std::to_string(kHeartbeatTtlS)},
-      [](Result<Reply>) {});
+  redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
+                   std::to_string(cfg_.heartbeat_ttl.count())},
+                  [](Result<Reply>) {});
 }
 
 void Daemon::Summary() {
+  // At info, a busy queue gets one line every few seconds, not one per file.
+  const int64_t now = MonoMs();
+  if (now - last_summary_ms_ < static_cast<int64_t>(kTickMs)) return;
+  const int64_t elapsed_ms = now - std::exchange(last_summary_ms_, now);
   for (size_t i = 0; i < runners_.size(); ++i) {
     QueueRunner* r = runners_[i].get();
     const auto& c = r->counters();
     const uint64_t total = c.done + c.failed;
     if (total == last_done_[i] && r->held() == 0) continue;  // an idle queue stays quiet
-    const uint64_t per_5s = total - last_done_[i];
+    const uint64_t per_s = (total - last_done_[i]) * 1000 / static_cast<uint64_t>(elapsed_ms);
     last_done_[i] = total;
     if (!redis_->up()) continue;
-    redis_->Command({"LLEN", r->keys().Pending()}, [r, per_5s](Result<Reply> rep) {
+    redis_->Command({"LLEN", r->keys().Pending()}, [r, per_s](Result<Reply> rep) {
       const auto& c = r->counters();
       LogInfo("queue.summary", {{"queue", r->config().name},
                                 {"done", c.done},
@@ -153,7 +180,7 @@ void Daemon::Summary() {
                                 {"pending", rep.ok() ? rep->AsInt(-1) : -1},
                                 {"running", r->running()},
                                 {"held", r->held()},
-                                {"per_s", per_5s * 1000 / kTickMs}});
+                                {"per_s", per_s}});
     });
   }
 }

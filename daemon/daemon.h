@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "daemon/inotify.h"
+#include "daemon/instance_lock.h"
 #include "daemon/loop.h"
 #include "daemon/queue_runner.h"
 #include "daemon/queue_watcher.h"
@@ -47,6 +48,7 @@ class Daemon {
   void Summary();
 
   const Config cfg_;
+  std::unique_ptr<InstanceLock> lock_;  // held until the process exits
   Loop loop_;
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
@@ -62,6 +64,7 @@ class Daemon {
   int drained_ = 0;
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
+  int64_t last_summary_ms_ = 0;      // monotonic
   std::vector<uint64_t> last_done_;  // per queue, for the summary rate
 };
 

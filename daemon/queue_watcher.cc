@@ -47,6 +47,20 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
   DROPQ_CHECK(t.ok());
   settle_timer_ = std::move(*t);
   settle_timer_.get()->data = this;
+  auto r =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(r.ok());
+  rescan_timer_ = std::move(*r);
+  rescan_timer_.get()->data = this;
+  if (const auto every = static_cast<uint64_t>(q.rescan_interval.count()); every > 0) {
+    uv_timer_start(
+        rescan_timer_.get(),
+        [](uv_timer_t* t) {
+          auto* self = static_cast<QueueWatcher*>(t->data);
+          if (!self->scanning_) self->Rescan();  // one still running will do
+        },
+        every, every);
+  }
 }
 
 QueueWatcher::~QueueWatcher() { Stop(); }
@@ -62,6 +76,7 @@ void QueueWatcher::Stop() {
   stopped_ = true;
   scanner_.reset();
   settle_timer_.Reset();
+  rescan_timer_.Reset();
   waiting_.clear();
   by_due_.clear();
 }
@@ -181,6 +196,7 @@ void QueueWatcher::OnSettleTimer() {
 void QueueWatcher::Rescan() {
   if (stopped_) return;
   ++counters_.scans;
+  scanning_ = true;
   LogInfo("scan.start", {{"queue", q_.name}, {"dir", q_.watch}});
   scan_paused_ = false;
   scanner_ = std::make_unique<DirScanner>(
@@ -195,6 +211,7 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
     if (Selected(e.name, true)) Consider(e.name, e.st, true);
   }
   if (last) {
+    scanning_ = false;
     if (error != nullptr) {
       LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
     } else if (forget_on_leave_) {

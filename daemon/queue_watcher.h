@@ -12,6 +12,8 @@
 //  * Only regular files become jobs: symlinks, directories, FIFOs, sockets
 //    and devices are skipped with a log line naming the kind, and counted.
 //  * The queue's own success/failure directories are never looked into.
+//  * Every `rescan_interval` a safety rescan finds whatever inotify missed
+//    (on a network filesystem it sees only this host's writes).
 //
 // Thread: loop. `runner` and `loop` must outlive the watcher.
 #pragma once
@@ -90,6 +92,8 @@ class QueueWatcher {
   std::map<std::string, Waiting> waiting_;            // name -> when to look again
   std::set<std::pair<int64_t, std::string>> by_due_;  // (due_ms, name): the timer's order
   UvHandle<uv_timer_t> settle_timer_;
+  UvHandle<uv_timer_t> rescan_timer_;  // rescan_interval: the safety net for missed events
+  bool scanning_ = false;
   Counters counters_;
 };
 
