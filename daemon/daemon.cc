@@ -11,6 +11,7 @@
 #include "daemon/instance_lock.h"
 #include "daemon/orphans.h"
 #include "store/keys.h"
+#include "store/scripts.h"
 
 namespace dropq {
 namespace {
@@ -90,6 +91,7 @@ Status Daemon::Setup() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Daemon*>(t->data);
         self->Heartbeat();
+        self->Reap();
         self->Summary();
       },
       tick, tick);
@@ -157,6 +159,80 @@ void Daemon::Heartbeat() {
   redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
                    std::to_string(cfg_.heartbeat_ttl.count())},
                   [](Result<Reply>) {});
+}
+
+void Daemon::Reap() {
+  if (!redis_->up() || shutting_down_) return;
+  redis_->Command({"SMEMBERS", InstancesKey(cfg_.prefix)}, [this](Result<Reply> r) {
+    if (!r.ok() || r->is_error() || shutting_down_) return;
+    for (const Reply& e : r->elements) {
+      std::string other = e.AsString();
+      if (other == cfg_.instance || reaping_.count(other) != 0) continue;
+      redis_->Command({"EXISTS", InstanceKey(cfg_.prefix, other)}, [this, other](Result<Reply> x) {
+        // A live heartbeat, or no answer: leave it alone.
+        if (!x.ok() || x->is_error() || x->AsInt() != 0) return;
+        ReclaimFrom(other);
+      });
+    }
+  });
+}
+
+namespace {
+struct OrphanHunt {
+  uv_work_t req;
+  std::string instance, ns;
+  std::function<void()> done;
+};
+}  // namespace
+
+void Daemon::ReclaimFrom(const std::string& other) {
+  if (shutting_down_ || !reaping_.insert(other).second) return;
+  LogWarn("instance.expired",
+          {{"instance", other}, {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()}});
+  // If it ran on this host, its orphaned handlers die before their jobs run
+  // again elsewhere. Reading /proc blocks: the threadpool does it.
+  auto* hunt = new OrphanHunt;
+  hunt->req.data = hunt;
+  hunt->instance = other;
+  hunt->ns = NamespaceOf(cfg_.redis.Display(), cfg_.prefix);
+  hunt->done = [this, other] {
+    if (shutting_down_ || !redis_->up()) {
+      reaping_.erase(other);
+      return;
+    }
+    auto left = std::make_shared<size_t>(runners_.size());
+    for (auto& r : runners_) {
+      QueueRunner* runner = r.get();
+      redis_->Eval(
+          RequeueScript(), runner->keys().base(), {other},
+          [this, runner, other, left](Result<Reply> rep) {
+            if (rep.ok() && !rep->is_error() && !rep->elements.empty()) {
+              LogWarn("jobs.reclaimed", {{"queue", runner->config().name},
+                                         {"from", other},
+                                         {"count", rep->elements.size()}});
+            }
+            if (--*left == 0) {
+              // Done with it; if it comes back it registers again.
+              redis_->Command({"SREM", InstancesKey(cfg_.prefix), other}, [](Result<Reply>) {});
+              reaping_.erase(other);
+            }
+          });
+    }
+  };
+  const int rc = uv_queue_work(
+      loop_.get(), &hunt->req,
+      [](uv_work_t* req) {
+        auto* h = static_cast<OrphanHunt*>(req->data);
+        KillOrphans(FindOrphans(h->instance, h->ns));
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<OrphanHunt> h(static_cast<OrphanHunt*>(req->data));
+        h->done();
+      });
+  if (rc < 0) {
+    delete hunt;
+    reaping_.erase(other);
+  }
 }
 
 void Daemon::Summary() {

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -45,6 +47,11 @@ class Daemon {
   void BeginShutdown();
   void FinishShutdown(bool forced);
   void Heartbeat();
+  // Finds registered instances whose heartbeat expired and reclaims their
+  // active jobs: orphaned handlers on this host killed first, then every
+  // job they owned back to pending, marked interrupted if it had started.
+  void Reap();
+  void ReclaimFrom(const std::string& other);
   void Summary();
 
   const Config cfg_;
@@ -64,8 +71,10 @@ class Daemon {
   int drained_ = 0;
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
-  int64_t last_summary_ms_ = 0;      // monotonic
-  std::vector<uint64_t> last_done_;  // per queue, for the summary rate
+  int64_t last_summary_ms_ = 0;  // monotonic
+  std::vector<uint64_t> last_done_;
+  std::set<std::string>
+      reaping_;  // expired instances being reclaimed now  // per queue, for the summary rate
 };
 
 }  // namespace dropq

@@ -1,0 +1,76 @@
+// Another instance reclaims the jobs of one that was killed mid-handler once
+// its heartbeat expired: the orphaned handler (on this host) is killed first,
+// then the job runs again, marked interrupted, under the new owner.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <string>
+
+#include "tests/support/dropq_env.h"
+#include "tests/support/e2e_helpers.h"
+#include "tests/support/wait_for.h"
+
+namespace dropq::test {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  const std::string log = env.tmp.Sub("handler.log"), go = env.tmp.Sub("go");
+  const std::string pids = env.tmp.Mkdir("pids");
+  const std::string script = WriteScript(env.tmp.Sub("gate.sh"),
+                                         "printf 'start %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n"
+                                         "echo $$ > \"$3/$$\"\n"
+                                         "while [ ! -e \"$1\" ]; do sleep 0.05; done\n"
+                                         "printf 'end %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n");
+  QueueSpec q;
+  q.handler =
+      "exec: [\"/bin/sh\", \"" + script + "\", \"" + go + "\", \"" + log + "\", \"" + pids + "\"]";
+  q.workers = 1;
+  env.WriteConfig(q, "heartbeat_ttl: 1s\n");
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+
+  WriteFile(env.inbox + "/a.txt", "a");
+  ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
+  pid_t orphan = -1;
+  ASSERT_TRUE(WaitFor([&] { return (orphan = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
+  const std::string id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
+  ASSERT_EQ(env.Stop(SIGKILL, seconds(10)), 128 + SIGKILL);
+  EXPECT_FALSE(ProcessGone(orphan));
+  EXPECT_EQ(JobRecord(env.redis, "q", id)["owner"], "test-1");
+
+  // A second instance with its own name, same Redis and queue.
+  std::string cfg2 = ReadFile(env.config);
+  const size_t at = cfg2.find("instance: test-1");
+  ASSERT_NE(at, std::string::npos);
+  cfg2.replace(at, 16, "instance: test-2");
+  const std::string config2 = env.tmp.Sub("dropq2.yaml");
+  WriteFile(config2, cfg2);
+  Process second({DROPQD_BIN, "--config", config2}, env.tmp.Sub("dropqd2.log"));
+
+  ASSERT_TRUE(WaitFor([&] { return ProcessGone(orphan); }, seconds(20))) << second.Log();
+  ASSERT_TRUE(
+      WaitFor([&] { return JobRecord(env.redis, "q", id)["owner"] == "test-2"; }, seconds(20)))
+      << second.Log();
+  WriteFile(go, "");
+  ASSERT_TRUE(
+      WaitFor([&] { return JobRecord(env.redis, "q", id)["state"] == "done"; }, seconds(20)))
+      << second.Log();
+  auto rec = JobRecord(env.redis, "q", id);
+  EXPECT_EQ(rec["attempt"], "2");
+  EXPECT_EQ(rec["interrupted"], "1");
+  EXPECT_NE(second.Log().find("jobs.reclaimed queue=q from=test-1 count=1"), std::string::npos)
+      << second.Log();
+  // The orphan never finished: one end, by the second instance.
+  EXPECT_EQ(
+      Tally(ReadLines(log)),
+      (std::map<std::string, int>{{"start test-1", 1}, {"start test-2", 1}, {"end test-2", 1}}));
+  EXPECT_EQ(env.redis.CmdInt({"SISMEMBER", "dropq:instances", "test-1"}), 0);
+  second.Signal(SIGTERM);
+  EXPECT_EQ(second.Wait(seconds(30)), 0);
+}
+
+}  // namespace
+}  // namespace dropq::test
