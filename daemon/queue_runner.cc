@@ -90,6 +90,7 @@ void QueueRunner::Start() {
       poll_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<QueueRunner*>(t->data);
+        self->RetryDisposals();  // also while draining: those jobs are not done yet
         self->pending_maybe_ = true;
         self->MaybeClaim();
       },
@@ -483,15 +484,41 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
     // Someone removed the file between the handler and its move.
     f.emplace_back("dispose_error", where.error().what);
   } else {
-    // The file is still in the inbox and could not be moved: a dead letter an
-    // operator must look at, not a silent success.
+    // The file could not be moved or deleted (disk full, permissions...). It
+    // stays where it is, the job stays active and is not done; the error is
+    // recorded and the disposition tried again, backing off to once a minute.
     ++counters_.dispose_errors;
-    LogError("job.dispose_failed", {{"queue", q_.name}, {"job", id}, {"err", where.error().what}});
-    state = "failed";
-    f.emplace_back("error", "dispose: " + where.error().what);
-    files_value = "~" + h.outcome->ident.ToString();
+    ++h.dispose_failures;
+    const int64_t delay_ms =
+        std::min<int64_t>(60000, 1000LL << std::min(h.dispose_failures - 1, 6));
+    h.dispose_due_ms = MonoMs() + delay_ms;
+    dispose_waiting_.push_back(id);
+    LogError("job.dispose_failed", {{"queue", q_.name},
+                                    {"job", id},
+                                    {"err", where.error().what},
+                                    {"failures", h.dispose_failures},
+                                    {"retry_ms", delay_ms}});
+    redis_->Command({"HSET", keys_.Job(id), "dispose_error", where.error().what, "dispose_failures",
+                     std::to_string(h.dispose_failures)},
+                    [](Result<Reply>) {});
+    return;
   }
   QueueAck(h, state, files_value, std::move(f));
+}
+
+void QueueRunner::RetryDisposals() {
+  if (dispose_waiting_.empty()) return;
+  const int64_t now = MonoMs();
+  std::vector<std::string> waiting = std::exchange(dispose_waiting_, {});
+  for (const std::string& id : waiting) {
+    auto it = held_.find(id);
+    if (it == held_.end()) continue;
+    if (it->second.dispose_due_ms <= now) {
+      StartDispose(id);
+    } else {
+      dispose_waiting_.push_back(id);
+    }
+  }
 }
 
 void QueueRunner::QueueAck(Held& h, const std::string& state, const std::string& files_value,
@@ -675,7 +702,6 @@ void QueueRunner::ArmPromote(int64_t delay_ms) {
 void QueueRunner::BeginDrain(std::function<void()> drained) {
   draining_ = true;
   drained_ = std::move(drained);
-  uv_timer_stop(poll_timer_.get());
   uv_timer_stop(promote_timer_.get());
   for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
   queue_.PushStops(static_cast<size_t>(q_.workers));

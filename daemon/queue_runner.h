@@ -103,6 +103,8 @@ class QueueRunner {
     std::vector<std::string> ack_args;  // (state, files value, nfields, k, v...) once known
     bool unsent = false;                // a send failed: resend after reconnect
     bool skip = false;                  // vanished or replaced before its run
+    int dispose_failures = 0;           // failed moves/deletes of its file so far
+    int64_t dispose_due_ms = 0;         // monotonic: when to try the disposition again
   };
 
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
@@ -119,6 +121,8 @@ class QueueRunner {
   void StartDispose(const std::string& id);
   void OnDisposed(const std::string& id, Result<std::string> where);
   void QueueRelease(const std::string& id, bool interrupted);
+  // Starts the dispositions whose retry is due (called by the idle poll).
+  void RetryDisposals();
   void SendEnqueue();
   void SendAcks();
   void SendRecords();
@@ -152,7 +156,8 @@ class QueueRunner {
   bool ready_ = false;         // Redis up and own leftovers requeued
   bool draining_ = false;
   int workers_exited_ = 0;
-  int disposing_ = 0;  // threadpool moves in flight
+  int disposing_ = 0;                         // threadpool moves in flight
+  std::vector<std::string> dispose_waiting_;  // failed dispositions waiting to be retried
   std::function<void()> drained_;
 
   // Batches collected during this loop turn.
