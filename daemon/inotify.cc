@@ -31,7 +31,7 @@ Inotify::Inotify(Loop* loop, UniqueFd fd, std::function<void()> on_overflow)
 Inotify::~Inotify() { Stop(); }
 
 Status Inotify::Watch(const std::string& dir, uint32_t mask, Sink sink) {
-  const int wd = inotify_add_watch(fd_.get(), dir.c_str(), mask | IN_ONLYDIR);
+  const int wd = inotify_add_watch(fd_.get(), dir.c_str(), mask | IN_ONLYDIR | IN_MOVE_SELF);
   if (wd < 0) return IoError("inotify_add_watch " + dir, errno);
   watches_[wd] = {dir, std::move(sink)};
   return OkStatus();
@@ -75,9 +75,17 @@ void Inotify::Drain() {
       }
       auto it = watches_.find(ev->wd);
       if (it == watches_.end()) continue;
+      if (ev->mask & IN_MOVE_SELF) {
+        // Renamed away: its events would now come from the wrong path. Drop
+        // the watch; IN_IGNORED follows and tells the sink.
+        inotify_rm_watch(fd_.get(), ev->wd);
+        continue;
+      }
       if (ev->mask & IN_IGNORED) {
-        LogError("watch.lost", {{"dir", it->second.first}, {"reason", "directory removed"}});
+        Sink lost = std::move(it->second.second);
         watches_.erase(it);
+        lost(IN_IGNORED, std::string_view());  // the directory is gone (or moved away)
+        if (!fd_.valid()) return;
         continue;
       }
       const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();

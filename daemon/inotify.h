@@ -24,7 +24,9 @@ namespace dropq {
 class Inotify {
  public:
   // `mask` is the event's inotify mask; `name` the entry's name (may be empty
-  // for events about the watched directory itself).
+  // for events about the watched directory itself). IN_IGNORED (with an empty
+  // name) says that the watch is gone: the directory was removed or renamed
+  // away; it is the sink's last event.
   using Sink = std::function<void(uint32_t mask, std::string_view name)>;
 
   // `on_overflow` runs when the kernel queue overflowed (events were lost):

@@ -52,6 +52,11 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
   DROPQ_CHECK(r.ok());
   rescan_timer_ = std::move(*r);
   rescan_timer_.get()->data = this;
+  auto rw =
+      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
+  DROPQ_CHECK(rw.ok());
+  rewatch_timer_ = std::move(*rw);
+  rewatch_timer_.get()->data = this;
   if (const auto every = static_cast<uint64_t>(q.rescan_interval.count()); every > 0) {
     uv_timer_start(
         rescan_timer_.get(),
@@ -66,10 +71,33 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
 QueueWatcher::~QueueWatcher() { Stop(); }
 
 Status QueueWatcher::Watch(Inotify* inotify) {
+  inotify_ = inotify;
   uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM;
   if (q_.settle.count() > 0) mask |= IN_MODIFY | IN_ATTRIB;
   return inotify->Watch(q_.watch, mask,
                         [this](uint32_t m, std::string_view name) { OnEvent(m, name); });
+}
+
+void QueueWatcher::OnWatchLost() {
+  LogError("watch.lost", {{"queue", q_.name}, {"dir", q_.watch}, {"reason", "removed or moved"}});
+  // Look for it again every second; files written meanwhile go nowhere we
+  // can see, and the rescan after the watch is back takes whatever is there.
+  uv_timer_start(
+      rewatch_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<QueueWatcher*>(t->data);
+        if (self->stopped_) return;
+        struct stat st;
+        if (stat(self->q_.watch.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
+        if (Status s = self->Watch(self->inotify_); !s.ok()) {
+          LogWarn("watch.retry", {{"queue", self->q_.name}, {"err", s.error().what}});
+          return;
+        }
+        uv_timer_stop(t);
+        LogInfo("watch.restored", {{"queue", self->q_.name}, {"dir", self->q_.watch}});
+        self->Rescan();
+      },
+      1000, 1000);
 }
 
 void QueueWatcher::Stop() {
@@ -77,12 +105,18 @@ void QueueWatcher::Stop() {
   scanner_.reset();
   settle_timer_.Reset();
   rescan_timer_.Reset();
+  rewatch_timer_.Reset();
   waiting_.clear();
   by_due_.clear();
 }
 
 void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
-  if (stopped_ || view.empty()) return;
+  if (stopped_) return;
+  if (mask & IN_IGNORED) {
+    OnWatchLost();
+    return;
+  }
+  if (view.empty()) return;
   std::string name(view);
   if (mask & (IN_DELETE | IN_MOVED_FROM)) {
     if (auto it = waiting_.find(name); it != waiting_.end()) {

@@ -12,6 +12,8 @@
 //  * Only regular files become jobs: symlinks, directories, FIFOs, sockets
 //    and devices are skipped with a log line naming the kind, and counted.
 //  * The queue's own success/failure directories are never looked into.
+//  * A watched directory that is removed or replaced is logged, and watched
+//    (and rescanned) again once it is back.
 //  * Every `rescan_interval` a safety rescan finds whatever inotify missed
 //    (on a network filesystem it sees only this host's writes).
 //
@@ -64,6 +66,9 @@ class QueueWatcher {
 
  private:
   void OnEvent(uint32_t mask, std::string_view name);
+  // The watched directory was removed or moved away: watch it again once it
+  // is back, then rescan.
+  void OnWatchLost();
   void OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error);
   // False for names the globs turn away (counted and logged if `count`) and
   // for the queue's own success/failure directories.
@@ -92,7 +97,9 @@ class QueueWatcher {
   std::map<std::string, Waiting> waiting_;            // name -> when to look again
   std::set<std::pair<int64_t, std::string>> by_due_;  // (due_ms, name): the timer's order
   UvHandle<uv_timer_t> settle_timer_;
-  UvHandle<uv_timer_t> rescan_timer_;  // rescan_interval: the safety net for missed events
+  UvHandle<uv_timer_t> rescan_timer_;   // rescan_interval: the safety net for missed events
+  UvHandle<uv_timer_t> rewatch_timer_;  // looks for a removed watch directory to come back
+  Inotify* inotify_ = nullptr;          // owned by the Daemon, outlives this watcher
   bool scanning_ = false;
   Counters counters_;
 };
