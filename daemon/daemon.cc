@@ -64,6 +64,7 @@ Status Daemon::Setup() {
     watchers_.push_back(std::move(w));
   }
   last_done_.assign(runners_.size(), 0);
+  heartbeat_ok_ms_ = MonoMs();
   last_summary_ms_ = MonoMs();
 
   auto on_signal = [](uv_signal_t* s, int signum) {
@@ -91,6 +92,7 @@ Status Daemon::Setup() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Daemon*>(t->data);
         self->Heartbeat();
+        self->CheckFence();
         self->Reap();
         self->Summary();
       },
@@ -156,9 +158,34 @@ void Daemon::Heartbeat() {
                            ",\"started_ms\":" + std::to_string(started_ms_) +
                            ",\"version\":\"" DROPQ_VERSION "\"}";
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
+  const int64_t sent_ms = MonoMs();
   redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
                    std::to_string(cfg_.heartbeat_ttl.count())},
-                  [](Result<Reply>) {});
+                  [this, sent_ms](Result<Reply> r) {
+                    if (!r.ok() || r->is_error()) return;
+                    heartbeat_ok_ms_ = std::max(heartbeat_ok_ms_, sent_ms);
+                    if (std::exchange(fenced_, false)) LogInfo("instance.unfenced");
+                  });
+}
+
+void Daemon::CheckFence() {
+  // Past heartbeat_ttl without a renewal, another instance may already have
+  // reclaimed our active jobs and be running them: stop ours, so that two
+  // runs of one job never overlap. Their outcomes are not needed; the jobs
+  // go back to pending (or already belong to someone else, and Redis refuses
+  // whatever this instance says about them).
+  if (fenced_ || shutting_down_) return;
+  const int64_t silent_ms = MonoMs() - heartbeat_ok_ms_;
+  if (silent_ms <= cfg_.heartbeat_ttl.count()) return;
+  size_t held = 0;
+  for (auto& r : runners_) held += r->held();
+  if (held == 0) return;
+  fenced_ = true;
+  LogError("instance.fenced", {{"instance", cfg_.instance},
+                               {"silent_ms", silent_ms},
+                               {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()},
+                               {"held", held}});
+  for (auto& r : runners_) r->Fence();
 }
 
 void Daemon::Reap() {

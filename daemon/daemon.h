@@ -47,6 +47,9 @@ class Daemon {
   void BeginShutdown();
   void FinishShutdown(bool forced);
   void Heartbeat();
+  // Fences this instance off when its heartbeat went unrenewed for longer
+  // than heartbeat_ttl: its running handlers are killed.
+  void CheckFence();
   // Finds registered instances whose heartbeat expired and reclaims their
   // active jobs: orphaned handlers on this host killed first, then every
   // job they owned back to pending, marked interrupted if it had started.
@@ -72,6 +75,8 @@ class Daemon {
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
   int64_t last_summary_ms_ = 0;  // monotonic
+  int64_t heartbeat_ok_ms_ = 0;  // monotonic: when the last renewal Redis took was sent
+  bool fenced_ = false;
   std::vector<uint64_t> last_done_;
   std::set<std::string>
       reaping_;  // expired instances being reclaimed now  // per queue, for the summary rate

@@ -711,6 +711,11 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
 
 void QueueRunner::KillRunning() { pool_->CancelRunning(); }
 
+void QueueRunner::Fence() {
+  for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
+  pool_->InterruptRunning();
+}
+
 void QueueRunner::CheckDrained() {
   if (!draining_ || !drained_) return;
   if (workers_exited_ < q_.workers || disposing_ > 0 || !held_.empty()) return;

@@ -85,6 +85,10 @@ class QueueRunner {
   void BeginDrain(std::function<void()> drained);
   // Past the drain timeout: kill running handlers (their jobs go back to pending).
   void KillRunning();
+  // This instance may have lost its jobs to another one: kill the running
+  // handlers and give back the queued jobs (sent once Redis is back, where
+  // ownership decides). Later runs are not affected.
+  void Fence();
 
   const QueueConfig& config() const { return q_; }
   const Counters& counters() const { return counters_; }

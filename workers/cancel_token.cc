@@ -19,4 +19,10 @@ void CancelToken::Cancel() {
   [[maybe_unused]] ssize_t n = ::write(fd_.get(), &one, sizeof one);
 }
 
+void CancelToken::Reset() {
+  uint64_t value;
+  [[maybe_unused]] ssize_t n = ::read(fd_.get(), &value, sizeof value);  // EAGAIN if not fired
+  cancelled_.store(false, std::memory_order_release);
+}
+
 }  // namespace dropq

@@ -18,6 +18,9 @@ class CancelToken {
 
   // Fires the token; idempotent.
   void Cancel();
+  // Makes a fired token unfired again, for the next run. The owner makes sure
+  // no Cancel() meant for the last run can arrive afterwards.
+  void Reset();
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
   // Becomes readable (POLLIN) once Cancel() ran. Never read it: it stays readable.
   int fd() const { return fd_.get(); }

@@ -30,7 +30,8 @@ RetryDecision RetryPolicy::Decide(const Outcome& o) {
     return d;  // EX_DATAERR and friends: retrying cannot help
   }
   uint32_t n;  // which retry this would be
-  if (exited && Contains(cfg_.tempfail_exit_codes, o.exit_code) && o.job.tempfails < kMaxTempfails) {
+  if (exited && Contains(cfg_.tempfail_exit_codes, o.exit_code) &&
+      o.job.tempfails < kMaxTempfails) {
     d.tempfail = true;
     d.tempfails += 1;
     n = d.tempfails;

@@ -20,11 +20,11 @@ namespace dropq {
 constexpr uint32_t kMaxTempfails = 100;
 
 struct RetryDecision {
-  bool retry = false;       // false: the job is failed for good
-  bool tempfail = false;    // the run does not count against max_attempts
-  uint32_t failures = 0;    // failed runs after this one
-  uint32_t tempfails = 0;   // tempfail runs after this one
-  int64_t delay_ms = 0;     // when retry: how long to wait
+  bool retry = false;      // false: the job is failed for good
+  bool tempfail = false;   // the run does not count against max_attempts
+  uint32_t failures = 0;   // failed runs after this one
+  uint32_t tempfails = 0;  // tempfail runs after this one
+  int64_t delay_ms = 0;    // when retry: how long to wait
 };
 
 class RetryPolicy {

@@ -23,7 +23,22 @@ WorkerPool::~WorkerPool() { Join(); }
 
 void WorkerPool::Start() {
   threads_.reserve(static_cast<size_t>(workers_));
-  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { Run(); });
+  for (int i = 0; i < workers_; ++i) slots_.push_back(std::make_unique<Slot>());
+  for (int i = 0; i < workers_; ++i) {
+    threads_.emplace_back([this, s = slots_[static_cast<size_t>(i)].get()] { Run(s); });
+  }
+}
+
+void WorkerPool::CancelRunning() {
+  stop_all_.store(true);
+  InterruptRunning();
+}
+
+void WorkerPool::InterruptRunning() {
+  for (auto& s : slots_) {
+    std::lock_guard lock(s->mu);
+    if (s->running) s->token.Cancel();
+  }
 }
 
 void WorkerPool::Join() {
@@ -33,9 +48,9 @@ void WorkerPool::Join() {
   threads_.clear();
 }
 
-void WorkerPool::Run() noexcept {
+void WorkerPool::Run(Slot* slot) noexcept {
   try {
-    while (std::optional<Job> job = queue_->Pop()) hooks_.finished(RunOne(std::move(*job)));
+    while (std::optional<Job> job = queue_->Pop()) hooks_.finished(RunOne(std::move(*job), slot));
   } catch (const std::exception& e) {
     // Only allocation failures can get here; Redis still holds every job.
     LogError("worker.crash", {{"err", e.what()}});
@@ -44,7 +59,7 @@ void WorkerPool::Run() noexcept {
   hooks_.exited();
 }
 
-Outcome WorkerPool::RunOne(Job job) {
+Outcome WorkerPool::RunOne(Job job, Slot* slot) {
   const std::string path = watch_dir_ + "/" + job.name;
   struct stat st;
   Outcome out;
@@ -68,7 +83,18 @@ Outcome WorkerPool::RunOne(Job job) {
     // runs started, and a run that dropqd loses mid-way still counts.
     job.attempt += 1;
     hooks_.started(job);
-    out = handler_->Run(job, path, cancel_);
+    {
+      std::lock_guard lock(slot->mu);
+      slot->running = true;
+      if (stop_all_.load()) slot->token.Cancel();
+    }
+    out = handler_->Run(job, path, slot->token);
+    {
+      // A Cancel() meant for this run cannot reach the next one.
+      std::lock_guard lock(slot->mu);
+      slot->running = false;
+      slot->token.Reset();
+    }
     // The identity recorded is the one that was processed: if the file was
     // rewritten during the run it no longer matches, and is processed again.
     out.ident = FileIdentity::FromStat(st);

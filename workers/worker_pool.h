@@ -8,7 +8,10 @@
 // the hooks run on worker threads.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,7 +46,12 @@ class WorkerPool {
 
   // Kills every running handler (their jobs report kInterrupted), and any
   // started later. Used when the drain timeout passes. Thread: any.
-  void CancelRunning() { cancel_.Cancel(); }
+  void CancelRunning();
+
+  // Kills the handlers running now (their jobs report kInterrupted); later
+  // runs are not affected. Used when this instance may have lost its jobs to
+  // another one (fenced off from Redis). Thread: any.
+  void InterruptRunning();
 
   // Joins every thread. Call after all of them reported exited().
   void Join();
@@ -51,15 +59,22 @@ class WorkerPool {
   int size() const { return workers_; }
 
  private:
-  void Run() noexcept;
-  Outcome RunOne(Job job);
+  // One worker's cancellation: fired only while that worker runs a handler.
+  struct Slot {
+    std::mutex mu;
+    bool running = false;  // guarded by mu
+    CancelToken token;
+  };
+  void Run(Slot* slot) noexcept;
+  Outcome RunOne(Job job, Slot* slot);
 
   const std::string watch_dir_;
   const int workers_;
   JobQueue* const queue_;
   Handler* const handler_;
   const Hooks hooks_;
-  CancelToken cancel_;
+  std::atomic<bool> stop_all_{false};         // draining: every run is cancelled
+  std::vector<std::unique_ptr<Slot>> slots_;  // one per worker, made before the threads
   std::vector<std::thread> threads_;
 };
 

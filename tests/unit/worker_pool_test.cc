@@ -141,5 +141,32 @@ TEST(WorkerPoolTest, CancelRunningInterruptsBlockedHandlers) {
   EXPECT_EQ(rec.finished["b"].at(0).result, RunResult::kInterrupted);
 }
 
+// InterruptRunning stops the runs in progress only: the next job runs as usual.
+TEST(WorkerPoolTest, InterruptRunningLeavesLaterRunsAlone) {
+  TempDir dir;
+  test::WriteFile(dir.Sub("a"), "1");
+  test::WriteFile(dir.Sub("b"), "2");
+  JobQueue queue(4);
+  CountingHandler handler;
+  handler.block = true;
+  Recorder rec;
+  WorkerPool pool(dir.path(), 1, &queue, &handler, rec.Hooks());
+  pool.Start();
+  Job a{"a", "q", "a", {}, 0};
+  ASSERT_TRUE(queue.TryPush(a));
+  ASSERT_TRUE(WaitFor([&] { return handler.runs.load() == 1; }));
+  pool.InterruptRunning();
+  ASSERT_TRUE(WaitFor([&] { return rec.finished_count() == 1; }));
+  handler.block = false;
+  Job b{"b", "q", "b", {}, 0};
+  ASSERT_TRUE(queue.TryPush(b));
+  ASSERT_TRUE(WaitFor([&] { return rec.finished_count() == 2; }));
+  queue.PushStops(1);
+  ASSERT_TRUE(WaitFor([&] { return rec.exited.load() == 1; }));
+  pool.Join();
+  EXPECT_EQ(rec.finished["a"].at(0).result, RunResult::kInterrupted);
+  EXPECT_EQ(rec.finished["b"].at(0).result, RunResult::kOk);
+}
+
 }  // namespace
 }  // namespace dropq
