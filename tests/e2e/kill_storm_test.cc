@@ -1,0 +1,100 @@
+// Kill -9 storm: a burst of files while dropqd is SIGKILLed at random moments
+// and restarted each time. At the end every file was processed at least
+// once, every job is done, none is left active, and every file that ran more
+// than once has a job record that says its run was interrupted. Orphaned
+// handlers are left running: the restarted dropqd must kill them itself.
+// DROPQ_STORM_FILES and DROPQ_STORM_ROUNDS make it longer (scripts/test --long).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "tests/support/dropq_env.h"
+#include "tests/support/e2e_helpers.h"
+#include "tests/support/wait_for.h"
+
+namespace dropq::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+int EnvInt(const char* name, int def) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : def;
+}
+
+TEST(KillStormTest, NothingLostNothingStuck) {
+  const int files = EnvInt("DROPQ_STORM_FILES", 1000);
+  const int rounds = EnvInt("DROPQ_STORM_ROUNDS", 6);
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  const std::string log = env.tmp.Sub("handler.log");
+  // Short runs, logged at start and end (one write per line).
+  const std::string script = WriteScript(env.tmp.Sub("handler.sh"),
+                                         "echo \"start $2\" >> \"$1\"\n"
+                                         "sleep 0.01\n"
+                                         "echo \"end $2\" >> \"$1\"\n");
+  QueueSpec q;
+  q.handler = "exec: [\"/bin/sh\", \"" + script + "\", \"" + log + "\", \"{name}\"]";
+  q.workers = 2;
+  env.WriteConfig(q);
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+
+  std::mt19937 rng(12345);
+  const std::string staging = env.tmp.Mkdir("staging");
+  int dropped = 0;
+  for (int round = 0; round < rounds; ++round) {
+    // Drop a share of the files, let it work for a random moment, kill it.
+    const int until = files * (round + 1) / rounds;
+    for (; dropped < until; ++dropped) {
+      const std::string n = "s-" + std::to_string(dropped) + ".dat";
+      WriteAndRename(staging + "/" + n, env.inbox + "/" + n, n);
+    }
+    std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<int>(50, 600)(rng)));
+    ASSERT_EQ(env.Stop(SIGKILL, seconds(10)), 128 + SIGKILL);
+    ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ListDir(env.inbox).empty() &&
+               env.redis.CmdInt({"ZCARD", DropqEnv::Key("q", "active")}) == 0 &&
+               env.redis.CmdInt({"LLEN", DropqEnv::Key("q", "pending")}) == 0;
+      },
+      seconds(120), milliseconds(100)))
+      << env.DaemonLog();
+
+  // Every file processed at least once and now in done/; every job done.
+  std::map<std::string, int> starts, ends;
+  for (const std::string& line : ReadLines(log)) {
+    if (line.rfind("start ", 0) == 0) ++starts[line.substr(6)];
+    if (line.rfind("end ", 0) == 0) ++ends[line.substr(4)];
+  }
+  const auto by_name = JobIdsByName(env.redis, "q");
+  int reruns = 0;
+  for (int i = 0; i < files; ++i) {
+    const std::string n = "s-" + std::to_string(i) + ".dat";
+    EXPECT_GE(ends[n], 1) << n << " never finished";
+    EXPECT_TRUE(Exists(env.done + "/" + n)) << n;
+    ASSERT_EQ(by_name.count(n), 1u) << n;
+    ASSERT_EQ(by_name.at(n).size(), 1u) << n << " has several jobs";
+    auto rec = JobRecord(env.redis, "q", by_name.at(n)[0]);
+    EXPECT_EQ(rec["state"], "done") << n;
+    if (starts[n] > 1) {
+      ++reruns;
+      EXPECT_GE(std::atoi(rec["interrupted"].c_str()), 1) << n << " ran again without a reason";
+    }
+  }
+  EXPECT_EQ(ListDir(env.done).size(), static_cast<size_t>(files));  // no fallback copies
+  RecordProperty("files", files);
+  RecordProperty("kills", rounds);
+  RecordProperty("reruns", reruns);
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace dropq::test
