@@ -259,8 +259,10 @@ return n
 
 // ARGV: instance, then the ids this instance holds (in memory, running, or
 // with an outcome not yet acknowledged). Every other active job it owns goes
-// back to the front of pending; one that had started is marked interrupted.
-// Returns the requeued ids.
+// back to the front of pending, marked interrupted: its holder died or lost
+// it, possibly while its handler ran (the STARTED record is not waited for,
+// so its absence does not prove the handler never started). Returns the
+// requeued ids.
 constexpr std::string_view kRequeue = R"lua(
 local base = KEYS[1]
 local inst = ARGV[1]
@@ -271,12 +273,11 @@ local ni = 0
 for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
   if not held[id] then
     local key = base .. 'job:' .. id
-    local f = redis.call('HMGET', key, 'owner', 'state', 'claimed', 'started')
+    local f = redis.call('HMGET', key, 'owner', 'state')
     if not f[2] then
       redis.call('ZREM', base .. 'active', id)
     elseif f[1] == inst and f[2] == 'active' then
-      local started = f[4] and tonumber(f[4]) >= tonumber(f[3] or '0')
-      ni = ni + to_pending(base, key, id, started)
+      ni = ni + to_pending(base, key, id, true)
       out[#out + 1] = id
     end
   end
