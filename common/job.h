@@ -28,11 +28,11 @@ struct FileIdentity {
 };
 
 struct Job {
-  std::string id;        // unique everywhere (common/job_id.h)
-  std::string queue;     // the queue's name
-  std::string name;      // file name relative to the queue's watched directory
-  FileIdentity ident;    // the identity the file had when it was enqueued
-  uint32_t attempt = 0;  // runs started so far; the run about to start is attempt + 1
+  std::string id;          // unique everywhere (common/job_id.h)
+  std::string queue;       // the queue's name
+  std::string name;        // file name relative to the queue's watched directory
+  FileIdentity ident;      // the identity the file had when it was enqueued
+  uint32_t attempt = 0;    // runs started so far; the run about to start is attempt + 1
   uint32_t failures = 0;   // failed runs so far (what retry.max_attempts bounds)
   uint32_t tempfails = 0;  // runs that ended with a tempfail exit code (no attempt used)
 };

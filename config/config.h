@@ -35,11 +35,11 @@ struct HandlerConfig {
 
 // How failed runs are retried (queue key `retry:`).
 struct RetryConfig {
-  int max_attempts = 5;                         // failed runs allowed before the job is failed
-  Millis initial_delay{1000};                   // delay before retry 1
-  Millis max_delay{10 * 60 * 1000};             // cap of the doubling delay
-  std::vector<int> permanent_exit_codes{65};    // EX_DATAERR: failed at once, no retry
-  std::vector<int> tempfail_exit_codes{75};     // EX_TEMPFAIL: retried without using an attempt
+  int max_attempts = 5;                       // failed runs allowed before the job is failed
+  Millis initial_delay{1000};                 // delay before retry 1
+  Millis max_delay{10 * 60 * 1000};           // cap of the doubling delay
+  std::vector<int> permanent_exit_codes{65};  // EX_DATAERR: failed at once, no retry
+  std::vector<int> tempfail_exit_codes{75};   // EX_TEMPFAIL: retried without using an attempt
 };
 
 struct QueueConfig {
@@ -54,7 +54,7 @@ struct QueueConfig {
   Disposition on_success;  // default keep
   Disposition on_failure;  // default keep (never kDelete)
   int64_t keep_done = 10000;
-  int64_t keep_failed = -1;          // failed-job records kept; -1: unlimited (the default)
+  int64_t keep_failed = -1;  // failed-job records kept; -1: unlimited (the default)
   RetryConfig retry;
   Millis rescan_interval{5 * 60 * 1000};  // periodic safety rescan; 0 turns it off
 };
@@ -67,7 +67,7 @@ struct Config {
   std::string instance;  // default: the hostname
   LogLevel log_level = LogLevel::kInfo;
   Millis drain_timeout{30 * 1000};
-  Millis heartbeat_ttl{15 * 1000};   // an instance silent this long may have its jobs reclaimed
+  Millis heartbeat_ttl{15 * 1000};  // an instance silent this long may have its jobs reclaimed
   std::vector<QueueConfig> queues;  // at least one
 
   const QueueConfig* FindQueue(const std::string& name) const;

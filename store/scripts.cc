@@ -405,5 +405,4 @@ DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)
 DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)
 #undef DROPQ_SCRIPT
 
-
 }  // namespace dropq

@@ -43,5 +43,4 @@ const Script& RetryPrepareScript();
 const Script& RetryCommitScript();
 const Script& RetryAbortScript();
 
-
 }  // namespace dropq
