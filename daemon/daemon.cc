@@ -83,7 +83,7 @@ Status Daemon::Setup() {
     for (auto& w : self->watchers_) w->Tick();
   });
 
-  tick_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
+  tick_ = MakeTimer(l, this);
   // The heartbeat is renewed three times per TTL, so one lost renewal is harmless.
   const uint64_t tick =
       std::min<uint64_t>(kTickMs, static_cast<uint64_t>(cfg_.heartbeat_ttl.count()) / 3);
@@ -97,7 +97,7 @@ Status Daemon::Setup() {
         self->Summary();
       },
       tick, tick);
-  drain_timer_ = MakeHandle<uv_timer_t>([&](uv_timer_t* t) { return uv_timer_init(l, t); }, this);
+  drain_timer_ = MakeTimer(l, this);
 
   for (auto& r : runners_) r->Start();
   return OkStatus();

@@ -52,16 +52,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       handler_(std::move(handler)),
       queue_(static_cast<size_t>(q.capacity)),
       retry_(q.retry) {
-  auto t =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(t.ok());
-  poll_timer_ = std::move(*t);
-  poll_timer_.get()->data = this;
-  auto pt =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(pt.ok());
-  promote_timer_ = std::move(*pt);
-  promote_timer_.get()->data = this;
+  poll_timer_ = MakeTimer(loop_->get(), this);
+  promote_timer_ = MakeTimer(loop_->get(), this);
 
   WorkerPool::Hooks hooks;
   // The hooks run on worker threads: they only Post() to the loop.

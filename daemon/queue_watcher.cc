@@ -42,21 +42,9 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
     std::string child = ChildName(q.watch, d->dir);
     if (!child.empty()) own_dirs_.insert(std::move(child));
   }
-  auto t =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(t.ok());
-  settle_timer_ = std::move(*t);
-  settle_timer_.get()->data = this;
-  auto r =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(r.ok());
-  rescan_timer_ = std::move(*r);
-  rescan_timer_.get()->data = this;
-  auto rw =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(rw.ok());
-  rewatch_timer_ = std::move(*rw);
-  rewatch_timer_.get()->data = this;
+  settle_timer_ = MakeTimer(loop_->get(), this);
+  rescan_timer_ = MakeTimer(loop_->get(), this);
+  rewatch_timer_ = MakeTimer(loop_->get(), this);
   if (const auto every = static_cast<uint64_t>(q.rescan_interval.count()); every > 0) {
     uv_timer_start(
         rescan_timer_.get(),

@@ -25,11 +25,7 @@ struct RedisConn::PendingCall {
 
 RedisConn::RedisConn(Loop* loop, RedisUrl url, Hooks hooks)
     : loop_(loop), url_(std::move(url)), hooks_(std::move(hooks)) {
-  auto t =
-      UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop_->get(), h); });
-  DROPQ_CHECK(t.ok());
-  timer_ = std::move(*t);
-  timer_.get()->data = this;
+  timer_ = MakeTimer(loop_->get(), this);
 }
 
 RedisConn::~RedisConn() {

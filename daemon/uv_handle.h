@@ -8,6 +8,7 @@
 
 #include <utility>
 
+#include "common/check.h"
 #include "common/result.h"
 
 namespace dropq {
@@ -52,5 +53,14 @@ class UvHandle {
   explicit UvHandle(T* h) : h_(h) {}
   T* h_ = nullptr;
 };
+
+// A timer on `loop` whose data pointer is `data`. uv_timer_init cannot fail
+// on a live loop, so a failure is a broken invariant. Thread: loop.
+inline UvHandle<uv_timer_t> MakeTimer(uv_loop_t* loop, void* data) {
+  auto t = UvHandle<uv_timer_t>::Make([&](uv_timer_t* h) { return uv_timer_init(loop, h); });
+  DROPQ_CHECK(t.ok());
+  t->get()->data = data;
+  return std::move(*t);
+}
 
 }  // namespace dropq
