@@ -181,6 +181,7 @@ class Parser {
       const At& at, const std::function<Status(const At&, const std::string&)>& check) const;
   // An absolute path to an existing directory, trailing slashes removed.
   Result<std::string> ExistingDir(const At& at) const;
+  Status CheckProcessingDir(const At& queue, const QueueConfig& q) const;
 
   Status Redis(const At& at, Config* c);
   Status Queues(const At& at, Config* c);
@@ -401,6 +402,7 @@ Status Parser::Queues(const At& at, Config* c) {
 }
 
 Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q) {
+  bool processing_off = false;  // processing_dir: off
   const auto glob_ok = [&](const At& v, const std::string& g) -> Status {
     std::string why;
     if (!ValidGlob(g, &why)) return Fail(v, "bad glob \"" + g + "\": " + why);
@@ -506,6 +508,21 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          q->rescan_interval = *d;
          return OkStatus();
        }},
+      {"processing_dir",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (*s == "off") {
+           processing_off = true;
+           return OkStatus();
+         }
+         if (s->empty() || s->front() != '/') {
+           return Fail(v, "\"" + *s + "\" is not an absolute path (or off)");
+         }
+         if (s->find('\0') != std::string::npos) return Fail(v, "the path holds a NUL byte");
+         q->processing_dir = StripTrailingSlashes(std::move(*s));
+         return OkStatus();
+       }},
   };
   q->include = {"*"};
   std::set<std::string> seen;
@@ -514,6 +531,8 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
   if (seen.count("capacity") == 0) q->capacity = 4 * q->workers;
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;
+  if (!processing_off && q->processing_dir.empty()) q->processing_dir = q->watch + "/.dropq-processing";
+  if (Status s = CheckProcessingDir(at, *q); !s) return s;
 
   // A manifest the queue itself would pick up feeds itself forever.
   const std::string& manifest = q->handler.manifest;
@@ -526,6 +545,35 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
                   "the manifest is in the watched directory, where the queue would take it as a "
                   "job: put it elsewhere or give it a name the queue ignores (e.g. a dotfile)");
     }
+  }
+  return OkStatus();
+}
+
+// The processing directory is entered by rename(2), so it must be on the
+// watched directory's filesystem. It is created at start-up if missing; its
+// parent must exist now.
+Status Parser::CheckProcessingDir(const At& queue, const QueueConfig& q) const {
+  if (q.processing_dir.empty()) return OkStatus();
+  const std::string key = Join(queue.key, "processing_dir");
+  const auto line = lines_.find(key);
+  const At at{queue.node, key, line == lines_.end() ? queue.line : line->second};
+  if (SameDir(q.processing_dir, q.watch)) {
+    return Fail(at, q.processing_dir + " is the watched directory");
+  }
+  struct stat watch {}, dir {};
+  std::string probe = q.processing_dir;
+  if (stat(probe.c_str(), &dir) != 0) {
+    const size_t slash = probe.rfind('/');
+    probe = slash == 0 ? "/" : probe.substr(0, slash);
+    if (stat(probe.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode)) {
+      return Fail(at, "the parent directory " + probe + " does not exist");
+    }
+  } else if (!S_ISDIR(dir.st_mode)) {
+    return Fail(at, q.processing_dir + " is not a directory");
+  }
+  if (stat(q.watch.c_str(), &watch) == 0 && watch.st_dev != dir.st_dev) {
+    return Fail(at, q.processing_dir + " is on another filesystem than " + q.watch +
+                        " (files enter it by rename)");
   }
   return OkStatus();
 }
