@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/escape.h"
 #include "common/job.h"
+#include "store/job_record.h"
 #include "store/keys.h"
 #include "store/scripts.h"
 #include "workers/disposition.h"
@@ -60,15 +61,33 @@ bool IsTimeField(const std::string& k) {
   return k == "enq" || k == "claimed" || k == "started" || k == "finished" || k == "due";
 }
 
+// REQUIRES: 0 <= unix_ms <= kMaxRecordTimeMs (what DecodeJobRecord() lets through).
 std::string FormatTime(int64_t unix_ms) {
   const time_t secs = unix_ms / 1000;
   struct tm tm;
-  gmtime_r(&secs, &tm);
+  if (gmtime_r(&secs, &tm) == nullptr) return std::to_string(unix_ms);
   char buf[40];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm) == 0) return std::to_string(unix_ms);
   char out[64];
   std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
   return out;
+}
+
+// A record that does not decode cleanly is still shown; each problem is one
+// line on stderr, so stdout keeps its shape for scripts.
+void WarnProblems(const std::string& id, const JobRecord& r) {
+  for (const FieldProblem& p : r.problems) {
+    std::fprintf(stderr, "dropqctl: warning: job %s: field `%s`: %s\n", EscapeName(id).c_str(),
+                 EscapeName(p.field).c_str(), p.message.c_str());
+  }
+}
+
+// The keys dropqctl adds to the JSON form itself; a record field of the same
+// name (only a hand-made one can have it) is left out and reported.
+bool IsOwnJsonKey(const std::string& k) {
+  static const std::set<std::string> kOwn = {"id",       "queue", "path",     "name_hex",
+                                             "path_hex", "inode", "mtime_ns", "problems"};
+  return kOwn.count(k) != 0;
 }
 
 // Where a job lives: the queue whose key holds it, or nullptr.
@@ -93,20 +112,38 @@ int Status(const Env& env) try {
     const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
     const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
     double oldest_s = 0;
+    bool age_known = true;
     // LPUSH in, RPOP out: the oldest pending job is the last element.
     const Reply oldest = Call(env, {"LINDEX", k.Pending(), "-1"});
     if (!oldest.is_nil()) {
-      const int64_t enq = Call(env, {"HGET", k.Job(oldest.AsString()), "enq"}).AsInt(now);
+      const std::string oldest_id = oldest.AsString();
+      // A record gone meanwhile (nil) counts as just enqueued, as before; a
+      // hand-edited enq is reported instead of turning into a wild age.
+      const Reply enq_reply = Call(env, {"HGET", k.Job(oldest_id), "enq"});
+      int64_t enq = now;
+      if (!enq_reply.is_nil()) {
+        auto parsed = ParseRecordNumber("enq", enq_reply.AsString());
+        if (parsed.ok()) {
+          enq = *parsed;
+        } else {
+          age_known = false;
+          std::fprintf(stderr, "dropqctl: warning: job %s: %s\n", EscapeName(oldest_id).c_str(),
+                       parsed.error().what.c_str());
+        }
+      }
       oldest_s = static_cast<double>(std::max<int64_t>(0, now - enq)) / 1000.0;
     }
     queues[q.name] = {{"pending", pending},     {"active", active},
                       {"done", done},           {"failed", failed},
                       {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s}};
+    if (!age_known) queues[q.name]["oldest_pending_age_s"] = nullptr;
     char age[32];
     std::snprintf(age, sizeof age, "%.1fs", oldest_s);
     rows.push_back({q.name, std::to_string(pending), std::to_string(active),
                     std::to_string(scheduled), std::to_string(done), std::to_string(failed),
-                    pending > 0 ? age : "-"});
+                    pending == 0 ? "-"
+                    : age_known  ? age
+                                 : "?"});
   }
   if (env.json) {
     PrintJson({{"queues", queues}});
@@ -129,57 +166,76 @@ int Show(const Env& env, const std::string& id) try {
   if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
   const QueueKeys k(env.cfg->prefix, q->name);
   const Reply all = Call(env, {"HGETALL", k.Job(id)});
-  std::map<std::string, std::string> f;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(all.elements.size() / 2);
   for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    f[all.elements[i].AsString()] = all.elements[i + 1].AsString();
+    pairs.emplace_back(all.elements[i].AsString(), all.elements[i + 1].AsString());
   }
-  const std::string name = f["name"];
+  // Empty: the record went away between EXISTS and HGETALL.
+  const auto decoded = DecodeJobRecord(pairs);
+  if (!decoded.ok()) return Fail("no job " + EscapeName(id) + " in any configured queue");
+  const JobRecord& r = *decoded;
+  WarnProblems(id, r);
+  // The path only for a name that is one of the watched directory: a
+  // hand-made "../x" must not be shown as if it were there.
+  const bool name_ok = r.name && ValidJobName(*r.name);
+  const std::string name = r.name.value_or("");
+  const std::string path = q->watch + "/" + name;
   if (env.json) {
-    json j = {{"id", id}, {"queue", q->name}};
-    for (const auto& [key, v] : f) {
+    json j = json::object();
+    json problems = json::array();
+    for (const auto& [key, v] : r.fields) {
+      if (IsOwnJsonKey(key)) {
+        problems.push_back({{"field", key}, {"message", "hidden by dropqctl's own key"}});
+        continue;
+      }
       if (IsNumericField(key)) {
-        try {
-          j[key] = std::stoll(v);
+        if (auto n = ParseRecordNumber(key, v); n.ok()) {
+          j[key] = *n;
           continue;
-        } catch (const std::exception&) {
         }
       }
       j[key] = ToValidUtf8(v);
     }
-    j["path"] = ToValidUtf8(q->watch + "/" + name);
-    if (!IsValidUtf8(name)) {
-      j["name_hex"] = HexBytes(name);  // the exact bytes beside the readable form
-      j["path_hex"] = HexBytes(q->watch + "/" + name);
+    for (const FieldProblem& p : r.problems) {
+      problems.push_back({{"field", p.field}, {"message", p.message}});
     }
-    if (auto ident = FileIdentity::Parse(f["ident"])) {
-      j["inode"] = ident->ino;
-      j["mtime_ns"] = ident->mtime_ns;
+    j["id"] = id;
+    j["queue"] = q->name;
+    if (name_ok) {
+      j["path"] = ToValidUtf8(path);
+      if (!IsValidUtf8(name)) {
+        j["name_hex"] = HexBytes(name);  // the exact bytes beside the readable form
+        j["path_hex"] = HexBytes(path);
+      }
     }
+    if (r.ident) {
+      j["inode"] = r.ident->ino;
+      j["mtime_ns"] = r.ident->mtime_ns;
+    }
+    if (!problems.empty()) j["problems"] = problems;
     PrintJson(j);
     return kOk;
   }
   // Human form: one "key: value" per line, names escaped as in the logs and
   // the manifest, times readable, the stderr tail last and indented.
-  std::printf("%-12s %s\n", "id:", id.c_str());
+  std::printf("%-12s %s\n", "id:", EscapeName(id).c_str());
   std::printf("%-12s %s\n", "queue:", q->name.c_str());
-  std::printf("%-12s %s\n", "state:", f["state"].c_str());
+  std::printf("%-12s %s\n", "state:", EscapeName(r.state.value_or("")).c_str());
   std::printf("%-12s %s\n", "name:", EscapeName(name).c_str());
-  std::printf("%-12s %s\n", "path:", EscapeName(q->watch + "/" + name).c_str());
-  for (const auto& [key, v] : f) {
+  if (name_ok) std::printf("%-12s %s\n", "path:", EscapeName(path).c_str());
+  for (const auto& [key, v] : r.fields) {
     if (key == "state" || key == "name" || key == "stderr") continue;
     std::string shown = EscapeName(v);
     if (IsTimeField(key)) {
-      try {
-        shown = FormatTime(std::stoll(v)) + " (" + v + ")";
-      } catch (const std::exception&) {
-      }
+      if (auto t = ParseRecordNumber(key, v); t.ok()) shown = FormatTime(*t) + " (" + v + ")";
     }
-    std::printf("%-12s %s\n", (key + ":").c_str(), shown.c_str());
+    std::printf("%-12s %s\n", (EscapeName(key) + ":").c_str(), shown.c_str());
   }
-  if (!f["stderr"].empty()) {
+  if (r.stderr_tail && !r.stderr_tail->empty()) {
     std::printf("stderr:\n");
     std::string line;
-    for (char c : f["stderr"]) {
+    for (char c : *r.stderr_tail) {
       if (c == '\n') {
         std::printf("  | %s\n", EscapeText(line).c_str());
         line.clear();
@@ -214,7 +270,13 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   const std::string home = q.watch + "/" + name;
   struct stat st;
   std::string err;
-  if (!where.empty() && where != "(deleted)" && where != home) {
+  // A hand-edited record must not make dropqctl move files it should not:
+  // the name must be a file of the watched directory, disposed_to absolute.
+  if (std::string why; !ValidJobName(name, &why)) {
+    err = "job record field `name`: " + why;
+  } else if (!where.empty() && where != "(deleted)" && where.front() != '/') {
+    err = "job record field `disposed_to`: " + EscapeName(where) + " is not an absolute path";
+  } else if (!where.empty() && where != "(deleted)" && where != home) {
     if (lstat(where.c_str(), &st) != 0) {
       if (lstat(home.c_str(), &st) != 0) err = "file not found at " + EscapeName(where);
       // else: an earlier retry already moved it back

@@ -1,0 +1,230 @@
+// Decoding is table-driven: every known field has one Spec saying which
+// member it fills and, for numbers, the range it accepts. Fields are sorted
+// first, so duplicates are adjacent and problems come out in field order.
+#include "store/job_record.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <limits>
+
+#include "common/escape.h"
+
+namespace dropq {
+namespace {
+
+constexpr int64_t kMaxCount = std::numeric_limits<uint32_t>::max();
+constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+
+// How one known field decodes.
+struct Spec {
+  std::optional<std::string> JobRecord::*text = nullptr;  // a text field, or
+  std::optional<int64_t> JobRecord::*number = nullptr;    // a number in lo..hi, or
+  bool ident = false;                                     // the file identity
+  int64_t lo = 0;
+  int64_t hi = 0;
+};
+
+const std::map<std::string_view, Spec>& Specs() {
+  using R = JobRecord;
+  const auto text = [](std::optional<std::string> R::*m) { return Spec{m, nullptr, false, 0, 0}; };
+  const auto num = [](std::optional<int64_t> R::*m, int64_t lo, int64_t hi) {
+    return Spec{nullptr, m, false, lo, hi};
+  };
+  static const std::map<std::string_view, Spec> kSpecs = {
+      {"name", text(&R::name)},
+      {"state", text(&R::state)},
+      {"owner", text(&R::owner)},
+      {"result", text(&R::result)},
+      {"error", text(&R::error)},
+      {"stderr", text(&R::stderr_tail)},
+      {"sha256", text(&R::sha256)},
+      {"phase", text(&R::phase)},
+      {"target", text(&R::target)},
+      {"disposed_to", text(&R::disposed_to)},
+      {"dispose_error", text(&R::dispose_error)},
+      {"last_result", text(&R::last_result)},
+      {"ident", Spec{nullptr, nullptr, true, 0, 0}},
+      {"size", num(&R::size, 0, kMaxInt)},
+      {"enq", num(&R::enq, 0, kMaxRecordTimeMs)},
+      {"claimed", num(&R::claimed, 0, kMaxRecordTimeMs)},
+      {"started", num(&R::started, 0, kMaxRecordTimeMs)},
+      {"finished", num(&R::finished, 0, kMaxRecordTimeMs)},
+      {"due", num(&R::due, 0, kMaxRecordTimeMs)},
+      {"attempt", num(&R::attempt, 0, kMaxCount)},
+      {"failures", num(&R::failures, 0, kMaxCount)},
+      {"tempfails", num(&R::tempfails, 0, kMaxCount)},
+      {"interrupted", num(&R::interrupted, 0, kMaxCount)},
+      {"retried", num(&R::retried, 0, kMaxCount)},
+      {"exit", num(&R::exit_code, 0, 255)},
+      {"signal", num(&R::signal, 0, 127)},
+      {"ms", num(&R::ms, 0, kMaxInt)},
+  };
+  return kSpecs;
+}
+
+// Fields every record has from ENQUEUE on.
+constexpr std::string_view kRequired[] = {"name", "size", "ident", "state", "enq"};
+
+constexpr std::string_view kStates[] = {"pending", "active", "scheduled",
+                                        "done",    "failed", "retrying"};
+
+// At most kMaxQuotedBytes of `v`, quoted and escaped: safe on one line.
+std::string Quote(std::string_view v) {
+  std::string out = "\"" + EscapeText(v.substr(0, kMaxQuotedBytes)) + "\"";
+  if (v.size() > kMaxQuotedBytes) out += "... (" + std::to_string(v.size()) + " bytes)";
+  return out;
+}
+
+std::string FieldLabel(std::string_view field) { return "field `" + EscapeName(field) + "`"; }
+
+// Parses all of `v` as a whole decimal number in lo..hi. Returns "" and sets
+// *out, or returns what is wrong.
+std::string ParseNumber(std::string_view v, int64_t lo, int64_t hi, int64_t* out) {
+  if (v.empty()) return "empty: want a whole number";
+  int64_t n = 0;
+  const char* end = v.data() + v.size();
+  const auto [p, ec] = std::from_chars(v.data(), end, n);
+  const std::string range = " (want " + std::to_string(lo) + ".." + std::to_string(hi) + ")";
+  if (ec == std::errc::result_out_of_range && p == end)
+    return Quote(v) + " is out of range" + range;
+  if (ec != std::errc() || p != end) return Quote(v) + " is not a whole number";
+  if (n < lo || n > hi) return std::to_string(n) + " is out of range" + range;
+  *out = n;
+  return "";
+}
+
+// "attempt.N" / "stderr.N": the run number N (canonical decimal, >= 1), or 0.
+uint32_t RunNumber(std::string_view digits) {
+  if (digits.empty() || digits.front() == '0') return 0;
+  uint32_t n = 0;
+  const char* end = digits.data() + digits.size();
+  const auto [p, ec] = std::from_chars(digits.data(), end, n);
+  return ec == std::errc() && p == end ? n : 0;
+}
+
+void Decode(const std::string& field, const std::string& value, JobRecord* r) {
+  const auto problem = [&](std::string message) {
+    r->problems.push_back(FieldProblem{field, std::move(message)});
+  };
+  const auto& specs = Specs();
+  if (auto it = specs.find(field); it != specs.end()) {
+    const Spec& s = it->second;
+    if (s.text != nullptr) {
+      r->*s.text = value;  // text is always kept; name and state are checked too
+      std::string why;
+      if (field == "name" && !ValidJobName(value, &why)) problem(Quote(value) + ": " + why);
+      if (field == "state" &&
+          std::find(std::begin(kStates), std::end(kStates), value) == std::end(kStates)) {
+        problem("unknown state " + Quote(value));
+      }
+    } else if (s.number != nullptr) {
+      int64_t n = 0;
+      if (std::string why = ParseNumber(value, s.lo, s.hi, &n); why.empty()) {
+        r->*s.number = n;
+      } else {
+        problem(std::move(why));
+      }
+    } else if (auto id = FileIdentity::Parse(value)) {
+      r->ident = *id;
+    } else {
+      problem(Quote(value) + " is not an identity (want inode:size:mtime_ns)");
+    }
+    return;
+  }
+  for (std::string_view prefix : {std::string_view("attempt."), std::string_view("stderr.")}) {
+    if (std::string_view(field).substr(0, prefix.size()) != prefix) continue;
+    const uint32_t n = RunNumber(std::string_view(field).substr(prefix.size()));
+    if (n == 0) {
+      problem("not a run of the error history (want " + std::string(prefix) +
+              "N, N a whole number from 1)");
+    } else if (prefix == "attempt.") {
+      r->history[n].line = value;
+    } else {
+      r->history[n].stderr_tail = value;
+    }
+    return;
+  }
+  // An unknown field is no problem: it is kept in `fields` and shown as it is.
+}
+
+}  // namespace
+
+const std::string* JobRecord::Find(std::string_view field) const {
+  const auto it = std::lower_bound(fields.begin(), fields.end(), field,
+                                   [](const auto& kv, std::string_view f) { return kv.first < f; });
+  return it != fields.end() && it->first == field ? &it->second : nullptr;
+}
+
+const FieldProblem* JobRecord::ProblemWith(std::string_view field) const {
+  for (const FieldProblem& p : problems) {
+    if (p.field == field) return &p;
+  }
+  return nullptr;
+}
+
+Result<JobRecord> DecodeJobRecord(const std::vector<std::pair<std::string, std::string>>& fields) {
+  if (fields.empty()) return Error{Errc::kInvalid, "no fields: not a job record"};
+  JobRecord r;
+  r.fields = fields;
+  // Stable: among equal names the input order stays, so the last is the latest.
+  std::stable_sort(r.fields.begin(), r.fields.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (size_t i = 0; i < r.fields.size();) {
+    size_t j = i + 1;
+    while (j < r.fields.size() && r.fields[j].first == r.fields[i].first) ++j;
+    if (out != j - 1) r.fields[out] = std::move(r.fields[j - 1]);
+    if (j - i > 1) {
+      r.problems.push_back(FieldProblem{r.fields[out].first, "given " + std::to_string(j - i) +
+                                                                 " times; the last value is kept"});
+    }
+    Decode(r.fields[out].first, r.fields[out].second, &r);
+    ++out;
+    i = j;
+  }
+  r.fields.resize(out);
+  for (std::string_view f : kRequired) {
+    if (r.Find(f) == nullptr) {
+      r.problems.push_back(FieldProblem{std::string(f), "missing (every job record has it)"});
+    }
+  }
+  return r;
+}
+
+Status CheckJobRecord(const JobRecord& record) {
+  if (record.problems.empty()) return OkStatus();
+  const FieldProblem& p = record.problems.front();
+  return Error{Errc::kInvalid, FieldLabel(p.field) + ": " + p.message};
+}
+
+Result<int64_t> ParseRecordNumber(std::string_view field, std::string_view value) {
+  int64_t lo = std::numeric_limits<int64_t>::min();
+  int64_t hi = kMaxInt;
+  const auto& specs = Specs();
+  if (auto it = specs.find(field); it != specs.end() && it->second.number != nullptr) {
+    lo = it->second.lo;
+    hi = it->second.hi;
+  }
+  int64_t n = 0;
+  if (std::string why = ParseNumber(value, lo, hi, &n); !why.empty()) {
+    return Error{Errc::kInvalid, FieldLabel(field) + ": " + why};
+  }
+  return n;
+}
+
+bool ValidJobName(std::string_view name, std::string* why) {
+  const auto fail = [&](const char* m) {
+    if (why != nullptr) *why = m;
+    return false;
+  };
+  if (name.empty()) return fail("empty: want a file name");
+  if (name == "." || name == "..") return fail("not a file name");
+  if (name.find('/') != std::string_view::npos) {
+    return fail("holds '/': not a file of the watched directory");
+  }
+  if (name.find('\0') != std::string_view::npos) return fail("holds a NUL byte");
+  return true;
+}
+
+}  // namespace dropq
