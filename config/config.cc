@@ -940,17 +940,34 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path
 }
 
 Result<Config> LoadConfig(const std::string& path) {
+  // Far beyond any real config. A bigger file is a mistake (a log or an image
+  // named by accident, /dev/zero), and yaml-cpp would hold it several times.
+  constexpr size_t kMaxConfigBytes = 1024 * 1024;
+  const auto too_big = [&](const std::string& size) {
+    return Error{Errc::kConfig,
+                 path + ": " + size + " bytes: a config larger than 1 MiB is refused"};
+  };
   std::FILE* f = std::fopen(path.c_str(), "rbe");
   if (f == nullptr) {
     return Error{Errc::kConfig, path + ": cannot read: " + ErrnoText(errno)};
   }
+  struct stat st {};
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) > kMaxConfigBytes) {
+    std::fclose(f);
+    return too_big(std::to_string(st.st_size));
+  }
+  // Bounded even where the size says nothing (a device, a FIFO, a growing file).
   std::string text;
   char buf[8192];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  while (text.size() <= kMaxConfigBytes && (n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    text.append(buf, n);
+  }
   const int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) return Error{Errc::kConfig, path + ": cannot read: " + ErrnoText(err)};
+  if (text.size() > kMaxConfigBytes) return too_big("more than " + std::to_string(kMaxConfigBytes));
   return ParseConfig(text, path);
 }
 
