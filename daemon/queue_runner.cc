@@ -1,5 +1,6 @@
 #include "daemon/queue_runner.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -7,10 +8,13 @@
 
 #include "common/check.h"
 #include "common/clock.h"
+#include "common/file_kind.h"
 #include "common/job_id.h"
 #include "common/log.h"
+#include "daemon/pool_work.h"
 #include "store/scripts.h"
 #include "workers/disposition.h"
+#include "workers/processing.h"
 
 namespace dropq {
 namespace {
@@ -33,12 +37,44 @@ void AppendFields(std::vector<std::string>* args, const Fields& fields) {
   }
 }
 
+// Creates the queue's processing area (mode 0700) if it is missing, and
+// warns when uploaders could rename it away: it sits in a watched directory
+// that others may write and that lacks the sticky bit.
+Status PrepareProcessingDir(const QueueConfig& q) {
+  const std::string& dir = q.processing_dir;
+  if (dir.empty()) return OkStatus();
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return IoError("processing_dir: mkdir " + dir, errno);
+  }
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return IoError("processing_dir: " + dir, errno);
+  if (!S_ISDIR(st.st_mode)) {
+    return Error{Errc::kInvalid, "processing_dir: " + dir + " is a " +
+                                     std::string(FileKindName(st.st_mode)) + ", not a directory"};
+  }
+  if ((st.st_mode & 0022) != 0) {
+    LogWarn("processing.unprotected",
+            {{"queue", q.name}, {"dir", dir}, {"why", "others can write it (chmod 700 it)"}});
+  }
+  struct stat parent;
+  const std::string up = dir.substr(0, dir.rfind('/'));
+  if (stat(up.empty() ? "/" : up.c_str(), &parent) == 0 && (parent.st_mode & 0022) != 0 &&
+      (parent.st_mode & S_ISVTX) == 0) {
+    LogWarn("processing.unprotected",
+            {{"queue", q.name},
+             {"dir", dir},
+             {"why", "others can write its parent, which lacks the sticky bit (chmod +t it)"}});
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<QueueRunner>> QueueRunner::Create(const Config& cfg, const QueueConfig& q,
                                                          Loop* loop, RedisConn* redis) {
   auto handler = MakeHandler(q, cfg.instance);
   if (!handler.ok()) return handler.error();
+  if (Status s = PrepareProcessingDir(q); !s.ok()) return s.error();
   return std::unique_ptr<QueueRunner>(new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
 }
 
@@ -65,8 +101,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     loop_->Post([this, p] { OnFinished(std::move(*p)); });
   };
   hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
-  pool_ =
-      std::make_unique<WorkerPool>(q.watch, q.workers, &queue_, handler_.get(), std::move(hooks));
+  pool_ = std::make_unique<WorkerPool>(q.watch, q.processing_dir, q.workers, &queue_,
+                                       handler_.get(), std::move(hooks));
 }
 
 QueueRunner::~QueueRunner() {
@@ -145,16 +181,6 @@ void QueueRunner::SendForgets() {
                [](Result<Reply>) {});
 }
 
-namespace {
-// One page of a marker sweep: names checked with lstat on the threadpool.
-struct SweepReq {
-  uv_work_t req;
-  std::string dir;
-  std::vector<std::string> names;  // in: kept names; out: those no longer there
-  std::function<void(std::vector<std::string>)> done;
-};
-}  // namespace
-
 void QueueRunner::SweepMarkers() {
   if (sweeping_ || !ready_ || draining_) return;
   sweeping_ = true;
@@ -167,43 +193,105 @@ void QueueRunner::SweepPage(std::string cursor) {
       sweeping_ = false;
       return;
     }
-    auto* w = new SweepReq;
-    w->req.data = w;
-    w->dir = q_.watch;
+    std::vector<std::string> kept;  // names whose marker says "handled and kept"
     const auto& kv = r->elements[1].elements;
     for (size_t i = 0; i + 1 < kv.size(); i += 2) {
-      if (kv[i + 1].str.rfind('~', 0) == 0) w->names.push_back(kv[i].str);
+      if (kv[i + 1].str.rfind('~', 0) == 0) kept.push_back(kv[i].str);
     }
-    w->done = [this, next = r->elements[0].AsString()](std::vector<std::string> gone) {
-      for (auto& name : gone) Forget(name);
-      if (next == "0" || draining_) {
-        sweeping_ = false;
-      } else {
-        SweepPage(next);
-      }
-    };
-    const int rc = uv_queue_work(
-        loop_->get(), &w->req,
-        [](uv_work_t* req) {
-          auto* sw = static_cast<SweepReq*>(req->data);
-          std::vector<std::string> gone;
+    auto gone = std::make_shared<std::vector<std::string>>();
+    const int rc = QueueWork(
+        loop_->get(),
+        [dir = q_.watch, kept = std::move(kept), gone] {  // threadpool
           struct stat st;
-          for (auto& n : sw->names) {
-            if (lstat((sw->dir + "/" + n).c_str(), &st) != 0 && errno == ENOENT) {
-              gone.push_back(std::move(n));
+          for (const auto& n : kept) {
+            if (lstat((dir + "/" + n).c_str(), &st) != 0 && errno == ENOENT) gone->push_back(n);
+          }
+        },
+        [this, gone, next = r->elements[0].AsString()] {
+          for (auto& name : *gone) Forget(name);
+          if (next == "0" || draining_) {
+            sweeping_ = false;
+          } else {
+            SweepPage(next);
+          }
+        });
+    if (rc < 0) sweeping_ = false;
+  });
+}
+
+void QueueRunner::SweepProcessing() {
+  if (q_.processing_dir.empty() || sweeping_processing_ || !ready_ || draining_) return;
+  sweeping_processing_ = true;
+  // 1. (threadpool) the job directories in the processing area...
+  auto ids = std::make_shared<std::vector<std::string>>();
+  const int rc = QueueWork(
+      loop_->get(),
+      [dir = q_.processing_dir, ids] {
+        std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
+        if (!d) return;
+        constexpr size_t kMaxPerSweep = 4096;  // the next sweep takes the rest
+        while (const dirent* e = readdir(d.get())) {
+          const std::string_view n = e->d_name;
+          if (n != "." && n != ".." && IsJobId(n)) ids->emplace_back(n);
+          if (ids->size() >= kMaxPerSweep) break;
+        }
+      },
+      [this, ids] {
+        // 2. ...of jobs this instance does not hold...
+        std::vector<std::string> args;
+        for (auto& id : *ids) {
+          if (held_.count(id) == 0) args.push_back(std::move(id));
+        }
+        if (args.empty() || draining_ || !redis_->up()) {
+          sweeping_processing_ = false;
+          return;
+        }
+        redis_->Eval(StatesScript(), keys_.base(), args, [this, args](Result<Reply> r) {
+          if (!r.ok() || r->is_error() || r->elements.size() != args.size()) {
+            LogWarn("processing.sweep_failed",
+                    {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+            sweeping_processing_ = false;
+            return;
+          }
+          // 3. ...that will not run again (record gone, or ended) give
+          // their file back to the watched directory, where it is new.
+          std::vector<std::string> orphans;
+          for (size_t i = 0; i < args.size(); ++i) {
+            const std::string st = r->elements[i].AsString();
+            if (held_.count(args[i]) == 0 && (st.empty() || st == "done" || st == "failed")) {
+              orphans.push_back(args[i]);
             }
           }
-          sw->names = std::move(gone);
-        },
-        [](uv_work_t* req, int) {
-          std::unique_ptr<SweepReq> sw(static_cast<SweepReq*>(req->data));
-          sw->done(std::move(sw->names));
+          struct PutBackResult {
+            std::string id;
+            Result<std::vector<std::string>> moved{std::vector<std::string>()};
+          };
+          auto results = std::make_shared<std::vector<PutBackResult>>();
+          const int rc2 = QueueWork(
+              loop_->get(),
+              [proc = q_.processing_dir, watch = q_.watch, orphans, results] {
+                for (const auto& id : orphans) {
+                  results->push_back({id, PutBack(JobDir(proc, id), watch, id)});
+                }
+              },
+              [this, results] {
+                sweeping_processing_ = false;
+                for (const auto& [id, moved] : *results) {
+                  if (!moved.ok()) {
+                    LogError("processing.put_back_failed",
+                             {{"queue", q_.name}, {"job", id}, {"err", moved.error().what}});
+                    continue;
+                  }
+                  for (const auto& path : *moved) {
+                    LogWarn("processing.put_back",
+                            {{"queue", q_.name}, {"job", id}, {"path", path}});
+                  }
+                }
+              });
+          if (rc2 < 0) sweeping_processing_ = false;
         });
-    if (rc < 0) {
-      delete w;
-      sweeping_ = false;
-    }
-  });
+      });
+  if (rc < 0) sweeping_processing_ = false;
 }
 
 // ---------------------------------------------------------------- claim
@@ -231,7 +319,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   }
   const auto& e = r->elements;
   int got = 0;
-  for (size_t i = 0; i + 5 < e.size(); i += 6) {
+  for (size_t i = 0; i + 7 < e.size(); i += 8) {
     Job job;
     job.id = e[i].AsString();
     job.queue = q_.name;
@@ -244,6 +332,20 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
     Held& h = held_[job.id];
     h.job = job;
     h.stage = Stage::kQueued;
+    if (std::string recorded = e[i + 6].AsString(); !recorded.empty()) {
+      // Its run ended and its outcome was recorded, then its holder died
+      // before the acknowledgement: only the disposition is left to do.
+      LogInfo("job.redispose", {{"queue", q_.name}, {"job", job.id}, {"state", recorded}});
+      h.recovering = true;
+      h.ack_state = recorded;
+      h.outcome = std::make_unique<Outcome>();
+      h.outcome->job = job;
+      h.outcome->ident = FileIdentity::Parse(e[i + 7].AsString()).value_or(job.ident);
+      const Disposition& d = recorded == "done" ? q_.on_success : q_.on_failure;
+      if (d.kind == Disposition::Kind::kKeep) h.keep_marker = "~" + h.outcome->ident.ToString();
+      StartDispose(job.id);
+      continue;
+    }
     if (draining_ || !queue_.TryPush(job)) {
       QueueRelease(h.job.id, false);  // shutdown began while the claim was in flight
     }
@@ -337,12 +439,17 @@ void QueueRunner::OnFinished(Outcome&& o) {
   if (skipped) {
     h.skip = true;
     QueueAck(h, state, "", OutcomeFields(o));  // nothing of ours left to move
-  } else if (d.kind == Disposition::Kind::kKeep) {
+  } else if (d.kind == Disposition::Kind::kKeep && q_.processing_dir.empty()) {
     // The file stays: remember its identity so a restart does not redo it.
     QueueAck(h, state, "~" + o.ident.ToString(), OutcomeFields(o));
   } else {
+    // The file moves (a kept one back from the processing area): the
+    // outcome is recorded first, so a crash redoes only the move.
     h.ack_state = state;
-    h.target = d.kind == Disposition::Kind::kMoveTo ? MoveTarget(d, o.job.name) : "";
+    h.target = d.kind == Disposition::Kind::kMoveTo ? MoveTarget(d, o.job.name)
+               : d.kind == Disposition::Kind::kKeep ? q_.watch + "/" + o.job.name
+                                                    : "";
+    if (d.kind == Disposition::Kind::kKeep) h.keep_marker = "~" + o.ident.ToString();
     h.outcome = std::make_unique<Outcome>(std::move(o));
     QueueRecord(h);
   }
@@ -396,6 +503,8 @@ void QueueRunner::SendRecords() {
     const Held& h = held_.at(id);
     Fields f = OutcomeFields(*h.outcome);
     f.emplace_back("target", h.target.empty() ? "(delete)" : h.target);
+    f.emplace_back("outcome", h.ack_state);
+    f.emplace_back("pident", h.outcome->ident.ToString());
     args.push_back(id);
     AppendFields(&args, f);
   }
@@ -421,45 +530,30 @@ void QueueRunner::SendRecords() {
                });
 }
 
-namespace {
-struct DisposeReq {
-  uv_work_t req;
-  QueueRunner* runner;
-  std::string id;
-  Disposition d;
-  std::string src, name;
-  uint64_t ino = 0;  // the file that was processed
-  Result<std::string> where{std::string()};
-  std::function<void(std::string, Result<std::string>)> done;
-};
-}  // namespace
-
 void QueueRunner::StartDispose(const std::string& id) {
   Held& h = held_.at(id);
   h.stage = Stage::kDisposing;
   ++disposing_;
-  auto* r = new DisposeReq;
-  r->req.data = r;
-  r->id = id;
-  r->d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
-  r->src = q_.watch + "/" + h.job.name;
-  r->name = h.job.name;
-  r->ino = h.outcome->ident.ino;
-  r->done = [this](std::string id, Result<std::string> where) { OnDisposed(id, std::move(where)); };
-  const int rc = uv_queue_work(
-      loop_->get(), &r->req,
-      [](uv_work_t* req) {  // threadpool: the blocking move or unlink
-        auto* d = static_cast<DisposeReq*>(req->data);
-        d->where = Dispose(d->d, d->src, d->name, d->id, d->ino);
+  const Disposition& d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
+  const std::string& proc = q_.processing_dir;
+  std::string src = WorkPath(q_.watch, proc, id, h.job.name);
+  DisposeOptions opt;
+  opt.ident = h.outcome->ident;
+  const bool in_place = src == q_.watch + "/" + h.job.name;
+  if (!in_place) opt.keep_dir = q_.watch;
+  opt.recovering = h.recovering;
+  auto where = std::make_shared<Result<std::string>>(std::string());
+  const int rc = QueueWork(
+      loop_->get(),
+      [d, src = std::move(src), name = h.job.name, id, opt = std::move(opt), proc, where] {
+        // threadpool: the blocking move or unlink
+        *where = Dispose(d, src, name, id, opt);
+        if (!proc.empty() && (where->ok() || where->error().code == Errc::kVanished)) {
+          RemoveJobDir(proc, id);
+        }
       },
-      [](uv_work_t* req, int) {
-        std::unique_ptr<DisposeReq> d(static_cast<DisposeReq*>(req->data));
-        d->done(std::move(d->id), std::move(d->where));
-      });
-  if (rc < 0) {
-    delete r;
-    OnDisposed(id, Error{Errc::kIo, std::string("uv_queue_work: ") + uv_strerror(rc)});
-  }
+      [this, id, where] { OnDisposed(id, std::move(*where)); });
+  if (rc < 0) OnDisposed(id, Error{Errc::kIo, std::string("uv_queue_work: ") + uv_strerror(rc)});
 }
 
 void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
@@ -472,6 +566,15 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
   std::string files_value;  // the file left the directory: forget its name
   if (where.ok()) {
     f.emplace_back("disposed_to", where->empty() ? "(deleted)" : *where);
+    if (!h.keep_marker.empty()) {
+      if (*where == q_.watch + "/" + h.job.name) {
+        files_value = h.keep_marker;  // back under its name: not to be redone
+      } else {
+        // A new file took its name during the run; it has a job of its own,
+        // and this one is back under another name, where it is seen as new.
+        LogWarn("job.kept_renamed", {{"queue", q_.name}, {"job", id}, {"path", *where}});
+      }
+    }
   } else if (where.error().code == Errc::kVanished) {
     // Someone removed the file between the handler and its move.
     f.emplace_back("dispose_error", where.error().what);

@@ -66,6 +66,11 @@ class QueueRunner {
   // directory (they left while dropqd was not watching). Walks :files with
   // HSCAN, checking names on the threadpool; called after a full scan.
   void SweepMarkers();
+  // Puts back into the watched directory any file left in the processing
+  // area by a job that will not run again (its record is gone, or it ended
+  // without its file moving: Redis lost the acknowledgement's effects), so
+  // the scan takes it as new. Called after a full scan.
+  void SweepProcessing();
   // ENQUEUE batches sent and not yet answered (the scanner paces itself on it).
   int enqueue_backlog() const { return enqueue_inflight_ + (enqueue_batch_.empty() ? 0 : 1); }
   // Set when an ENQUEUE could not be sent: the files are on disk, and the
@@ -105,8 +110,10 @@ class QueueRunner {
     std::string target;                 // planned move target (recorded before the move)
     std::string ack_state;              // "done" | "failed"
     std::vector<std::string> ack_args;  // (state, files value, nfields, k, v...) once known
+    std::string keep_marker;            // kept file: "~ident" for :files once it is back
     bool unsent = false;                // a send failed: resend after reconnect
     bool skip = false;                  // vanished or replaced before its run
+    bool recovering = false;            // outcome recorded by an earlier holder: dispose only
     int dispose_failures = 0;           // failed moves/deletes of its file so far
     int64_t dispose_due_ms = 0;         // monotonic: when to try the disposition again
   };
@@ -175,6 +182,7 @@ class QueueRunner {
   std::vector<std::string> release_batch_;  // (id, interrupted) ...
   std::vector<std::string> forget_batch_;
   bool sweeping_ = false;
+  bool sweeping_processing_ = false;
   Counters counters_;
 };
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <climits>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -40,6 +41,10 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
   for (const Disposition* d : {&q.on_success, &q.on_failure}) {
     if (d->kind != Disposition::Kind::kMoveTo) continue;
     std::string child = ChildName(q.watch, d->dir);
+    if (!child.empty()) own_dirs_.insert(std::move(child));
+  }
+  if (!q.processing_dir.empty()) {
+    std::string child = ChildName(q.watch, q.processing_dir);
     if (!child.empty()) own_dirs_.insert(std::move(child));
   }
   settle_timer_ = MakeTimer(loop_->get(), this);
@@ -128,6 +133,10 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
   const bool complete = (mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) != 0;
   if (!Selected(name, complete)) return;  // before the lstat: *.part files close often
   const std::string path = q_.watch + "/" + name;
+  if (path.size() >= PATH_MAX) {
+    Skip(name, "path_too_long");  // no handler could open it by its path
+    return;
+  }
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return;  // already gone again
   if (mask & IN_CREATE) {
@@ -153,6 +162,10 @@ void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool
     Skip(name, st.st_mode);
     return;
   }
+  if (q_.watch.size() + 1 + name.size() >= PATH_MAX) {
+    Skip(name, "path_too_long");  // no handler could open it by its path
+    return;
+  }
   if (from_scan) {
     // Wall-clock ages: mtime is wall-clock. Convert the wait to the monotonic timer.
     const int64_t age_ms = NowUnixMs() - MtimeMs(st);
@@ -172,10 +185,11 @@ void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool
   runner_->Enqueue(name, FileIdentity::FromStat(st));
 }
 
-void QueueWatcher::Skip(const std::string& name, mode_t mode) {
+void QueueWatcher::Skip(const std::string& name, mode_t mode) { Skip(name, FileKindName(mode)); }
+
+void QueueWatcher::Skip(const std::string& name, std::string_view reason) {
   ++counters_.skipped;
-  LogWarn("file.skip",
-          {{"queue", q_.name}, {"path", q_.watch + "/" + name}, {"reason", FileKindName(mode)}});
+  LogWarn("file.skip", {{"queue", q_.name}, {"path", q_.watch + "/" + name}, {"reason", reason}});
 }
 
 void QueueWatcher::Settle(const std::string& name, int64_t due_ms, bool from_scan) {
@@ -237,7 +251,8 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
     if (error != nullptr) {
       LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
     } else if (forget_on_leave_) {
-      runner_->SweepMarkers();  // kept files that left while nobody watched
+      runner_->SweepMarkers();     // kept files that left while nobody watched
+      runner_->SweepProcessing();  // files of jobs that will not run again
     }
     LogInfo("scan.done", {{"queue", q_.name}});
     return;  // the finished scanner is replaced by the next Rescan()

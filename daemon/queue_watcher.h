@@ -76,7 +76,10 @@ class QueueWatcher {
   // A selected name believed complete: skips what is not a regular file,
   // then enqueues it or lets it settle.
   void Consider(const std::string& name, const struct stat& st, bool from_scan);
+  // Logs and counts a file that is not taken: its kind (symlink, fifo...) or
+  // another reason ("path_too_long").
   void Skip(const std::string& name, mode_t mode);
+  void Skip(const std::string& name, std::string_view reason);
   void Settle(const std::string& name, int64_t due_ms, bool from_scan);
   void ArmSettleTimer();
   void OnSettleTimer();
@@ -84,7 +87,7 @@ class QueueWatcher {
   const QueueConfig& q_;
   Loop* const loop_;
   QueueRunner* const runner_;
-  std::unordered_set<std::string> own_dirs_;  // success/failure dirs inside `watch`
+  std::unordered_set<std::string> own_dirs_;  // success/failure/processing dirs inside `watch`
   const bool forget_on_leave_;                // a keep disposition leaves markers to drop
   std::unique_ptr<DirScanner> scanner_;
   bool scan_paused_ = false;

@@ -20,11 +20,18 @@ Script Make(std::string_view name, std::string_view body) {
 
 // Prepended to the scripts that give active jobs back: moves one own active
 // job to the front of pending (the attempt count stays), marking it
-// interrupted if its run was cut short. Returns 1 if it was interrupted.
+// interrupted if its run was cut short. A job whose outcome was recorded
+// (phase=disposing) keeps it: its run was complete, and whoever claims it
+// next redoes only the disposition. Returns 1 if it was interrupted.
 constexpr std::string_view kToPending = R"lua(
 local function to_pending(base, key, id, interrupted)
   redis.call('HSET', key, 'state', 'pending')
-  redis.call('HDEL', key, 'owner', 'claimed', 'phase')
+  if redis.call('HGET', key, 'phase') == 'disposing' then
+    interrupted = false
+    redis.call('HDEL', key, 'owner', 'claimed')
+  else
+    redis.call('HDEL', key, 'owner', 'claimed', 'phase')
+  end
   redis.call('ZREM', base .. 'active', id)
   redis.call('RPUSH', base .. 'pending', id)
   if interrupted then
@@ -92,27 +99,35 @@ return out
 )lua";
 
 // ARGV: now_ms, instance, max. Returns (id, name, ident, attempt, failures,
-// tempfails) per claimed job.
+// tempfails, recorded, pident) per claimed job; `recorded` is the state
+// ('done' | 'failed') of an outcome recorded before its holder died, whose
+// disposition is all that is left to do ('' otherwise), `pident` the
+// identity of the file that run processed.
 constexpr std::string_view kClaim = R"lua(
 local base = KEYS[1]
 local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pending, active = base .. 'pending', base .. 'active'
 local out = {}
 local stale = 0
-while #out < max * 6 do
+while #out < max * 8 do
   local id = redis.call('RPOP', pending)
   if not id then break end
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails')
+  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
+                       'phase', 'outcome', 'pident')
   if f[1] and f[4] == 'pending' then
     redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
     redis.call('ZADD', active, now, id)
+    local recorded = ''
+    if f[7] == 'disposing' and (f[8] == 'done' or f[8] == 'failed') then recorded = f[8] end
     out[#out + 1] = id
     out[#out + 1] = f[1]
     out[#out + 1] = f[2] or ''
     out[#out + 1] = f[3] or '0'
     out[#out + 1] = f[5] or '0'
     out[#out + 1] = f[6] or '0'
+    out[#out + 1] = recorded
+    out[#out + 1] = f[9] or ''
   else
     stale = stale + 1
   end
@@ -188,7 +203,7 @@ while i <= #ARGV do
       if name == 'due' then due = value end
     end
     redis.call('HSET', key, unpack(kv))
-    redis.call('HDEL', key, 'phase')
+    redis.call('HDEL', key, 'phase', 'outcome', 'pident')
     redis.call('ZREM', base .. 'active', id)
     if state == 'scheduled' then
       redis.call('HDEL', key, 'owner', 'claimed')
@@ -320,6 +335,15 @@ end
 return n
 )lua";
 
+// ARGV: job ids. Returns each one's state, '' for a job that does not exist.
+constexpr std::string_view kStates = R"lua(
+local out = {}
+for i = 1, #ARGV do
+  out[i] = redis.call('HGET', KEYS[1] .. 'job:' .. ARGV[i], 'state') or ''
+end
+return out
+)lua";
+
 // ARGV: id. A failed (or half-retried) job becomes 'retrying' and takes its
 // name in :files, so the watcher does not make a second job when the file
 // comes back. Returns {name, disposed_to, ident, previous :files value} or
@@ -355,7 +379,8 @@ end
 local last = redis.call('HGET', key, 'result')
 if last then redis.call('HSET', key, 'last_result', last) end
 redis.call('HDEL', key, 'owner', 'claimed', 'started', 'finished', 'phase', 'result', 'exit',
-           'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to', 'due')
+           'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to', 'due', 'target',
+           'outcome', 'pident', 'dispose_error', 'dispose_failures')
 for _, f in ipairs(redis.call('HKEYS', key)) do
   if string.find(f, '^attempt%.') or string.find(f, '^stderr%.') then redis.call('HDEL', key, f) end
 end
@@ -399,6 +424,7 @@ DROPQ_SCRIPT(AckScript, "ack", kAck)
 DROPQ_SCRIPT(ReleaseScript, "release", std::string(kToPending) + std::string(kRelease))
 DROPQ_SCRIPT(RequeueScript, "requeue", std::string(kToPending) + std::string(kRequeue))
 DROPQ_SCRIPT(ForgetScript, "forget", kForget)
+DROPQ_SCRIPT(StatesScript, "states", kStates)
 DROPQ_SCRIPT(PromoteScript, "promote", kPromote)
 DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
 DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)

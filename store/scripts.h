@@ -12,6 +12,7 @@
 //   RELEASE  active (own)       -> pending      (front of the queue; shutdown)
 //   REQUEUE  active (own, not held in memory) -> pending   (start-up, reconnect)
 //   FORGET   :files "~identity" entries of files that left the directory
+//   STATES   the state of each of some jobs (read only; the processing-area sweep)
 //   RETRY_PREPARE / RETRY_COMMIT / RETRY_ABORT   failed -> retrying -> pending
 //
 // Every script that changes an active job checks that the caller still owns
@@ -38,6 +39,7 @@ const Script& AckScript();
 const Script& ReleaseScript();
 const Script& RequeueScript();
 const Script& ForgetScript();
+const Script& StatesScript();
 const Script& PromoteScript();
 const Script& RetryPrepareScript();
 const Script& RetryCommitScript();

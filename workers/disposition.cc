@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -203,30 +204,74 @@ Result<std::string> CopyIntoPlace(const Disposition& d, const std::string& src,
   return dst;
 }
 
-Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
-                            const std::string& job_id, uint64_t expected_ino) {
-  if (expected_ino != 0 && d.kind != Disposition::Kind::kKeep) {
-    // A narrow window remains between this check and the rename below; a
-    // processing directory that uploaders cannot write would close it.
+namespace {
+
+// Recovery: where an earlier try of this job's disposition already put the
+// file, if it did. `src_st` is the source's lstat, or null if it is gone.
+std::optional<std::string> AlreadyPlaced(const Disposition& d, const std::string& name,
+                                         const std::string& job_id, const DisposeOptions& opt,
+                                         const struct stat* src_st) {
+  Disposition where = d;
+  if (d.kind == Disposition::Kind::kKeep) {
+    if (opt.keep_dir.empty()) return std::nullopt;
+    where.kind = Disposition::Kind::kMoveTo;
+    where.dir = opt.keep_dir;
+  }
+  if (where.kind != Disposition::Kind::kMoveTo) return std::nullopt;
+  for (const std::string& t : {MoveTarget(where, name), MoveFallbackTarget(where, name, job_id)}) {
     struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) {
-      const int err = errno;
-      if (err == ENOENT) return Vanished(src);
-      return IoError("stat " + src, err);
+    if (::lstat(t.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (src_st != nullptr && st.st_dev == src_st->st_dev) {
+      // Same filesystem: only the very inode counts (a link(2) that was not
+      // followed by its unlink(2)).
+      if (st.st_ino == src_st->st_ino) return t;
+      continue;
     }
-    if (st.st_ino != expected_ino) {
-      return Error{Errc::kVanished, src + ": replaced by another file during the run"};
+    const bool same_ino = opt.ident.ino != 0 && st.st_ino == opt.ident.ino;
+    const bool same_copy = opt.ident.ino != 0 &&
+                           static_cast<uint64_t>(st.st_size) == opt.ident.size &&
+                           FileIdentity::FromStat(st).mtime_ns == opt.ident.mtime_ns;
+    if (same_ino || same_copy) return t;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
+                            const std::string& job_id, const DisposeOptions& opt) {
+  struct stat st;
+  const bool present = ::lstat(src.c_str(), &st) == 0;
+  const int lstat_err = present ? 0 : errno;
+  if (opt.recovering) {
+    if (auto t = AlreadyPlaced(d, name, job_id, opt, present ? &st : nullptr)) {
+      // The move finished before the crash, or stopped after the file reached
+      // its target: what is left to do is drop the source.
+      if (present && ::unlink(src.c_str()) != 0 && errno != ENOENT) {
+        return IoError("unlink " + src, errno);
+      }
+      return *t;
     }
+    if (!present && lstat_err == ENOENT && d.kind == Disposition::Kind::kDelete) {
+      return std::string();  // deleted before the crash
+    }
+  }
+  if (!present) {
+    if (lstat_err == ENOENT) return Vanished(src);
+    return IoError("stat " + src, lstat_err);
+  }
+  if (opt.ident.ino != 0 && st.st_ino != opt.ident.ino) {
+    // Only possible where the file was processed in place (no processing
+    // area): a narrow window remains between this check and the rename.
+    return Error{Errc::kVanished, src + ": replaced by another file during the run"};
   }
   switch (d.kind) {
     case Disposition::Kind::kKeep: {
-      struct stat st;
-      if (::lstat(src.c_str(), &st) != 0) {
-        const int err = errno;
-        if (err == ENOENT) return Vanished(src);
-        return IoError("stat " + src, err);
-      }
-      return src;
+      if (opt.keep_dir.empty()) return src;
+      Disposition back = d;
+      back.kind = Disposition::Kind::kMoveTo;
+      back.dir = opt.keep_dir;
+      return Move(back, src, name, job_id);
     }
     case Disposition::Kind::kDelete:
       if (::unlink(src.c_str()) != 0) {

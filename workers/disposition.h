@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/job.h"
 #include "common/result.h"
 #include "config/config.h"
 
@@ -22,13 +23,29 @@ std::string MoveTarget(const Disposition& d, const std::string& name);
 std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
                                const std::string& job_id);
 
+// How Dispose() treats the file beyond the disposition itself.
+struct DisposeOptions {
+  // The processed file: its inode is checked before the file is moved (0: not
+  // checked), and in recovery its size and mtime recognise a finished copy.
+  FileIdentity ident;
+  // kKeep when `src` is in the processing area: the watched directory the
+  // file goes back to. Empty: the file is kept where it is.
+  std::string keep_dir;
+  // A redo after a crash between the recording of the outcome and the
+  // acknowledgement: an earlier try may have finished all or part of the
+  // move. A target that already holds this very file (same inode, or for a
+  // cross-filesystem copy the same size and mtime) is taken as the result,
+  // and only the source is unlinked; it is never treated as a name collision.
+  bool recovering = false;
+};
+
 // Applies `d` to the file at `src` (named `name`, processed by `job_id`).
-// Returns the file's final absolute path for kMoveTo, `src` for kKeep, ""
-// for kDelete. Errc::kVanished if `src` does not exist, or if `expected_ino`
-// is not 0 and the file at `src` is another one (it was replaced during the
-// run: that file has a job of its own and is left alone).
+// Returns the file's final absolute path for kMoveTo and kKeep, "" for
+// kDelete. Errc::kVanished if `src` does not exist, or if `opt.ident.ino` is
+// not 0 and the file at `src` is another one (it was replaced during the run:
+// that file has a job of its own and is left alone).
 Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
-                            const std::string& job_id, uint64_t expected_ino = 0);
+                            const std::string& job_id, const DisposeOptions& opt = {});
 
 // Moves `src` to `dst` without ever replacing an existing `dst`:
 // renameat2(RENAME_NOREPLACE), or link(2) + unlink(2) where the filesystem

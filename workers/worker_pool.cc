@@ -8,12 +8,14 @@
 #include "common/clock.h"
 #include "common/file_kind.h"
 #include "common/log.h"
+#include "workers/processing.h"
 
 namespace dropq {
 
-WorkerPool::WorkerPool(std::string watch_dir, int workers, JobQueue* queue, Handler* handler,
-                       Hooks hooks)
+WorkerPool::WorkerPool(std::string watch_dir, std::string processing_dir, int workers,
+                       JobQueue* queue, Handler* handler, Hooks hooks)
     : watch_dir_(std::move(watch_dir)),
+      processing_dir_(std::move(processing_dir)),
       workers_(workers),
       queue_(queue),
       handler_(handler),
@@ -60,23 +62,11 @@ void WorkerPool::Run(Slot* slot) noexcept {
 }
 
 Outcome WorkerPool::RunOne(Job job, Slot* slot) {
-  const std::string path = watch_dir_ + "/" + job.name;
-  struct stat st;
+  Entered in = Enter(watch_dir_, processing_dir_, job);
   Outcome out;
-  if (lstat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    out.result = err == ENOENT ? RunResult::kVanished : RunResult::kError;
-    out.error = "lstat: " + std::string(std::strerror(err));
-    out.started_ms = NowUnixMs();
-  } else if (!S_ISREG(st.st_mode)) {
-    out.result = RunResult::kError;
-    out.error = "not a regular file (" + std::string(FileKindName(st.st_mode)) + ")";
-    out.started_ms = NowUnixMs();
-  } else if (job.ident.ino != 0 && st.st_ino != job.ident.ino) {
-    // Another file was renamed over this one before it ran: that file has a
-    // job of its own (ENQUEUE makes one for a new inode), this one is gone.
-    out.result = RunResult::kReplaced;
-    out.error = "replaced by another file before it ran";
+  if (in.result != RunResult::kOk) {
+    out.result = in.result;
+    out.error = std::move(in.error);
     out.started_ms = NowUnixMs();
   } else {
     // Count the attempt before the handler starts: `attempt` is the number of
@@ -88,7 +78,7 @@ Outcome WorkerPool::RunOne(Job job, Slot* slot) {
       slot->running = true;
       if (stop_all_.load()) slot->token.Cancel();
     }
-    out = handler_->Run(job, path, slot->token);
+    out = handler_->Run(job, in.path, slot->token);
     {
       // A Cancel() meant for this run cannot reach the next one.
       std::lock_guard lock(slot->mu);
@@ -97,7 +87,7 @@ Outcome WorkerPool::RunOne(Job job, Slot* slot) {
     }
     // The identity recorded is the one that was processed: if the file was
     // rewritten during the run it no longer matches, and is processed again.
-    out.ident = FileIdentity::FromStat(st);
+    out.ident = FileIdentity::FromStat(in.st);
   }
   out.job = std::move(job);
   return out;

@@ -1,7 +1,8 @@
 // WorkerPool runs `workers` threads for one queue. Each pops a job from the
-// JobQueue, checks that its file is still a regular file, counts the attempt,
-// runs the Handler and reports the Outcome, then takes the next; a stop
-// sentinel ends one thread. The pool never learns that a loop exists: it
+// JobQueue, moves its file into the processing area (workers/processing.h)
+// and checks it is still the regular file the job was made for, counts the
+// attempt, runs the Handler on it there and reports the Outcome, then takes
+// the next; a stop sentinel ends one thread. The pool never learns that a loop exists: it
 // reports through the Hooks it was given.
 //
 // Thread: the owner (the loop thread) constructs, starts, cancels and joins;
@@ -35,8 +36,10 @@ class WorkerPool {
   };
 
   // `queue` and `handler` must outlive the pool. `watch_dir` is the absolute
-  // directory job names are relative to.
-  WorkerPool(std::string watch_dir, int workers, JobQueue* queue, Handler* handler, Hooks hooks);
+  // directory job names are relative to; `processing_dir` the queue's
+  // processing area, or "" to run handlers on files where they are.
+  WorkerPool(std::string watch_dir, std::string processing_dir, int workers, JobQueue* queue,
+             Handler* handler, Hooks hooks);
   // Joins the threads; the owner must have pushed one sentinel per worker.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
@@ -69,6 +72,7 @@ class WorkerPool {
   Outcome RunOne(Job job, Slot* slot);
 
   const std::string watch_dir_;
+  const std::string processing_dir_;  // "" when off
   const int workers_;
   JobQueue* const queue_;
   Handler* const handler_;

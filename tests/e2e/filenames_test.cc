@@ -89,7 +89,11 @@ TEST(FilenamesTest, NamesReachTheHandlerIntactAsOneArgument) {
   std::multiset<std::string> got;
   for (size_t i = 0; i + 2 < fields.size(); i += 3) {
     got.insert(fields[i]);
-    EXPECT_EQ(fields[i + 1], env.inbox + "/" + fields[i]);
+    // {path} is in the processing area and keeps the name as its last part.
+    const std::string prefix = env.inbox + "/.dropq-processing/";
+    EXPECT_EQ(fields[i + 1].rfind(prefix, 0), 0u) << fields[i + 1];
+    EXPECT_EQ(fields[i + 1].size(), prefix.size() + 26 + 1 + fields[i].size()) << fields[i + 1];
+    EXPECT_EQ(fields[i + 1].substr(fields[i + 1].size() - fields[i].size() - 1), "/" + fields[i]);
     EXPECT_EQ(fields[i + 2], "2") << "the handler got another number of arguments for "
                                   << EscapeName(fields[i]);
   }

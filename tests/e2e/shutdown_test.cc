@@ -147,7 +147,7 @@ TEST(ShutdownTest, HandlerOutlivingDrainTimeoutIsKilledAndRunsAgainAfterRestart)
   EXPECT_EQ(env.redis.CmdList({"LRANGE", DropqEnv::Key("q", "pending"), "0", "-1"}),
             std::vector<std::string>{id});
   EXPECT_EQ(StatCounter(env.redis, "q", "interrupted"), 1);
-  EXPECT_TRUE(Exists(env.inbox + "/long.txt"));
+  EXPECT_TRUE(Exists(env.Processing(id, "long.txt")));  // where the next run finds it
   EXPECT_EQ(ReadLines(log), std::vector<std::string>{"start long.txt"});
 
   // Next start, handler now quick: the same job is done, on its second run.

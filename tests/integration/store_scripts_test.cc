@@ -42,7 +42,7 @@ class StoreScriptsTest : public ::testing::Test {
   std::vector<std::string> Claim(const std::string& inst, int n) {
     Reply r = Eval(ClaimScript(), {"2000", inst, std::to_string(n)});
     std::vector<std::string> ids;
-    for (size_t i = 0; i < r.elements.size(); i += 6) ids.push_back(r.elements[i].AsString());
+    for (size_t i = 0; i < r.elements.size(); i += 8) ids.push_back(r.elements[i].AsString());
     return ids;
   }
   Reply Ack(const std::string& inst, const std::string& id, const std::string& state,

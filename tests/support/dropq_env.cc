@@ -85,7 +85,11 @@ std::vector<std::string> ListDir(const std::string& dir) {
   if (d == nullptr) return out;
   while (struct dirent* e = readdir(d)) {
     const std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
+    if (n == "." || n == "..") continue;
+    // The default processing area is listed only while it holds something,
+    // so "the inbox is empty" also means "no file is left half-way".
+    if (n == ".dropq-processing" && ListDir(dir + "/" + n).empty()) continue;
+    out.push_back(n);
   }
   closedir(d);
   std::sort(out.begin(), out.end());

@@ -57,6 +57,12 @@ class DropqEnv {
     return "dropq:{" + queue + "}:" + suffix;
   }
 
+  // Where the file `name` of job `id` sits while its handler runs (the
+  // default processing area).
+  std::string Processing(const std::string& id, const std::string& name) const {
+    return inbox + "/.dropq-processing/" + id + "/" + name;
+  }
+
   RedisServer redis;
   TempDir tmp;
   std::string inbox, done, failed, config;
@@ -66,7 +72,8 @@ class DropqEnv {
   int starts_ = 0;
 };
 
-// The names (not paths) of the entries of `dir`, sorted.
+// The names (not paths) of the entries of `dir`, sorted; an empty
+// ".dropq-processing" (the default processing area) is left out.
 std::vector<std::string> ListDir(const std::string& dir);
 
 // dropqd's resident set size in KiB (VmRSS), or -1.

@@ -67,7 +67,7 @@ TEST(WorkerPoolTest, EveryJobRunsOnceWithAttemptCounted) {
   CountingHandler handler;
   Recorder rec;
   {
-    WorkerPool pool(dir.path(), 3, &queue, &handler, rec.Hooks());
+    WorkerPool pool(dir.path(), "", 3, &queue, &handler, rec.Hooks());
     pool.Start();
     for (int i = 0; i < kJobs;) {
       Job j;
@@ -101,7 +101,7 @@ TEST(WorkerPoolTest, VanishedAndNonRegularFilesAreNotRun) {
   JobQueue queue(4);
   CountingHandler handler;
   Recorder rec;
-  WorkerPool pool(dir.path(), 1, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), "", 1, &queue, &handler, rec.Hooks());
   pool.Start();
   Job gone{"g", "q", "missing", {}, 0};
   Job d{"d", "q", "adir", {}, 0};
@@ -112,7 +112,7 @@ TEST(WorkerPoolTest, VanishedAndNonRegularFilesAreNotRun) {
   pool.Join();
   EXPECT_EQ(handler.runs.load(), 0);
   EXPECT_EQ(rec.finished["g"].at(0).result, RunResult::kVanished);
-  EXPECT_EQ(rec.finished["d"].at(0).result, RunResult::kError);
+  EXPECT_EQ(rec.finished["d"].at(0).result, RunResult::kReplaced);
   EXPECT_NE(rec.finished["d"].at(0).error.find("directory"), std::string::npos);
   EXPECT_TRUE(rec.started.empty());  // no attempt was counted
   EXPECT_EQ(rec.finished["g"].at(0).job.attempt, 0u);
@@ -126,7 +126,7 @@ TEST(WorkerPoolTest, CancelRunningInterruptsBlockedHandlers) {
   CountingHandler handler;
   handler.block = true;
   Recorder rec;
-  WorkerPool pool(dir.path(), 2, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), "", 2, &queue, &handler, rec.Hooks());
   pool.Start();
   Job a{"a", "q", "a", {}, 0};
   Job b{"b", "q", "b", {}, 0};
@@ -150,7 +150,7 @@ TEST(WorkerPoolTest, InterruptRunningLeavesLaterRunsAlone) {
   CountingHandler handler;
   handler.block = true;
   Recorder rec;
-  WorkerPool pool(dir.path(), 1, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), "", 1, &queue, &handler, rec.Hooks());
   pool.Start();
   Job a{"a", "q", "a", {}, 0};
   ASSERT_TRUE(queue.TryPush(a));

@@ -1,0 +1,171 @@
+#include "workers/processing.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <memory>
+
+#include "common/file_kind.h"
+#include "workers/disposition.h"
+
+namespace dropq {
+namespace {
+
+// mkdir(2) that accepts an existing directory (not a symlink to one).
+int MakeDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return 0;
+  const int err = errno;
+  if (err != EEXIST) return err;
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) return errno;
+  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+Entered Fail(RunResult r, std::string error) {
+  Entered e;
+  e.result = r;
+  e.error = std::move(error);
+  return e;
+}
+
+std::string ErrnoText(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+// Puts `path` back into `watch_dir` as `name`, or "<name>.<job id>" if that
+// is taken. Returns 0 or an errno value.
+int MoveBack(const std::string& path, const std::string& watch_dir, const std::string& name,
+             const std::string& job_id, std::string* where) {
+  Disposition back;
+  back.kind = Disposition::Kind::kMoveTo;
+  back.dir = watch_dir;
+  *where = MoveTarget(back, name);
+  int err = RenameNoReplace(path, *where);
+  if (err == EEXIST) {
+    *where = MoveFallbackTarget(back, name, job_id);
+    err = RenameNoReplace(path, *where);
+  }
+  return err;
+}
+
+}  // namespace
+
+std::string JobDir(const std::string& processing_dir, const std::string& job_id) {
+  return processing_dir + "/" + job_id;
+}
+
+std::string WorkPath(const std::string& watch_dir, const std::string& processing_dir,
+                     const std::string& job_id, const std::string& name) {
+  if (!processing_dir.empty()) {
+    std::string p = JobDir(processing_dir, job_id) + "/" + name;
+    if (p.size() < PATH_MAX) return p;
+  }
+  return watch_dir + "/" + name;
+}
+
+Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job) {
+  const std::string dir = JobDir(processing_dir, job.id);
+  Entered in;
+  in.path = WorkPath(watch_dir, processing_dir, job.id, job.name);
+  if (in.path == watch_dir + "/" + job.name) {
+    if (::lstat(in.path.c_str(), &in.st) != 0) {
+      const int err = errno;
+      return Fail(err == ENOENT ? RunResult::kVanished : RunResult::kError,
+                  ErrnoText("lstat", err));
+    }
+    if (!S_ISREG(in.st.st_mode) || (job.ident.ino != 0 && in.st.st_ino != job.ident.ino)) {
+      return Fail(RunResult::kReplaced,
+                  "replaced before it ran (now: " + std::string(FileKindName(in.st.st_mode)) + ")");
+    }
+    return in;
+  }
+
+  // An earlier attempt of this job (a crash, a retry) left the file here:
+  // nobody else can have put it there.
+  if (::lstat(in.path.c_str(), &in.st) == 0) {
+    if (!S_ISREG(in.st.st_mode)) {
+      return Fail(RunResult::kError,
+                  "not a regular file (" + std::string(FileKindName(in.st.st_mode)) + ")");
+    }
+    return in;
+  }
+
+  const std::string src = watch_dir + "/" + job.name;
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) {
+    const int err = errno;
+    return Fail(err == ENOENT ? RunResult::kVanished : RunResult::kError, ErrnoText("lstat", err));
+  }
+  if (!S_ISREG(st.st_mode) || (job.ident.ino != 0 && st.st_ino != job.ident.ino)) {
+    // Another file, or a symlink, FIFO..., took the name before the run. A
+    // regular file has a job of its own (ENQUEUE makes one for a new inode);
+    // anything else is skipped when it is seen. This job's file is gone.
+    return Fail(RunResult::kReplaced,
+                "replaced before it ran (now: " + std::string(FileKindName(st.st_mode)) + ")");
+  }
+
+  int err = MakeDir(dir);
+  if (err == ENOENT) {  // the processing directory itself is missing
+    err = MakeDir(processing_dir);
+    if (err == 0) err = MakeDir(dir);
+  }
+  if (err != 0) return Fail(RunResult::kError, ErrnoText("mkdir " + dir, err));
+
+  err = RenameNoReplace(src, in.path);
+  if (err != 0) {
+    ::rmdir(dir.c_str());
+    if (err == ENOENT) return Fail(RunResult::kVanished, ErrnoText("rename", err));
+    if (err == EXDEV) {
+      return Fail(RunResult::kError, "processing_dir " + processing_dir +
+                                         " is on another filesystem than " + watch_dir);
+    }
+    return Fail(RunResult::kError, ErrnoText("rename into " + dir, err));
+  }
+
+  if (::lstat(in.path.c_str(), &in.st) != 0) {
+    return Fail(RunResult::kError, ErrnoText("lstat " + in.path, errno));
+  }
+  if (!S_ISREG(in.st.st_mode) || (job.ident.ino != 0 && in.st.st_ino != job.ident.ino)) {
+    // Swapped between the check and the rename. Whatever came in goes back
+    // out, untouched, and is seen there again as what it is.
+    std::string where;
+    if (int back = MoveBack(in.path, watch_dir, job.name, job.id, &where); back != 0) {
+      return Fail(RunResult::kError, ErrnoText("put back " + in.path, back));
+    }
+    ::rmdir(dir.c_str());
+    return Fail(RunResult::kReplaced, "replaced by another file (" +
+                                          std::string(FileKindName(in.st.st_mode)) +
+                                          ") before it ran; put back as " + where);
+  }
+  return in;
+}
+
+Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::string& watch_dir,
+                                         const std::string& job_id) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(job_dir.c_str()), ::closedir);
+  if (!d) return IoError("opendir " + job_dir, errno);
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  d.reset();
+  std::vector<std::string> moved;
+  for (const std::string& n : names) {
+    std::string where;
+    if (int err = MoveBack(job_dir + "/" + n, watch_dir, n, job_id, &where); err != 0) {
+      return IoError("put back " + job_dir + "/" + n, err);
+    }
+    moved.push_back(std::move(where));
+  }
+  ::rmdir(job_dir.c_str());
+  return moved;
+}
+
+void RemoveJobDir(const std::string& processing_dir, const std::string& job_id) {
+  ::rmdir(JobDir(processing_dir, job_id).c_str());
+}
+
+}  // namespace dropq
