@@ -101,6 +101,11 @@ bool RedisServer::Restart() {
   return Launch();
 }
 
+bool RedisServer::RestartWith(std::vector<std::string> extra_args) {
+  extra_args_ = std::move(extra_args);
+  return Restart();
+}
+
 std::string RedisServer::Cmd(const std::vector<std::string>& argv) const {
   std::vector<std::string> parts = CmdList(argv);
   std::string out;

@@ -39,6 +39,15 @@ class RedisServer {
   void Stop(bool hard = false);
   // Starts it again on the same port and directory.
   bool Restart();
+  // Stops it (SIGKILL) and starts it again on the same port and directory
+  // with `extra_args` in place of the constructor's, kept for later
+  // Restart()s too: e.g. {"--appendonly", "yes", "--appendfsync", "always"},
+  // so that what it acknowledged survives the next kill.
+  bool RestartWith(std::vector<std::string> extra_args);
+  // The server's process id, or -1 while it is stopped.
+  pid_t pid() const { return pid_; }
+  // The directory it runs in (its AOF and redis.log are there).
+  const std::string& dir() const { return dir_.path(); }
 
  private:
   bool Launch();
