@@ -81,6 +81,8 @@ TEST(OverflowTest, QueueOverflowIsRecoveredByARescan) {
   QueueSpec q;
   q.handler = "builtin: sha256";
   q.workers = 2;
+  q.extra =
+      "keep_done: 100000";  // every job record stays for the checks (the fallback has ~17,000)
   env.WriteConfig(q);
 
   constexpr long kSmallQueue = 64;
