@@ -6,15 +6,20 @@
 // around dropqd's start and restored at once), dropqd is stopped (SIGSTOP)
 // while hundreds of files arrive, then continued. Without the right to
 // change that limit (not root), the files outnumber the current limit.
+// The limit is system-wide: it is low only from just before dropqd starts
+// until its inotify instance shows up in /proc/<pid>/fd.
 // It asserts that dropqd logged the overflow, so it cannot pass vacuously.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -69,6 +74,32 @@ class InotifyLimitGuard {
   long old_ = -1;
 };
 
+// The pid of a process whose command line contains `needle`, or -1.
+pid_t FindProcess(const std::string& needle) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(e.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos) return static_cast<pid_t>(std::stol(pid));
+  }
+  return -1;
+}
+
+// True if `pid` has an inotify instance open.
+bool HasInotifyFd(pid_t pid) {
+  std::error_code ec;
+  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& e : std::filesystem::directory_iterator(fds, ec)) {
+    std::error_code link_ec;
+    if (std::filesystem::read_symlink(e.path(), link_ec).string() == "anon_inode:inotify") {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Resumes a stopped process in every case (a failed assertion included).
 struct ContinueOnExit {
   pid_t pid;
@@ -88,8 +119,21 @@ TEST(OverflowTest, QueueOverflowIsRecoveredByARescan) {
   constexpr long kSmallQueue = 64;
   InotifyLimitGuard guard;
   const std::optional<long> old = InotifyLimitGuard::Lower(&guard, kSmallQueue);
-  // dropqd creates its inotify instance before its start-up scan ends.
-  const bool started = env.Start();
+  // The limit goes back as soon as dropqd holds its inotify instance, long
+  // before its start-up scan is done (which Start() waits for).
+  auto start = std::async(std::launch::async, [&] { return env.Start(); });
+  if (old) {
+    pid_t pid = -1;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          if (pid <= 0) pid = FindProcess(env.config);
+          return pid > 0 && HasInotifyFd(pid);
+        },
+        seconds(30), milliseconds(1)))
+        << "dropqd (" << pid << ") never opened an inotify instance";
+    guard.Restore();
+  }
+  const bool started = start.get();
   guard.Restore();
   ASSERT_TRUE(started) << env.DaemonLog();
   // Lowered: ten times the queue is plenty. Otherwise: more files than the
