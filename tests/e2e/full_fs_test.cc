@@ -75,7 +75,7 @@ bool FillUp(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "we");
   if (f == nullptr) return false;
   std::setvbuf(f, nullptr, _IONBF, 0);
-  const std::string chunk(64 * 1024, 'F');
+  const std::string chunk(size_t{64} * 1024, 'F');
   bool full = false;
   for (int i = 0; i < 1 << 16; ++i) {  // at most 4 GiB: a tmpfs without a size would be a bug
     if (std::fwrite(chunk.data(), 1, chunk.size(), f) != chunk.size()) {

@@ -139,9 +139,10 @@ TEST(RedisRestartTest, RedisKilledMidBurstLosesNothing) {
   for (int round = 0; round < rounds; ++round) {
     const int from = dropped;
     drop_until(slice_end(2 * round + 1));
-    const size_t mid = static_cast<size_t>(from + (dropped - from) / 3);
+    const int mid_files = from + (dropped - from) / 3;
+    const auto mid = static_cast<size_t>(mid_files);
     if (!WaitFor([&] { return ListDir(env.done).size() >= mid; }, seconds(20))) {
-      // Counted below as lost and stuck; no point in killing Redis again.
+      // Counted below as unprocessed and stuck; no point in killing Redis again.
       ADD_FAILURE() << "round " << round << ": no progress";
       break;
     }
