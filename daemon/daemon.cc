@@ -94,6 +94,7 @@ Status Daemon::Setup() {
         self->Heartbeat();
         self->CheckFence();
         self->Reap();
+        self->RescanRefused();
         self->Summary();
       },
       tick, tick);
@@ -186,6 +187,9 @@ void Daemon::CheckFence() {
                                {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()},
                                {"held", held}});
   for (auto& r : runners_) r->Fence();
+  // A connection that took no heartbeat for that long is not worth waiting
+  // on (a reset or a cut the socket never reported): make a new one.
+  redis_->Drop("no reply for " + std::to_string(silent_ms) + " ms");
 }
 
 void Daemon::Reap() {
@@ -259,6 +263,21 @@ void Daemon::ReclaimFrom(const std::string& other) {
   if (rc < 0) {
     delete hunt;
     reaping_.erase(other);
+  }
+}
+
+void Daemon::RescanRefused() {
+  // Files whose ENQUEUE Redis refused while it was up (a key of the wrong
+  // type) are still on disk: look again, at most every 10 s, until the
+  // key is fixed. With Redis down, OnRedisUp() rescans once it is back.
+  constexpr int64_t kEveryMs = 10000;
+  if (shutting_down_ || !redis_->up() || MonoMs() < rescan_refused_due_ms_) return;
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    if (runners_[i]->ready() && runners_[i]->TakeRescanNeeded()) {
+      LogInfo("scan.retry", {{"queue", runners_[i]->config().name}});
+      watchers_[i]->Rescan();
+      rescan_refused_due_ms_ = MonoMs() + kEveryMs;
+    }
   }
 }
 

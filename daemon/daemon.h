@@ -56,6 +56,8 @@ class Daemon {
   void Reap();
   void ReclaimFrom(const std::string& other);
   void Summary();
+  // Rescans the queues whose new files Redis refused while it was up.
+  void RescanRefused();
 
   const Config cfg_;
   std::unique_ptr<InstanceLock> lock_;  // held until the process exits
@@ -74,8 +76,9 @@ class Daemon {
   int drained_ = 0;
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
-  int64_t last_summary_ms_ = 0;  // monotonic
-  int64_t heartbeat_ok_ms_ = 0;  // monotonic: when the last renewal Redis took was sent
+  int64_t last_summary_ms_ = 0;        // monotonic
+  int64_t rescan_refused_due_ms_ = 0;  // monotonic: next RescanRefused() may scan
+  int64_t heartbeat_ok_ms_ = 0;        // monotonic: when the last renewal Redis took was sent
   bool fenced_ = false;
   std::vector<uint64_t> last_done_;
   std::set<std::string>

@@ -119,6 +119,7 @@ void QueueRunner::Start() {
       [](uv_timer_t* t) {
         auto* self = static_cast<QueueRunner*>(t->data);
         self->RetryDisposals();  // also while draining: those jobs are not done yet
+        self->ResendRefused();
         self->pending_maybe_ = true;
         self->MaybeClaim();
       },
@@ -319,16 +320,27 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   }
   const auto& e = r->elements;
   int got = 0;
+  // Counts from a record that may have been edited by hand: anything that is
+  // not a number in range counts as 0.
+  const auto count = [](const Reply& r) {
+    const int64_t v = r.AsInt(0);
+    return v < 0 || v > INT32_MAX ? 0u : static_cast<uint32_t>(v);
+  };
   for (size_t i = 0; i + 7 < e.size(); i += 8) {
+    ++got;
+    if (e[i + 6].AsString() == "corrupt") {
+      // CLAIM found a record it cannot use (no name, or not a hash) and set it aside.
+      LogError("job.corrupt", {{"queue", q_.name}, {"job", e[i].AsString()}});
+      continue;
+    }
     Job job;
     job.id = e[i].AsString();
     job.queue = q_.name;
     job.name = e[i + 1].AsString();
     job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
-    job.attempt = static_cast<uint32_t>(e[i + 3].AsInt());
-    job.failures = static_cast<uint32_t>(e[i + 4].AsInt());
-    job.tempfails = static_cast<uint32_t>(e[i + 5].AsInt());
-    ++got;
+    job.attempt = count(e[i + 3]);
+    job.failures = count(e[i + 4]);
+    job.tempfails = count(e[i + 5]);
     Held& h = held_[job.id];
     h.job = job;
     h.stage = Stage::kQueued;
@@ -724,9 +736,7 @@ void QueueRunner::Flush() {
 
 // ---------------------------------------------------------------- reconnect, drain
 
-void QueueRunner::OnRedisUp(std::function<void()> done) {
-  ready_ = false;
-  // First the outcomes Redis has not confirmed, in the order they happened...
+void QueueRunner::Resend() {
   for (auto& [id, h] : held_) {
     if (!h.unsent) continue;
     h.unsent = false;
@@ -735,6 +745,26 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
     if (h.stage == Stage::kReleasing) release_batch_.push_back(id);
   }
   Flush();
+}
+
+void QueueRunner::ResendRefused() {
+  // Redis is up but refused a call (a key of the wrong type in the queue's
+  // namespace, a script error): try again, backing off to twice a minute,
+  // until an operator fixes the key. A lost connection resends on its own.
+  if (!ready_ || !redis_->up() || MonoMs() < resend_due_ms_) return;
+  if (std::none_of(held_.begin(), held_.end(), [](const auto& kv) { return kv.second.unsent; })) {
+    resend_backoff_ms_ = 1000;
+    return;
+  }
+  resend_due_ms_ = MonoMs() + resend_backoff_ms_;
+  resend_backoff_ms_ = std::min<int64_t>(resend_backoff_ms_ * 2, 30000);
+  Resend();
+}
+
+void QueueRunner::OnRedisUp(std::function<void()> done) {
+  ready_ = false;
+  // First the outcomes Redis has not confirmed, in the order they happened...
+  Resend();
   // ...then every active job of this instance that it does not hold goes
   // back to pending (left over from a crash, or a claim whose reply was lost).
   std::vector<std::string> args = {cfg_.instance};

@@ -100,6 +100,8 @@ class QueueRunner {
   size_t held() const { return held_.size(); }
   size_t running() const { return running_; }
   const QueueKeys& keys() const { return keys_; }
+  // Redis is reachable and this queue's leftovers are reconciled.
+  bool ready() const { return ready_; }
 
  private:
   enum class Stage { kQueued, kRunning, kRecording, kDisposing, kAcking, kReleasing };
@@ -140,6 +142,10 @@ class QueueRunner {
   void SendReleases();
   void SendStarted();
   void SendForgets();
+  // Queues every outcome or release that Redis did not take for sending again.
+  void Resend();
+  // Resend() while Redis is up, with backoff: for calls it refused.
+  void ResendRefused();
   void CheckDrained();
   // Moves due retries to pending, then arms the timer for the next one.
   void Promote();
@@ -167,6 +173,8 @@ class QueueRunner {
   bool ready_ = false;         // Redis up and own leftovers requeued
   bool draining_ = false;
   int workers_exited_ = 0;
+  int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
+  int64_t resend_backoff_ms_ = 1000;
   int disposing_ = 0;                         // threadpool moves in flight
   std::vector<std::string> dispose_waiting_;  // failed dispositions waiting to be retried
   std::function<void()> drained_;

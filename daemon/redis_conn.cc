@@ -1,7 +1,6 @@
 #include "daemon/redis_conn.h"
 
 #include <fcntl.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -9,6 +8,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "daemon/redis_uv_adapter.h"
 #include "store/argv_ref.h"
 
 namespace dropq {
@@ -71,8 +71,16 @@ void RedisConn::Connect() {
   }
   // hiredis 0.14 opens its socket without FD_CLOEXEC: a handler must not inherit it.
   if (ac_->c.fd >= 0) fcntl(ac_->c.fd, F_SETFD, fcntl(ac_->c.fd, F_GETFD) | FD_CLOEXEC);
+  // A connection that goes silent without a reset (a cut network) is found by
+  // TCP keepalive, and then torn down like a reset one.
+  if (!url_.unix_socket) redisEnableKeepAlive(&ac_->c);
   ac_->data = this;
-  redisLibuvAttach(ac_, loop_->get());
+  if (AttachRedisToLoop(ac_, loop_->get()) != 0) {
+    LogError("redis.down", {{"addr", url_.Display()}, {"err", "cannot watch the socket"}});
+    redisAsyncFree(std::exchange(ac_, nullptr));
+    ScheduleReconnect();
+    return;
+  }
   redisAsyncSetConnectCallback(ac_, &RedisConn::OnConnect);
   redisAsyncSetDisconnectCallback(ac_, &RedisConn::OnDisconnect);
   // Log in before anything else: hiredis sends queued commands in order once connected.
@@ -91,7 +99,7 @@ void RedisConn::Connect() {
         LogError("redis.select", {{"addr", url_.Display()}, {"err", r->str}});
     });
   }
-  // 0.14.1's adapter may never report a refused connect: give up on our own.
+  // A connect that never completes (a host that drops packets): give up on our own.
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {
@@ -154,6 +162,19 @@ void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
   self->last_error_ = why;
   if (was_up && self->hooks_.down) self->hooks_.down();
   self->ScheduleReconnect();
+}
+
+void RedisConn::Drop(const std::string& why) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (ac_ == nullptr || stopping_) return;
+  redisAsyncContext* ac = std::exchange(ac_, nullptr);
+  ac->data = nullptr;  // OnDisconnect: not for this one, handled here
+  redisAsyncFree(ac);  // pending commands get their error now
+  const bool was_up = std::exchange(up_, false);
+  LogError("redis.down", {{"addr", url_.Display()}, {"err", why}});
+  last_error_ = why;
+  if (was_up && hooks_.down) hooks_.down();
+  ScheduleReconnect();
 }
 
 void RedisConn::Fail(Callback cb, std::string why) {

@@ -53,6 +53,11 @@ class RedisConn {
 
   bool up() const { return up_; }
 
+  // Gives up on the current connection (it stopped answering): pending
+  // commands fail, `down` runs if it was up, and a new one is made after the
+  // usual backoff. Nothing happens when there is no connection.
+  void Drop(const std::string& why);
+
   // Sends one command. `cb` runs exactly once on the loop thread, on a later
   // turn: with the reply (which may be a Redis error reply), or with an Error
   // (Errc::kRedis) if the connection is down or drops before the reply.

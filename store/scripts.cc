@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <initializer_list>
+
 #include "common/escape.h"
 
 namespace dropq {
@@ -14,9 +16,38 @@ std::string Sha1Hex(std::string_view s) {
   return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (std::string_view p : parts) out.append(p);
+  return out;
+}
+
 Script Make(std::string_view name, std::string_view body) {
   return Script{name, std::string(body), Sha1Hex(body)};
 }
+
+// Prepended to every script that changes jobs. Keys in dropq's namespace
+// may have been edited by hand: check_types() refuses to start on a queue
+// key of the wrong type (before any write, so a refused call changes
+// nothing), and hmget() reads a job record that is not a hash as missing.
+constexpr std::string_view kGuard = R"lua(
+local function check_types(base)
+  local want = {pending = 'list', active = 'zset', done = 'zset', failed = 'zset',
+                scheduled = 'zset', files = 'hash', stats = 'hash'}
+  for k, t in pairs(want) do
+    local got = redis.call('TYPE', base .. k)['ok']
+    if got ~= 'none' and got ~= t then
+      return redis.error_reply('WRONGTYPE ' .. base .. k .. ' is a ' .. got .. ', not a ' .. t)
+    end
+  end
+  return nil
+end
+local function hmget(key, ...)
+  local r = redis.pcall('HMGET', key, ...)
+  if r['err'] then return {} end
+  return r
+end
+)lua";
 
 // Prepended to the scripts that give active jobs back: moves one own active
 // job to the front of pending (the attempt count stays), marking it
@@ -26,7 +57,7 @@ Script Make(std::string_view name, std::string_view body) {
 constexpr std::string_view kToPending = R"lua(
 local function to_pending(base, key, id, interrupted)
   redis.call('HSET', key, 'state', 'pending')
-  if redis.call('HGET', key, 'phase') == 'disposing' then
+  if hmget(key, 'phase')[1] == 'disposing' then
     interrupted = false
     redis.call('HDEL', key, 'owner', 'claimed')
   else
@@ -57,6 +88,8 @@ end
 //                                              ends as `replaced` when its worker looks)
 constexpr std::string_view kEnqueue = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local now = ARGV[1]
 local files = base .. 'files'
 local out = {}
@@ -71,8 +104,8 @@ for i = 2, #ARGV, 4 do
     take = (cur ~= '~' .. ident)
   else
     local key = base .. 'job:' .. cur
-    local f = redis.call('HMGET', key, 'ident', 'state')
-    if not f[2] then
+    local f = hmget(key, 'ident', 'state', 'name')
+    if not f[2] or f[3] ~= name then  -- gone, or not a record of this name
       take = true
     elseif f[1] ~= ident then
       local same_inode = string.match(f[1] or '', '^(%d+):') == string.match(ident, '^(%d+):')
@@ -105,17 +138,28 @@ return out
 // identity of the file that run processed.
 constexpr std::string_view kClaim = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pending, active = base .. 'pending', base .. 'active'
 local out = {}
-local stale = 0
+local stale, corrupt = 0, 0
 while #out < max * 8 do
   local id = redis.call('RPOP', pending)
   if not id then break end
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
-                       'phase', 'outcome', 'pident')
-  if f[1] and f[4] == 'pending' then
+  local f = hmget(key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
+                 'phase', 'outcome', 'pident')
+  if (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
+    -- A record edited by hand into something unusable (no name, not a
+    -- hash): failed where an operator sees it, and reported to the caller.
+    if f[4] then
+      redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: no name')
+      redis.call('ZADD', base .. 'failed', now, id)
+    end
+    corrupt = corrupt + 1
+    for _, v in ipairs({id, '', '', '0', '0', '0', 'corrupt', ''}) do out[#out + 1] = v end
+  elseif f[1] and f[4] == 'pending' then
     redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
     redis.call('ZADD', active, now, id)
     local recorded = ''
@@ -133,6 +177,7 @@ while #out < max * 8 do
   end
 end
 if stale > 0 then redis.call('HINCRBY', base .. 'stats', 'stale_pending', stale) end
+if corrupt > 0 then redis.call('HINCRBY', base .. 'stats', 'corrupt', corrupt) end
 return out
 )lua";
 
@@ -142,7 +187,7 @@ local base = KEYS[1]
 local inst, now = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
   local key = base .. 'job:' .. ARGV[i]
-  local f = redis.call('HMGET', key, 'owner', 'state')
+  local f = hmget(key, 'owner', 'state')
   if f[1] == inst and f[2] == 'active' then
     redis.call('HSET', key, 'attempt', ARGV[i + 1], 'started', now)
   end
@@ -155,13 +200,15 @@ return 0
 // Returns 1 per job recorded, 0 per job this instance does not own.
 constexpr std::string_view kRecord = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local inst = ARGV[1]
 local out = {}
 local i = 2
 while i <= #ARGV do
   local id, nf = ARGV[i], tonumber(ARGV[i + 1])
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'owner', 'state')
+  local f = hmget(key, 'owner', 'state')
   if f[1] == inst and f[2] == 'active' then
     local kv = {'phase', 'disposing'}
     for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 2 + k] end
@@ -183,6 +230,8 @@ return out
 // this instance does not own.
 constexpr std::string_view kAck = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keep_failed = tonumber(ARGV[4])
 local files = base .. 'files'
@@ -192,7 +241,7 @@ local i = 5
 while i <= #ARGV do
   local id, state, fv, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'owner', 'state', 'name')
+  local f = hmget(key, 'owner', 'state', 'name')
   if f[1] == inst and f[2] == 'active' then
     local kv = {'state', state, 'finished', now}
     local result, due = '', now
@@ -210,7 +259,7 @@ while i <= #ARGV do
       redis.call('ZADD', base .. 'scheduled', due, id)
     else
       redis.call('ZADD', base .. state, now, id)
-      if redis.call('HGET', files, f[3]) == id then
+      if f[3] and redis.call('HGET', files, f[3]) == id then
         if fv == '' then redis.call('HDEL', files, f[3]) else redis.call('HSET', files, f[3], fv) end
       end
     end
@@ -257,12 +306,14 @@ return out
 // back to the front of pending; the attempt count stays as it is.
 constexpr std::string_view kRelease = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local inst = ARGV[1]
 local n, ni = 0, 0
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]
   local key = base .. 'job:' .. id
-  local f = redis.call('HMGET', key, 'owner', 'state')
+  local f = hmget(key, 'owner', 'state')
   if f[1] == inst and f[2] == 'active' then
     ni = ni + to_pending(base, key, id, ARGV[i + 1] == '1')
     n = n + 1
@@ -280,6 +331,8 @@ return n
 // requeued ids.
 constexpr std::string_view kRequeue = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local inst = ARGV[1]
 local held = {}
 for i = 2, #ARGV do held[ARGV[i]] = true end
@@ -288,7 +341,7 @@ local ni = 0
 for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
   if not held[id] then
     local key = base .. 'job:' .. id
-    local f = redis.call('HMGET', key, 'owner', 'state')
+    local f = hmget(key, 'owner', 'state')
     if not f[2] then
       redis.call('ZREM', base .. 'active', id)
     elseif f[1] == inst and f[2] == 'active' then
@@ -305,12 +358,14 @@ return out
 // front of pending. Returns {moved, next due time in unix ms or -1}.
 constexpr std::string_view kPromote = R"lua(
 local base = KEYS[1]
+local bad = check_types(base)
+if bad then return bad end
 local sched = base .. 'scheduled'
 local ids = redis.call('ZRANGEBYSCORE', sched, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   local key = base .. 'job:' .. id
   redis.call('ZREM', sched, id)
-  if redis.call('HGET', key, 'state') == 'scheduled' then
+  if hmget(key, 'state')[1] == 'scheduled' then
     redis.call('HSET', key, 'state', 'pending')
     redis.call('HDEL', key, 'due')
     redis.call('RPUSH', base .. 'pending', id)
@@ -339,7 +394,7 @@ return n
 constexpr std::string_view kStates = R"lua(
 local out = {}
 for i = 1, #ARGV do
-  out[i] = redis.call('HGET', KEYS[1] .. 'job:' .. ARGV[i], 'state') or ''
+  out[i] = hmget(KEYS[1] .. 'job:' .. ARGV[i], 'state')[1] or ''
 end
 return out
 )lua";
@@ -416,16 +471,16 @@ return 1
     static const Script s = Make(name, body); \
     return s;                                 \
   }
-DROPQ_SCRIPT(EnqueueScript, "enqueue", kEnqueue)
-DROPQ_SCRIPT(ClaimScript, "claim", kClaim)
-DROPQ_SCRIPT(StartedScript, "started", kStarted)
-DROPQ_SCRIPT(RecordScript, "record", kRecord)
-DROPQ_SCRIPT(AckScript, "ack", kAck)
-DROPQ_SCRIPT(ReleaseScript, "release", std::string(kToPending) + std::string(kRelease))
-DROPQ_SCRIPT(RequeueScript, "requeue", std::string(kToPending) + std::string(kRequeue))
+DROPQ_SCRIPT(EnqueueScript, "enqueue", Cat({kGuard, kEnqueue}))
+DROPQ_SCRIPT(ClaimScript, "claim", Cat({kGuard, kClaim}))
+DROPQ_SCRIPT(StartedScript, "started", Cat({kGuard, kStarted}))
+DROPQ_SCRIPT(RecordScript, "record", Cat({kGuard, kRecord}))
+DROPQ_SCRIPT(AckScript, "ack", Cat({kGuard, kAck}))
+DROPQ_SCRIPT(ReleaseScript, "release", Cat({kGuard, kToPending, kRelease}))
+DROPQ_SCRIPT(RequeueScript, "requeue", Cat({kGuard, kToPending, kRequeue}))
 DROPQ_SCRIPT(ForgetScript, "forget", kForget)
-DROPQ_SCRIPT(StatesScript, "states", kStates)
-DROPQ_SCRIPT(PromoteScript, "promote", kPromote)
+DROPQ_SCRIPT(StatesScript, "states", Cat({kGuard, kStates}))
+DROPQ_SCRIPT(PromoteScript, "promote", Cat({kGuard, kPromote}))
 DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
 DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)
 DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)

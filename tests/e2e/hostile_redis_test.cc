@@ -156,9 +156,11 @@ TEST_F(HostileRedisTest, JobRecordsEditedByHandAreRunOrCountedNeverACrash) {
     EXPECT_EQ(rec["disposed_to"], env_.done + "/" + e.name);
     EXPECT_TRUE(Logged("job.done queue=q job=" + e.id + " ")) << e.name;
   }
-  // The nameless record is dropped from pending and counted as stale...
-  EXPECT_TRUE(WaitFor([&] { return StatCounter(env_.redis, "q", "stale_pending") == 1; }))
+  // The nameless record is set aside as failed and counted as corrupt...
+  EXPECT_TRUE(WaitFor([&] { return StatCounter(env_.redis, "q", "corrupt") == 1; }))
       << env_.DaemonLog();
+  EXPECT_EQ(JobRecord(env_.redis, "q", no_name)["state"], "failed");
+  EXPECT_TRUE(Logged("job.corrupt queue=q job=" + no_name)) << env_.DaemonLog();
   // ...and its file, still in the inbox, must not be stranded: some job has
   // to take it (at-least-once), and the dropped record must be logged.
   EXPECT_TRUE(WaitFor([&] { return !Exists(env_.inbox + "/no-name.txt"); }, seconds(10)))
@@ -170,7 +172,8 @@ TEST_F(HostileRedisTest, JobRecordsEditedByHandAreRunOrCountedNeverACrash) {
   ExpectQuiet("after the edited records");
   EXPECT_TRUE(Processes("after.txt")) << env_.DaemonLog();
   EXPECT_TRUE(WaitFor([&] {
-    return StatCounter(env_.redis, "q", "done") == static_cast<long long>(edits.size()) + 1;
+    // every edited record, no-name.txt under a new job, and after.txt
+    return StatCounter(env_.redis, "q", "done") == static_cast<long long>(edits.size()) + 2;
   })) << env_.DaemonLog();
   ExpectHealthy();
   EXPECT_EQ(env_.Stop(), 0);
@@ -239,11 +242,12 @@ INSTANTIATE_TEST_SUITE_P(
             "pending_hash", "pending", {"HSET", "f", "v"}, "claim.failed queue=q err=WRONGTYPE"},
         WrongType{
             "files_string", "files", {"SET", "garbage"}, "enqueue.failed queue=q err=WRONGTYPE"},
-        WrongType{"stats_list", "stats", {"RPUSH", "x"}, "ack.failed queue=q err=WRONGTYPE"}),
+        WrongType{"stats_list", "stats", {"RPUSH", "x"}, "enqueue.failed queue=q err=WRONGTYPE"}),
     [](const auto& info) { return info.param.label; });
 
 // A job record that is a list: its id is in :pending and its name in :files.
-// The claim that pops it fails; the file's name stays taken by it.
+// The claim that pops it sets it aside as corrupt; the scan makes a new job
+// for its file, whose name it no longer holds.
 TEST_F(HostileRedisTest, JobRecordThatIsAListDoesNotBlockOtherFiles) {
   WriteConfig();
   const std::string id = "01JH0STILE00000000000000L1";
@@ -254,7 +258,8 @@ TEST_F(HostileRedisTest, JobRecordThatIsAListDoesNotBlockOtherFiles) {
   WriteFile(env_.inbox + "/innocent.txt", "i\n");
 
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
-  EXPECT_TRUE(WaitLogged("failed queue=q err=WRONGTYPE")) << env_.DaemonLog();
+  EXPECT_TRUE(WaitLogged("job.corrupt queue=q job=" + id)) << env_.DaemonLog();
+  EXPECT_EQ(StatCounter(env_.redis, "q", "corrupt"), 1);
   ExpectQuiet("job record a list");
   EXPECT_TRUE(WaitFor([&] { return Exists(env_.done + "/innocent.txt"); }, seconds(10)))
       << "a file next to the broken record was not processed\n"
@@ -269,10 +274,11 @@ TEST_F(HostileRedisTest, JobRecordThatIsAListDoesNotBlockOtherFiles) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
-// Acknowledgements refused by Redis (the stats hash is a list: ACK fails at
-// its last HINCRBY) must not pile up in dropqd: with one worker it holds at
-// most capacity + 2 unacknowledged jobs, and once the key is fixed it must
-// still claim new work and stop cleanly.
+// A queue key of the wrong type (here the stats hash made a list) makes every
+// script refuse before it writes anything: no file is claimed or moved while
+// it is broken, nothing piles up in dropqd, and once the key is fixed every
+// file is processed (the refused ENQUEUEs are made good by a rescan) and
+// dropqd stops cleanly.
 TEST_F(HostileRedisTest, RefusedAcksDoNotStallTheQueueAfterTheFix) {
   WriteConfig(/*workers=*/1);  // capacity 4: at most 6 jobs held
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
@@ -280,14 +286,14 @@ TEST_F(HostileRedisTest, RefusedAcksDoNotStallTheQueueAfterTheFix) {
   for (int i = 0; i < 7; ++i) {
     WriteFile(env_.inbox + "/refused-" + std::to_string(i) + ".txt", "r\n");
   }
-  // Files are moved before their ACK: six of them reach done/, each ACK is
-  // refused (acks are batched: one log line per batch).
-  EXPECT_TRUE(WaitFor([&] { return ListDir(env_.done).size() >= 6; }, seconds(15)))
-      << env_.DaemonLog();
-  EXPECT_TRUE(WaitLogged("ack.failed queue=q err=WRONGTYPE")) << env_.DaemonLog();
+  EXPECT_TRUE(WaitLogged("failed queue=q err=WRONGTYPE")) << env_.DaemonLog();
   ExpectQuiet("stats a list");
+  EXPECT_TRUE(ListDir(env_.done).empty()) << env_.DaemonLog();
+  EXPECT_EQ(ListDir(env_.inbox).size(), 7u);  // safe where they were dropped
   env_.redis.Cmd({"DEL", Key("stats")});
-  EXPECT_TRUE(Processes("after.txt")) << env_.DaemonLog();
+  EXPECT_TRUE(Processes("after.txt", seconds(30))) << env_.DaemonLog();
+  EXPECT_TRUE(WaitFor([&] { return ListDir(env_.done).size() == 8; }, seconds(30)))
+      << env_.DaemonLog();
   ExpectHealthy();
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(env_.Stop(15, seconds(40)), 0) << env_.DaemonLog();
