@@ -37,7 +37,8 @@ TEST(StartWithoutRedisTest, WaitsForRedisAndThenProcessesWhatArrived) {
   ASSERT_TRUE(env.redis.Restart());
   ASSERT_TRUE(WaitFor([&] { return ListDir(env.done).size() == 5; }, seconds(30))) << daemon.Log();
   EXPECT_NE(daemon.Log().find("redis.up"), std::string::npos);
-  EXPECT_EQ(StatCounter(env.redis, "q", "done"), 5);
+  // Files move before their acknowledgement: wait for the count too.
+  EXPECT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "done") == 5; })) << daemon.Log();
   daemon.Signal(SIGTERM);
   EXPECT_EQ(daemon.Wait(seconds(30)), 0);
 }
