@@ -250,9 +250,9 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
     scanning_ = false;
     if (error != nullptr) {
       LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
-    } else if (forget_on_leave_) {
-      runner_->SweepMarkers();     // kept files that left while nobody watched
-      runner_->SweepProcessing();  // files of jobs that will not run again
+    } else {
+      if (forget_on_leave_) runner_->SweepMarkers();  // kept files that left unwatched
+      runner_->SweepProcessing();                     // files of jobs that will not run again
     }
     LogInfo("scan.done", {{"queue", q_.name}});
     return;  // the finished scanner is replaced by the next Rescan()
