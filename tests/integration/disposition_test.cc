@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -250,6 +251,271 @@ TEST_F(DispositionTest, CopyIntoPlaceRefusesNonRegularFiles) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(Exists(in_ + "/pipe"));
   EXPECT_TRUE(ListDir(done_).empty());
+}
+
+// ---------------------------------------------------------------- options: ident, keep_dir
+
+struct stat LstatOf(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+DisposeOptions IdentOf(const std::string& path) {
+  DisposeOptions opt;
+  opt.ident = FileIdentity::FromStat(LstatOf(path));
+  return opt;
+}
+
+TEST_F(DispositionTest, KeepWithKeepDirMovesTheFileBack) {
+  const std::string proc = tmp_.Mkdir("proc/J1");
+  WriteFile(proc + "/a.txt", "A");
+  DisposeOptions opt = IdentOf(proc + "/a.txt");
+  opt.keep_dir = in_;
+  Disposition keep;
+  auto r = Dispose(keep, proc + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, in_ + "/a.txt");
+  EXPECT_EQ(ReadFile(in_ + "/a.txt"), "A");
+  EXPECT_EQ(LstatOf(in_ + "/a.txt").st_ino, opt.ident.ino);
+  EXPECT_FALSE(Exists(proc + "/a.txt"));
+}
+
+TEST_F(DispositionTest, KeepWithKeepDirUsesTheFallbackNameIfTaken) {
+  const std::string proc = tmp_.Mkdir("proc/J1");
+  WriteFile(proc + "/a.txt", "OURS");
+  WriteFile(in_ + "/a.txt", "NEWER");
+  DisposeOptions opt = IdentOf(proc + "/a.txt");
+  opt.keep_dir = in_;
+  Disposition keep;
+  auto r = Dispose(keep, proc + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, in_ + "/a.J1.txt");
+  EXPECT_EQ(ReadFile(in_ + "/a.J1.txt"), "OURS");
+  EXPECT_EQ(ReadFile(in_ + "/a.txt"), "NEWER");
+  EXPECT_FALSE(Exists(proc + "/a.txt"));
+}
+
+// Where the file was processed in place, another file may have taken its
+// name during the run: that one has a job of its own and stays.
+TEST_F(DispositionTest, IdentMismatchIsVanishedAndTouchesNothing) {
+  const std::string src = Src("a.txt", "OTHER");
+  DisposeOptions opt = IdentOf(src);
+  opt.ident.ino += 1;
+  for (const Disposition& d : {move_, Disposition{}}) {
+    auto r = Dispose(d, src, "a.txt", "J1", opt);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::kVanished);
+    EXPECT_EQ(ReadFile(src), "OTHER");
+  }
+  Disposition del;
+  del.kind = Disposition::Kind::kDelete;
+  auto r = Dispose(del, src, "a.txt", "J1", opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kVanished);
+  EXPECT_EQ(ReadFile(src), "OTHER");
+  EXPECT_TRUE(ListDir(done_).empty());
+}
+
+// ---------------------------------------------------------------- recovering
+
+// A crash after the link(2) of the link fallback and before its unlink(2):
+// the file is under both names. Recovery drops the source only.
+TEST_F(DispositionTest, RecoveringWithTheFileLinkedAtTheTarget) {
+  const std::string src = Src("a.txt", "A");
+  ASSERT_EQ(::link(src.c_str(), (done_ + "/a.txt").c_str()), 0);
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+  auto r = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.txt");
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "A");
+  EXPECT_EQ(LstatOf(done_ + "/a.txt").st_nlink, 1u);
+  EXPECT_EQ(ListDir(done_), std::set<std::string>{"a.txt"});  // no fallback copy
+}
+
+TEST_F(DispositionTest, RecoveringWithTheFileLinkedAtTheFallbackTarget) {
+  WriteFile(done_ + "/a.txt", "OLD");
+  const std::string src = Src("a.txt", "A");
+  ASSERT_EQ(::link(src.c_str(), (done_ + "/a.J1.txt").c_str()), 0);
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+  auto r = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.J1.txt");
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OLD");
+  EXPECT_EQ(ListDir(done_), (std::set<std::string>{"a.txt", "a.J1.txt"}));
+}
+
+// The move finished before the crash: the source is gone, the target is the file.
+TEST_F(DispositionTest, RecoveringAfterAFinishedMove) {
+  const std::string src = Src("a.txt", "A");
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+  ASSERT_EQ(::rename(src.c_str(), (done_ + "/a.txt").c_str()), 0);
+  auto r = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.txt");
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "A");
+  EXPECT_EQ(ListDir(done_), std::set<std::string>{"a.txt"});
+
+  // Without `recovering` the same call reports the source as vanished.
+  opt.recovering = false;
+  auto plain = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.error().code, Errc::kVanished);
+}
+
+// A cross-filesystem copy that finished before the crash: another inode, the
+// same size and mtime (CopyIntoPlace keeps the times).
+TEST_F(DispositionTest, RecoveringAfterAFinishedCopy) {
+  const std::string src = Src("a.txt", "A copy");
+  const struct timespec times[2] = {{1000000000, 5}, {1200000000, 123456789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, src.c_str(), times, 0), 0);
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+  WriteFile(done_ + "/a.txt", "A copy");
+  ASSERT_EQ(::utimensat(AT_FDCWD, (done_ + "/a.txt").c_str(), times, 0), 0);
+  ASSERT_NE(LstatOf(done_ + "/a.txt").st_ino, opt.ident.ino);
+  ASSERT_EQ(::unlink(src.c_str()), 0);
+
+  auto r = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.txt");
+  EXPECT_EQ(ListDir(done_), std::set<std::string>{"a.txt"});
+}
+
+TEST_F(DispositionTest, RecoveringWithNothingAtTheTargetIsVanished) {
+  DisposeOptions opt;
+  opt.ident = FileIdentity{12345, 1, 1};
+  opt.recovering = true;
+  WriteFile(done_ + "/a.txt", "another file, another size");
+  auto r = Dispose(move_, in_ + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kVanished);
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "another file, another size");
+}
+
+TEST_F(DispositionTest, RecoveringADeleteWhoseSourceIsGone) {
+  Disposition del;
+  del.kind = Disposition::Kind::kDelete;
+  DisposeOptions opt;
+  opt.ident = FileIdentity{12345, 1, 1};
+  opt.recovering = true;
+  auto r = Dispose(del, in_ + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, "");
+
+  // A source still there is deleted as usual.
+  const std::string src = Src("b.txt", "B");
+  DisposeOptions opt2 = IdentOf(src);
+  opt2.recovering = true;
+  auto r2 = Dispose(del, src, "b.txt", "J2", opt2);
+  ASSERT_TRUE(r2.ok()) << r2.error().what;
+  EXPECT_EQ(*r2, "");
+  EXPECT_FALSE(Exists(src));
+}
+
+// On the same filesystem only the very inode counts: a different file that
+// happens to have the name, the size and the mtime is a collision.
+TEST_F(DispositionTest, RecoveringDoesNotTakeADifferentFileOfTheSameName) {
+  const std::string src = Src("a.txt", "SAME SIZE");
+  WriteFile(done_ + "/a.txt", "OTHER ONE");
+  const struct timespec times[2] = {{1000000000, 5}, {1200000000, 123456789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, src.c_str(), times, 0), 0);
+  ASSERT_EQ(::utimensat(AT_FDCWD, (done_ + "/a.txt").c_str(), times, 0), 0);
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+
+  auto r = Dispose(move_, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, done_ + "/a.J1.txt");
+  EXPECT_EQ(ReadFile(done_ + "/a.J1.txt"), "SAME SIZE");
+  EXPECT_EQ(LstatOf(done_ + "/a.J1.txt").st_ino, opt.ident.ino);
+  EXPECT_EQ(ReadFile(done_ + "/a.txt"), "OTHER ONE");
+  EXPECT_FALSE(Exists(src));
+}
+
+TEST_F(DispositionTest, RecoveringAKeepThatWentBack) {
+  const std::string proc = tmp_.Mkdir("proc/J1");
+  WriteFile(proc + "/a.txt", "A");
+  DisposeOptions opt = IdentOf(proc + "/a.txt");
+  opt.keep_dir = in_;
+  opt.recovering = true;
+  Disposition keep;
+
+  // Linked back, not yet unlinked from the processing area.
+  ASSERT_EQ(::link((proc + "/a.txt").c_str(), (in_ + "/a.txt").c_str()), 0);
+  auto r = Dispose(keep, proc + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, in_ + "/a.txt");
+  EXPECT_FALSE(Exists(proc + "/a.txt"));
+  EXPECT_EQ(ListDir(in_), std::set<std::string>{"a.txt"});
+
+  // And once more, the source now gone.
+  auto again = Dispose(keep, proc + "/a.txt", "a.txt", "J1", opt);
+  ASSERT_TRUE(again.ok()) << again.error().what;
+  EXPECT_EQ(*again, in_ + "/a.txt");
+  EXPECT_EQ(ReadFile(in_ + "/a.txt"), "A");
+}
+
+// A second filesystem, where the machine has one at hand (/dev/shm is
+// usually a tmpfs): a directory in it, removed with the fixture.
+class OtherFsDir {
+ public:
+  OtherFsDir() {
+    std::string tmpl = "/dev/shm/dropq-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~OtherFsDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  OtherFsDir(const OtherFsDir&) = delete;
+  OtherFsDir& operator=(const OtherFsDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Across filesystems a finished copy has another inode: recovery knows it by
+// its size and mtime, and drops the source still left behind. A target that
+// differs is a collision, handled by the ordinary copy.
+TEST_F(DispositionTest, RecoveringAcrossFilesystemsKnowsTheCopy) {
+  OtherFsDir other;
+  if (other.path().empty() || LstatOf(other.path()).st_dev == LstatOf(in_).st_dev) {
+    GTEST_SKIP() << "no second filesystem at /dev/shm";
+  }
+  Disposition d = move_;
+  d.dir = other.path();
+  const struct timespec times[2] = {{1000000000, 5}, {1200000000, 123456789}};
+
+  const std::string src = Src("a.txt", "A copy");
+  ASSERT_EQ(::utimensat(AT_FDCWD, src.c_str(), times, 0), 0);
+  WriteFile(d.dir + "/a.txt", "A copy");
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d.dir + "/a.txt").c_str(), times, 0), 0);
+  DisposeOptions opt = IdentOf(src);
+  opt.recovering = true;
+  auto r = Dispose(d, src, "a.txt", "J1", opt);
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, d.dir + "/a.txt");
+  EXPECT_FALSE(Exists(src));
+  EXPECT_EQ(ListDir(d.dir), std::set<std::string>{"a.txt"});
+
+  // Another file under the name (another mtime): copied to the fallback name.
+  const std::string src2 = Src("b.txt", "B");
+  WriteFile(d.dir + "/b.txt", "X");
+  DisposeOptions opt2 = IdentOf(src2);
+  opt2.recovering = true;
+  auto r2 = Dispose(d, src2, "b.txt", "J2", opt2);
+  ASSERT_TRUE(r2.ok()) << r2.error().what;
+  EXPECT_EQ(*r2, d.dir + "/b.J2.txt");
+  EXPECT_EQ(ReadFile(d.dir + "/b.J2.txt"), "B");
+  EXPECT_EQ(ReadFile(d.dir + "/b.txt"), "X");
+  EXPECT_FALSE(Exists(src2));
 }
 
 }  // namespace

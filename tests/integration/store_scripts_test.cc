@@ -51,6 +51,32 @@ class StoreScriptsTest : public ::testing::Test {
                               "1", "result", state == "done" ? "ok" : "exit"});
   }
 
+  // Runs `s` and returns the reply as it is, error replies included.
+  Reply Raw(const Script& s, std::vector<std::string> args) {
+    auto r = conn_->Eval(s, keys_.base(), args);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return Reply{};
+    return std::move(*r);
+  }
+  // Claims up to `n` jobs for `inst`; returns the whole 8-tuples.
+  std::vector<std::vector<std::string>> ClaimTuples(const std::string& inst, int n) {
+    Reply r = Eval(ClaimScript(), {"2000", inst, std::to_string(n)});
+    EXPECT_EQ(r.elements.size() % 8, 0u);
+    std::vector<std::vector<std::string>> out;
+    for (size_t i = 0; i + 8 <= r.elements.size(); i += 8) {
+      std::vector<std::string> t;
+      for (size_t k = 0; k < 8; ++k) t.push_back(r.elements[i + k].AsString());
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+  // RECORD of one outcome: ack state `outcome`, processed identity `pident`.
+  Reply Record(const std::string& inst, const std::string& id, const std::string& outcome,
+               const std::string& pident) {
+    return Eval(RecordScript(), {inst, id, "4", "result", outcome == "done" ? "ok" : "exit",
+                                 "target", "/done/x", "outcome", outcome, "pident", pident});
+  }
+
   test::RedisServer redis_;
   std::unique_ptr<RedisSync> conn_;
   QueueKeys keys_{"dropq", "q"};
@@ -223,6 +249,194 @@ TEST_F(StoreScriptsTest, ForgetDropsOnlyHandledMarkers) {
   Eval(ForgetScript(), {"live", "kept"});
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "live"}), "J1");
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "kept"}), "");
+}
+
+// ---------------------------------------------------------------- a recorded outcome survives
+
+// The run ended and its outcome was recorded, then its holder died (REQUEUE)
+// or let it go (RELEASE): the job keeps phase=disposing, is not counted as
+// interrupted, and whoever claims it next is told what was recorded.
+TEST_F(StoreScriptsTest, RecordedJobKeepsItsOutcomeThroughRequeue) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  Eval(StartedScript(), {"i1", "2500", "J1", "1"});
+  EXPECT_EQ(Ints(Record("i1", "J1", "done", "1:6:8")), std::vector<int64_t>{1});
+  EXPECT_EQ(Field("J1", "phase"), "disposing");
+  EXPECT_EQ(Field("J1", "outcome"), "done");
+  EXPECT_EQ(Field("J1", "pident"), "1:6:8");
+
+  Reply r = Eval(RequeueScript(), {"i1"});
+  ASSERT_EQ(r.elements.size(), 1u);
+  EXPECT_EQ(r.elements[0].AsString(), "J1");
+  EXPECT_EQ(Field("J1", "state"), "pending");
+  EXPECT_EQ(Field("J1", "phase"), "disposing");
+  EXPECT_EQ(Field("J1", "owner"), "");
+  EXPECT_EQ(Field("J1", "interrupted"), "");
+  EXPECT_EQ(Field("J1", "result"), "ok");  // not overwritten with 'interrupted'
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "interrupted"}), "");
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
+
+  auto t = ClaimTuples("i2", 5);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0],
+            (std::vector<std::string>{"J1", "a.txt", "1:5:7", "1", "0", "0", "done", "1:6:8"}));
+  EXPECT_EQ(Field("J1", "owner"), "i2");
+  EXPECT_EQ(Field("J1", "phase"), "disposing");
+
+  // Its ACK clears the recording.
+  EXPECT_EQ(Ints(Ack("i2", "J1", "done", "~1:6:8")), std::vector<int64_t>{1});
+  EXPECT_EQ(Field("J1", "phase"), "");
+  EXPECT_EQ(Field("J1", "outcome"), "");
+  EXPECT_EQ(Field("J1", "pident"), "");
+}
+
+TEST_F(StoreScriptsTest, RecordedFailureKeepsItsOutcomeThroughRelease) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  Enqueue("J2", "b.txt", "2:5:7");
+  ASSERT_EQ(Claim("i1", 2), (std::vector<std::string>{"J1", "J2"}));
+  EXPECT_EQ(Ints(Record("i1", "J1", "failed", "1:5:7")), std::vector<int64_t>{1});
+  // Both are released as interrupted; only the unrecorded one is.
+  EXPECT_EQ(Eval(ReleaseScript(), {"i1", "J1", "1", "J2", "1"}).AsInt(), 2);
+  EXPECT_EQ(Field("J1", "phase"), "disposing");
+  EXPECT_EQ(Field("J1", "interrupted"), "");
+  EXPECT_EQ(Field("J2", "phase"), "");
+  EXPECT_EQ(Field("J2", "interrupted"), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "interrupted"}), "1");
+
+  auto t = ClaimTuples("i2", 5);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0][0], "J2");  // RELEASE pushes each to the front: the last one first
+  EXPECT_EQ(t[0][6], "");
+  EXPECT_EQ(t[0][7], "");
+  EXPECT_EQ(t[1][0], "J1");
+  EXPECT_EQ(t[1][6], "failed");
+  EXPECT_EQ(t[1][7], "1:5:7");
+}
+
+TEST_F(StoreScriptsTest, RecordIsFencedByOwner) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  Claim("i1", 1);
+  EXPECT_EQ(Ints(Record("intruder", "J1", "done", "1:5:7")), std::vector<int64_t>{0});
+  EXPECT_EQ(Field("J1", "phase"), "");
+  EXPECT_EQ(Field("J1", "outcome"), "");
+}
+
+// ---------------------------------------------------------------- hand-edited records
+
+TEST_F(StoreScriptsTest, PendingRecordWithoutNameIsSetAsideAsCorrupt) {
+  redis_.Cmd({"HSET", keys_.Job("J9"), "state", "pending", "ident", "1:1:1"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J9"});
+  Enqueue("J1", "a.txt", "1:5:7");  // behind it
+
+  auto t = ClaimTuples("i1", 5);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"J9", "", "", "0", "0", "0", "corrupt", ""}));
+  EXPECT_EQ(t[1][0], "J1");
+  EXPECT_EQ(t[1][6], "");
+  EXPECT_EQ(Field("J9", "state"), "failed");
+  EXPECT_FALSE(Field("J9", "error").empty());
+  EXPECT_EQ(Field("J9", "owner"), "");
+  EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Failed(), "J9"}), "2000");
+  EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Active(), "J9"}), "");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "");
+}
+
+TEST_F(StoreScriptsTest, JobKeyThatIsNotAHashIsCorrupt) {
+  redis_.Cmd({"RPUSH", keys_.Job("J8"), "x"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J8"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J7"});  // no record at all: stale, not corrupt
+
+  auto t = ClaimTuples("i1", 5);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"J8", "", "", "0", "0", "0", "corrupt", ""}));
+  EXPECT_EQ(redis_.Cmd({"TYPE", keys_.Job("J8")}), "list");  // left as it is
+  EXPECT_EQ(redis_.CmdInt({"LLEN", keys_.Pending()}), 0);
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "1");
+}
+
+// A queue key of the wrong type: every script that changes jobs refuses
+// before its first write, so nothing is half done.
+TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  Enqueue("J2", "b.txt", "2:5:7");
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  redis_.Cmd({"DEL", keys_.Pending()});
+  redis_.Cmd({"SET", keys_.Pending(), "hand-edited"});
+  const std::vector<std::string> files_before = redis_.CmdList({"HGETALL", keys_.Files()});
+  const std::vector<std::string> stats_before = redis_.CmdList({"HGETALL", keys_.Stats()});
+  const std::vector<std::string> j1_before = redis_.CmdList({"HGETALL", keys_.Job("J1")});
+  const std::vector<std::string> j2_before = redis_.CmdList({"HGETALL", keys_.Job("J2")});
+
+  auto expect_wrongtype = [](const Reply& r, const char* what) {
+    EXPECT_TRUE(r.is_error()) << what;
+    EXPECT_EQ(r.str.rfind("WRONGTYPE", 0), 0u) << what << ": " << r.str;
+  };
+  expect_wrongtype(Raw(EnqueueScript(), {"1000", "J3", "c.txt", "3:5:7", "5"}), "enqueue");
+  expect_wrongtype(Raw(ClaimScript(), {"2000", "i1", "10"}), "claim");
+  expect_wrongtype(
+      Raw(AckScript(), {"i1", "3000", "100", "-1", "J1", "done", "", "1", "result", "ok"}), "ack");
+  expect_wrongtype(Raw(RecordScript(), {"i1", "J1", "1", "outcome", "done"}), "record");
+  expect_wrongtype(Raw(ReleaseScript(), {"i1", "J1", "1"}), "release");
+  expect_wrongtype(Raw(RequeueScript(), {"i1"}), "requeue");
+  expect_wrongtype(Raw(PromoteScript(), {"99999", "10"}), "promote");
+
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J3")}), 0);
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Files()}), files_before);
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Stats()}), stats_before);
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Job("J1")}), j1_before);
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Job("J2")}), j2_before);
+  EXPECT_EQ(redis_.Cmd({"GET", keys_.Pending()}), "hand-edited");
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 1);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Done()}), 0);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Failed()}), 0);
+
+  // Put right, the same calls work again.
+  redis_.Cmd({"DEL", keys_.Pending()});
+  EXPECT_EQ(Ints(Enqueue("J3", "c.txt", "3:5:7")), std::vector<int64_t>{1});
+  EXPECT_EQ(Ints(Ack("i1", "J1", "done", "")), std::vector<int64_t>{1});
+}
+
+TEST_F(StoreScriptsTest, WrongTypeFilesOrStatsKeyIsRefusedToo) {
+  redis_.Cmd({"RPUSH", keys_.Files(), "x"});
+  Reply r = Raw(EnqueueScript(), {"1000", "J1", "a.txt", "1:5:7", "5"});
+  EXPECT_TRUE(r.is_error());
+  EXPECT_EQ(r.str.rfind("WRONGTYPE", 0), 0u) << r.str;
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Pending()}), 0);
+  redis_.Cmd({"DEL", keys_.Files()});
+
+  redis_.Cmd({"SET", keys_.Stats(), "1"});
+  Reply r2 = Raw(EnqueueScript(), {"1000", "J1", "a.txt", "1:5:7", "5"});
+  EXPECT_TRUE(r2.is_error());
+  EXPECT_EQ(r2.str.rfind("WRONGTYPE", 0), 0u) << r2.str;
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Files()}), 0);
+}
+
+// A :files entry whose record belongs to another name (or to none) does not
+// hold this name: it is stale, and the file gets a job.
+TEST_F(StoreScriptsTest, EnqueueTreatsAnEntryForAnotherNameAsStale) {
+  EXPECT_EQ(Ints(Enqueue("J1", "a.txt", "1:5:7")), std::vector<int64_t>{1});
+  redis_.Cmd({"HSET", keys_.Files(), "b.txt", "J1"});  // hand-edited
+  EXPECT_EQ(Ints(Enqueue("J2", "b.txt", "1:5:7")), std::vector<int64_t>{1});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "b.txt"}), "J2");
+  EXPECT_EQ(Field("J2", "name"), "b.txt");
+  EXPECT_EQ(Field("J1", "ident"), "1:5:7");  // the other record is not touched
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "J1");
+
+  redis_.Cmd({"HSET", keys_.Job("J5"), "state", "pending", "ident", "3:5:7"});  // no name
+  redis_.Cmd({"HSET", keys_.Files(), "c.txt", "J5"});
+  EXPECT_EQ(Ints(Enqueue("J3", "c.txt", "3:5:7")), std::vector<int64_t>{1});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "c.txt"}), "J3");
+
+  redis_.Cmd({"RPUSH", keys_.Job("J6"), "x"});  // not a hash
+  redis_.Cmd({"HSET", keys_.Files(), "d.txt", "J6"});
+  EXPECT_EQ(Ints(Enqueue("J4", "d.txt", "4:5:7")), std::vector<int64_t>{1});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "d.txt"}), "J4");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "enqueued"}), "4");
 }
 
 }  // namespace

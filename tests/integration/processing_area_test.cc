@@ -1,0 +1,311 @@
+// The processing area on real files: Enter() moves a job's file from the
+// watched directory into "<processing>/<job id>/<name>" and checks it is the
+// file the job was made for; WorkPath() falls back to in place when that path
+// would not fit; PutBack() returns what a job left behind to the watched
+// directory without replacing anything; RemoveJobDir() removes only an empty
+// job directory.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+#include "workers/processing.h"
+
+namespace dropq {
+namespace {
+
+using test::Exists;
+using test::ReadFile;
+using test::TempDir;
+using test::WriteFile;
+
+std::set<std::string> ListDir(const std::string& dir) {
+  std::set<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.insert(n);
+  }
+  ::closedir(d);
+  return names;
+}
+
+struct stat Lstat(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+class ProcessingTest : public ::testing::Test {
+ protected:
+  ProcessingTest() : watch_(tmp_.Mkdir("in")), proc_(tmp_.Sub("proc")) {}
+
+  // Creates in/<name> holding `content` and returns a job for it, with the
+  // file's identity.
+  Job MakeJob(const std::string& id, const std::string& name, const std::string& content) {
+    WriteFile(watch_ + "/" + name, content);
+    Job job;
+    job.id = id;
+    job.queue = "q";
+    job.name = name;
+    job.ident = FileIdentity::FromStat(Lstat(watch_ + "/" + name));
+    return job;
+  }
+
+  TempDir tmp_;
+  const std::string watch_;
+  const std::string proc_;  // not created: Enter() makes it
+};
+
+TEST_F(ProcessingTest, JobDirAndWorkPath) {
+  EXPECT_EQ(JobDir("/p", "J1"), "/p/J1");
+  EXPECT_EQ(WorkPath("/w", "/p", "J1", "a b.txt"), "/p/J1/a b.txt");
+  EXPECT_EQ(WorkPath("/w", "", "J1", "a b.txt"), "/w/a b.txt");  // processing area off
+}
+
+TEST_F(ProcessingTest, WorkPathFallsBackInPlaceAtPathMax) {
+  const std::string id = "J1";
+  const std::string name = "a.txt";
+  // "<proc>/<id>/<name>" is proc.size() + id.size() + name.size() + 2 long.
+  const std::size_t fixed = id.size() + name.size() + 2;
+  const std::string fits(PATH_MAX - 1 - fixed, 'p');
+  const std::string too_long(PATH_MAX - fixed, 'p');
+  ASSERT_EQ((fits + "/" + id + "/" + name).size(), static_cast<std::size_t>(PATH_MAX - 1));
+  EXPECT_EQ(WorkPath("/w", fits, id, name), fits + "/" + id + "/" + name);
+  EXPECT_EQ(WorkPath("/w", too_long, id, name), "/w/" + name);
+}
+
+TEST_F(ProcessingTest, EnterMovesIntoTheJobDirectory) {
+  Job job = MakeJob("J1", "a b.txt", "content");
+  ASSERT_FALSE(Exists(proc_));
+
+  Entered in = Enter(watch_, proc_, job);
+  ASSERT_EQ(in.result, RunResult::kOk) << in.error;
+  EXPECT_EQ(in.path, proc_ + "/J1/a b.txt");
+  EXPECT_EQ(in.path, WorkPath(watch_, proc_, job.id, job.name));
+  EXPECT_EQ(ReadFile(in.path), "content");
+  EXPECT_FALSE(Exists(watch_ + "/a b.txt"));
+  EXPECT_TRUE(S_ISREG(in.st.st_mode));
+  EXPECT_EQ(in.st.st_ino, job.ident.ino);
+  EXPECT_EQ(static_cast<uint64_t>(in.st.st_size), job.ident.size);
+  EXPECT_EQ(in.st.st_ino, Lstat(in.path).st_ino);
+
+  // Both directories are dropqd's own: 0700.
+  const struct stat proc_st = Lstat(proc_);
+  const struct stat dir_st = Lstat(proc_ + "/J1");
+  EXPECT_TRUE(S_ISDIR(proc_st.st_mode));
+  EXPECT_TRUE(S_ISDIR(dir_st.st_mode));
+  EXPECT_EQ(proc_st.st_mode & 07777, 0700u);
+  EXPECT_EQ(dir_st.st_mode & 07777, 0700u);
+}
+
+TEST_F(ProcessingTest, EnterIntoAnExistingProcessingDirectory) {
+  ASSERT_EQ(::mkdir(proc_.c_str(), 0700), 0);
+  Job job = MakeJob("J1", "a.txt", "A");
+  Entered in = Enter(watch_, proc_, job);
+  ASSERT_EQ(in.result, RunResult::kOk) << in.error;
+  EXPECT_EQ(ReadFile(proc_ + "/J1/a.txt"), "A");
+}
+
+// A job run again (a retry, or after a crash) finds its file where its last
+// attempt left it.
+TEST_F(ProcessingTest, SecondEnterFindsTheFileAlreadyThere) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  Entered first = Enter(watch_, proc_, job);
+  ASSERT_EQ(first.result, RunResult::kOk) << first.error;
+
+  Entered again = Enter(watch_, proc_, job);
+  ASSERT_EQ(again.result, RunResult::kOk) << again.error;
+  EXPECT_EQ(again.path, first.path);
+  EXPECT_EQ(again.st.st_ino, job.ident.ino);
+  EXPECT_EQ(ReadFile(again.path), "A");
+  EXPECT_FALSE(Exists(watch_ + "/a.txt"));
+
+  // Even with a new file of the same name in the watched directory (it has
+  // a job of its own), which stays where it is.
+  WriteFile(watch_ + "/a.txt", "NEWER");
+  Entered third = Enter(watch_, proc_, job);
+  ASSERT_EQ(third.result, RunResult::kOk) << third.error;
+  EXPECT_EQ(ReadFile(third.path), "A");
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "NEWER");
+}
+
+TEST_F(ProcessingTest, EnterOfAVanishedFile) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  ASSERT_EQ(::unlink((watch_ + "/a.txt").c_str()), 0);
+  Entered in = Enter(watch_, proc_, job);
+  EXPECT_EQ(in.result, RunResult::kVanished);
+  EXPECT_FALSE(in.error.empty());
+  EXPECT_FALSE(Exists(proc_ + "/J1"));
+}
+
+TEST_F(ProcessingTest, EnterOfAReplacedFileLeavesItInPlace) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  // Another file took the name: renamed over the job's file.
+  WriteFile(watch_ + "/other", "B");
+  ASSERT_EQ(::rename((watch_ + "/other").c_str(), (watch_ + "/a.txt").c_str()), 0);
+  ASSERT_NE(Lstat(watch_ + "/a.txt").st_ino, job.ident.ino);
+
+  Entered in = Enter(watch_, proc_, job);
+  EXPECT_EQ(in.result, RunResult::kReplaced);
+  EXPECT_FALSE(in.error.empty());
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "B");
+  EXPECT_EQ(ListDir(watch_), std::set<std::string>{"a.txt"});
+  EXPECT_FALSE(Exists(proc_ + "/J1/a.txt"));
+}
+
+TEST_F(ProcessingTest, EnterOfASymlinkLeavesLinkAndTargetAlone) {
+  const std::string outside = tmp_.Mkdir("outside");
+  const std::string target = outside + "/secret";
+  WriteFile(target, "SECRET");
+  const struct stat target_st = Lstat(target);
+
+  // The job was made for a regular file whose inode is the target's: the
+  // link is caught by its kind, not only by its inode.
+  Job job;
+  job.id = "J1";
+  job.queue = "q";
+  job.name = "a.txt";
+  job.ident = FileIdentity::FromStat(target_st);
+  ASSERT_EQ(::symlink(target.c_str(), (watch_ + "/a.txt").c_str()), 0);
+
+  Entered in = Enter(watch_, proc_, job);
+  EXPECT_EQ(in.result, RunResult::kReplaced);
+  const struct stat link_st = Lstat(watch_ + "/a.txt");
+  EXPECT_TRUE(S_ISLNK(link_st.st_mode));
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink((watch_ + "/a.txt").c_str(), buf, sizeof buf);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), target);
+  EXPECT_EQ(ReadFile(target), "SECRET");
+  EXPECT_EQ(Lstat(target).st_ino, target_st.st_ino);
+  EXPECT_EQ(ListDir(outside), std::set<std::string>{"secret"});
+  EXPECT_FALSE(Exists(proc_ + "/J1/a.txt"));
+
+  // The same without an inode to compare (ident.ino 0).
+  job.ident = FileIdentity{};
+  Entered again = Enter(watch_, proc_, job);
+  EXPECT_EQ(again.result, RunResult::kReplaced);
+  EXPECT_TRUE(S_ISLNK(Lstat(watch_ + "/a.txt").st_mode));
+  EXPECT_EQ(ReadFile(target), "SECRET");
+}
+
+TEST_F(ProcessingTest, EnterWithoutProcessingDirectoryChecksInPlace) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  Entered in = Enter(watch_, "", job);
+  ASSERT_EQ(in.result, RunResult::kOk) << in.error;
+  EXPECT_EQ(in.path, watch_ + "/a.txt");
+  EXPECT_EQ(in.st.st_ino, job.ident.ino);
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "A");
+
+  Job wrong = job;
+  wrong.ident.ino = job.ident.ino + 1;
+  EXPECT_EQ(Enter(watch_, "", wrong).result, RunResult::kReplaced);
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "A");
+}
+
+TEST_F(ProcessingTest, EnterFallsBackInPlaceWhenThePathWouldNotFit) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  const std::string long_proc = tmp_.Sub(std::string(PATH_MAX, 'p'));
+  ASSERT_EQ(WorkPath(watch_, long_proc, job.id, job.name), watch_ + "/a.txt");
+
+  Entered in = Enter(watch_, long_proc, job);
+  ASSERT_EQ(in.result, RunResult::kOk) << in.error;
+  EXPECT_EQ(in.path, watch_ + "/a.txt");
+  EXPECT_EQ(in.st.st_ino, job.ident.ino);
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "A");
+  EXPECT_EQ(ListDir(tmp_.path()), std::set<std::string>{"in"});  // nothing created
+
+  ASSERT_EQ(::unlink((watch_ + "/a.txt").c_str()), 0);
+  EXPECT_EQ(Enter(watch_, long_proc, job).result, RunResult::kVanished);
+}
+
+TEST_F(ProcessingTest, PutBackMovesTheFileBackAndRemovesTheJobDirectory) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  ASSERT_EQ(Enter(watch_, proc_, job).result, RunResult::kOk);
+
+  auto r = PutBack(JobDir(proc_, "J1"), watch_, "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, std::vector<std::string>{watch_ + "/a.txt"});
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "A");
+  EXPECT_EQ(Lstat(watch_ + "/a.txt").st_ino, job.ident.ino);
+  EXPECT_FALSE(Exists(proc_ + "/J1"));
+  EXPECT_TRUE(Exists(proc_));
+}
+
+TEST_F(ProcessingTest, PutBackNeverReplacesAFileInTheWatchedDirectory) {
+  Job job = MakeJob("J7", "a.tar.gz", "OURS");
+  Job readme = MakeJob("J8", "README", "OURS TOO");
+  ASSERT_EQ(Enter(watch_, proc_, job).result, RunResult::kOk);
+  ASSERT_EQ(Enter(watch_, proc_, readme).result, RunResult::kOk);
+  WriteFile(watch_ + "/a.tar.gz", "NEWER");
+  WriteFile(watch_ + "/README", "NEWER README");
+
+  auto r = PutBack(JobDir(proc_, "J7"), watch_, "J7");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_EQ(*r, std::vector<std::string>{watch_ + "/a.tar.J7.gz"});
+  EXPECT_EQ(ReadFile(watch_ + "/a.tar.J7.gz"), "OURS");
+  EXPECT_EQ(ReadFile(watch_ + "/a.tar.gz"), "NEWER");
+  EXPECT_FALSE(Exists(proc_ + "/J7"));
+
+  auto r2 = PutBack(JobDir(proc_, "J8"), watch_, "J8");
+  ASSERT_TRUE(r2.ok()) << r2.error().what;
+  EXPECT_EQ(*r2, std::vector<std::string>{watch_ + "/README.J8"});
+  EXPECT_EQ(ReadFile(watch_ + "/README.J8"), "OURS TOO");
+  EXPECT_EQ(ReadFile(watch_ + "/README"), "NEWER README");
+  EXPECT_FALSE(Exists(proc_ + "/J8"));
+}
+
+TEST_F(ProcessingTest, PutBackWhenBothNamesAreTakenLeavesTheFile) {
+  Job job = MakeJob("J1", "a.txt", "OURS");
+  ASSERT_EQ(Enter(watch_, proc_, job).result, RunResult::kOk);
+  WriteFile(watch_ + "/a.txt", "NEWER");
+  WriteFile(watch_ + "/a.J1.txt", "NEWER STILL");
+
+  auto r = PutBack(JobDir(proc_, "J1"), watch_, "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(ReadFile(proc_ + "/J1/a.txt"), "OURS");
+  EXPECT_EQ(ReadFile(watch_ + "/a.txt"), "NEWER");
+  EXPECT_EQ(ReadFile(watch_ + "/a.J1.txt"), "NEWER STILL");
+}
+
+TEST_F(ProcessingTest, PutBackOfAMissingJobDirectoryIsAnError) {
+  auto r = PutBack(JobDir(proc_, "J1"), watch_, "J1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+}
+
+TEST_F(ProcessingTest, PutBackOfAnEmptyJobDirectoryRemovesIt) {
+  const std::string dir = tmp_.Mkdir("proc/J1");
+  auto r = PutBack(dir, watch_, "J1");
+  ASSERT_TRUE(r.ok()) << r.error().what;
+  EXPECT_TRUE(r->empty());
+  EXPECT_FALSE(Exists(dir));
+  EXPECT_TRUE(ListDir(watch_).empty());
+}
+
+TEST_F(ProcessingTest, RemoveJobDirLeavesANonEmptyDirectory) {
+  Job job = MakeJob("J1", "a.txt", "A");
+  ASSERT_EQ(Enter(watch_, proc_, job).result, RunResult::kOk);
+
+  RemoveJobDir(proc_, "J1");
+  EXPECT_EQ(ReadFile(proc_ + "/J1/a.txt"), "A");
+
+  ASSERT_EQ(::unlink((proc_ + "/J1/a.txt").c_str()), 0);
+  RemoveJobDir(proc_, "J1");
+  EXPECT_FALSE(Exists(proc_ + "/J1"));
+  EXPECT_TRUE(Exists(proc_));
+  RemoveJobDir(proc_, "J1");  // gone already: nothing to do
+  RemoveJobDir(proc_, "J2");
+  EXPECT_TRUE(Exists(proc_));
+}
+
+}  // namespace
+}  // namespace dropq
