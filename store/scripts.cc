@@ -153,8 +153,9 @@ while #out < max * 8 do
   if (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
     -- A record edited by hand into something unusable (no name, not a
     -- hash): failed where an operator sees it, and reported to the caller.
-    if f[4] then
-      redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: no name')
+    if redis.call('TYPE', key)['ok'] == 'hash' then
+      local why = f[4] and 'no name' or 'no state'
+      redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: ' .. why)
       redis.call('ZADD', base .. 'failed', now, id)
     end
     corrupt = corrupt + 1

@@ -18,9 +18,7 @@ namespace {
 using std::chrono::seconds;
 
 std::string OnlyJob(DropqEnv& env, const std::string& name) {
-  const auto by_name = JobIdsByName(env.redis, "q");
-  auto it = by_name.find(name);
-  return it == by_name.end() || it->second.size() != 1 ? "" : it->second[0];
+  return OnlyJobId(env.redis, "q", name);
 }
 
 TEST(DispositionsTest, DeleteRemovesTheFile) {

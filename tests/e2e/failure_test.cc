@@ -55,11 +55,7 @@ class FailureTest : public ::testing::Test {
   }
 
   // The id of the only job for `name`, "" if there is none or several.
-  std::string IdOf(const std::string& name) {
-    const auto by_name = JobIdsByName(env_.redis, "q");
-    auto it = by_name.find(name);
-    return it == by_name.end() || it->second.size() != 1 ? "" : it->second[0];
-  }
+  std::string IdOf(const std::string& name) { return OnlyJobId(env_.redis, "q", name); }
 
   bool StateIs(const std::string& id, const std::string& state) {
     return JobRecord(env_.redis, "q", id)["state"] == state;

@@ -50,11 +50,7 @@ class HostileHandlerTest : public ::testing::Test {
   }
 
   // The id of the only job named `name`, "" if none (yet).
-  std::string IdOf(const std::string& name) {
-    const auto by_name = JobIdsByName(env_.redis, "q");
-    auto it = by_name.find(name);
-    return it == by_name.end() || it->second.size() != 1 ? "" : it->second[0];
-  }
+  std::string IdOf(const std::string& name) { return OnlyJobId(env_.redis, "q", name); }
 
   // Waits until the job of `name` is done or failed and returns its record.
   std::map<std::string, std::string> WaitFinished(const std::string& name,
@@ -73,16 +69,7 @@ class HostileHandlerTest : public ::testing::Test {
   }
 
   // The checks every test ends with.
-  void ExpectHealthy(long max_hwm_kib = kMaxHwmKiB) {
-    ASSERT_NE(env_.daemon(), nullptr);
-    EXPECT_TRUE(env_.daemon()->running()) << env_.DaemonLog();
-    const CommandResult st = env_.Ctl({"status"});
-    EXPECT_EQ(st.status, 0) << st.out << st.err;
-    const long hwm = ProcStatusKiB(env_.daemon()->pid(), "VmHWM");
-    std::cout << "[ measure  ] dropqd VmHWM " << hwm << " KiB\n";
-    EXPECT_GT(hwm, 0);
-    EXPECT_LT(hwm, max_hwm_kib);
-  }
+  void ExpectHealthy(long max_hwm_kib = kMaxHwmKiB) { ExpectDaemonHealthy(env_, max_hwm_kib); }
 
   bool Logged(const std::string& needle) {
     return env_.DaemonLog().find(needle) != std::string::npos;

@@ -89,16 +89,7 @@ class HostileRedisTest : public ::testing::Test {
   }
 
   // The checks every test ends with.
-  void ExpectHealthy() {
-    ASSERT_NE(env_.daemon(), nullptr);
-    EXPECT_TRUE(env_.daemon()->running()) << env_.DaemonLog();
-    const CommandResult st = env_.Ctl({"status"});
-    EXPECT_EQ(st.status, 0) << st.out << st.err;
-    const long hwm = ProcStatusKiB(env_.daemon()->pid(), "VmHWM");
-    std::cout << "[ measure  ] dropqd VmHWM " << hwm << " KiB\n";
-    EXPECT_GT(hwm, 0);
-    EXPECT_LT(hwm, kMaxHwmKiB);
-  }
+  void ExpectHealthy() { ExpectDaemonHealthy(env_, kMaxHwmKiB); }
 
   DropqEnv env_;
 };

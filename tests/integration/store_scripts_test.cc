@@ -342,6 +342,19 @@ TEST_F(StoreScriptsTest, PendingRecordWithoutNameIsSetAsideAsCorrupt) {
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "");
 }
 
+TEST_F(StoreScriptsTest, PendingRecordWithoutStateIsSetAsideAsCorrupt) {
+  redis_.Cmd({"HSET", keys_.Job("J9"), "name", "a.txt", "ident", "1:1:1"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J9"});
+
+  auto t = ClaimTuples("i1", 5);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0][6], "corrupt");
+  EXPECT_EQ(Field("J9", "state"), "failed");  // where an operator sees it
+  EXPECT_NE(Field("J9", "error").find("no state"), std::string::npos);
+  EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Failed(), "J9"}), "2000");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
+}
+
 TEST_F(StoreScriptsTest, JobKeyThatIsNotAHashIsCorrupt) {
   redis_.Cmd({"RPUSH", keys_.Job("J8"), "x"});
   redis_.Cmd({"LPUSH", keys_.Pending(), "J8"});

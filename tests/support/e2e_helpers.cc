@@ -12,8 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 
 #include "common/escape.h"
+#include "tests/support/proc_stats.h"
 
 namespace dropq::test {
 
@@ -119,6 +121,23 @@ std::map<std::string, std::vector<std::string>> JobIdsByName(const RedisServer& 
     out[redis.Cmd({"HGET", DropqEnv::Key(queue, "job:" + id), "name"})].push_back(id);
   }
   return out;
+}
+
+std::string OnlyJobId(const RedisServer& redis, const std::string& queue, const std::string& name) {
+  const auto by_name = JobIdsByName(redis, queue);
+  auto it = by_name.find(name);
+  return it == by_name.end() || it->second.size() != 1 ? "" : it->second[0];
+}
+
+void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib) {
+  ASSERT_NE(env.daemon(), nullptr);
+  EXPECT_TRUE(env.daemon()->running()) << env.DaemonLog();
+  const CommandResult st = env.Ctl({"status"});
+  EXPECT_EQ(st.status, 0) << st.out << st.err;
+  const long hwm = ProcStatusKiB(env.daemon()->pid(), "VmHWM");
+  std::cout << "[ measure  ] dropqd VmHWM " << hwm << " KiB\n";
+  EXPECT_GT(hwm, 0);
+  EXPECT_LT(hwm, max_hwm_kib);
 }
 
 long long StatCounter(const RedisServer& redis, const std::string& queue,

@@ -54,6 +54,14 @@ std::map<std::string, std::string> JobRecord(const RedisServer& redis, const std
 // File name -> ids of every job record with that name.
 std::map<std::string, std::vector<std::string>> JobIdsByName(const RedisServer& redis,
                                                              const std::string& queue);
+// The id of the only job of `queue` named `name`; "" if there is none (yet) or several.
+std::string OnlyJobId(const RedisServer& redis, const std::string& queue, const std::string& name);
+
+// The checks a test ends with after feeding dropqd something hostile: it
+// still runs, `dropqctl status` answers 0, and its peak RSS (VmHWM, printed
+// as a measure) stayed below `max_hwm_kib`.
+void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib);
+
 // HGET <prefix>:{queue}:stats <counter>, 0 if absent.
 long long StatCounter(const RedisServer& redis, const std::string& queue,
                       const std::string& counter);
