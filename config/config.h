@@ -57,7 +57,7 @@ struct QueueConfig {
   int64_t keep_failed = -1;  // failed-job records kept; -1: unlimited (the default)
   RetryConfig retry;
   Millis rescan_interval{5 * 60 * 1000};  // periodic safety rescan; 0 turns it off
-  // Where a file sits while its handler runs: "<processing_dir>/<job id>/<name>".
+  // Where a file sits while its handler runs: "<processing_dir>/<queue>/<job id>/<name>".
   // Absolute, on the watched directory's filesystem; default "<watch>/.dropq-processing".
   // Empty ("off"): the handler works on the file in place.
   std::string processing_dir;

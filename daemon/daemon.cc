@@ -125,7 +125,9 @@ int Daemon::Run() {
   }
   if (Status s = Setup(); !s.ok()) {
     LogError("dropqd.start_failed", {{"err", s.error().what}});
-    return 1;
+    // A setting the host contradicts (a processing_dir of another user's)
+    // will not fix itself by a restart: EX_CONFIG, which systemd does not retry.
+    return s.error().code == Errc::kInvalid ? 78 : 1;
   }
   LogInfo("dropqd.start", {{"version", DROPQ_VERSION},
                            {"instance", cfg_.instance},

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -37,12 +38,10 @@ void AppendFields(std::vector<std::string>* args, const Fields& fields) {
   }
 }
 
-// Creates the queue's processing area (mode 0700) if it is missing, and
-// warns when uploaders could rename it away: it sits in a watched directory
-// that others may write and that lacks the sticky bit.
-Status PrepareProcessingDir(const QueueConfig& q) {
-  const std::string& dir = q.processing_dir;
-  if (dir.empty()) return OkStatus();
+// Makes `dir` (mode 0700) if it is missing, and checks it is a directory of
+// this user's that nobody else can write: whoever could write it could swap
+// a file between its check and its handler.
+Status PrivateDir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return IoError("processing_dir: mkdir " + dir, errno);
   }
@@ -52,10 +51,25 @@ Status PrepareProcessingDir(const QueueConfig& q) {
     return Error{Errc::kInvalid, "processing_dir: " + dir + " is a " +
                                      std::string(FileKindName(st.st_mode)) + ", not a directory"};
   }
-  if ((st.st_mode & 0022) != 0) {
-    LogWarn("processing.unprotected",
-            {{"queue", q.name}, {"dir", dir}, {"why", "others can write it (chmod 700 it)"}});
+  if (st.st_uid != geteuid()) {
+    return Error{Errc::kInvalid, "processing_dir: " + dir + " belongs to uid " +
+                                     std::to_string(st.st_uid) + ", not to dropqd (uid " +
+                                     std::to_string(geteuid()) + "): remove it or chown it"};
   }
+  if ((st.st_mode & 0077) != 0 && chmod(dir.c_str(), 0700) != 0) {
+    return IoError("processing_dir: chmod 700 " + dir, errno);
+  }
+  return OkStatus();
+}
+
+// Creates the queue's processing area "<processing_dir>/<queue>" and warns
+// when uploaders could rename processing_dir away: it sits in a directory
+// that others may write and that lacks the sticky bit.
+Status PrepareProcessingArea(const QueueConfig& q) {
+  const std::string& dir = q.processing_dir;
+  if (dir.empty()) return OkStatus();
+  if (Status s = PrivateDir(dir); !s.ok()) return s;
+  if (Status s = PrivateDir(ProcessingArea(dir, q.name)); !s.ok()) return s;
   struct stat parent;
   const std::string up = dir.substr(0, dir.rfind('/'));
   if (stat(up.empty() ? "/" : up.c_str(), &parent) == 0 && (parent.st_mode & 0022) != 0 &&
@@ -74,7 +88,7 @@ Result<std::unique_ptr<QueueRunner>> QueueRunner::Create(const Config& cfg, cons
                                                          Loop* loop, RedisConn* redis) {
   auto handler = MakeHandler(q, cfg.instance);
   if (!handler.ok()) return handler.error();
-  if (Status s = PrepareProcessingDir(q); !s.ok()) return s.error();
+  if (Status s = PrepareProcessingArea(q); !s.ok()) return s.error();
   return std::unique_ptr<QueueRunner>(new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
 }
 
@@ -85,6 +99,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       loop_(loop),
       redis_(redis),
       keys_(cfg.prefix, q.name),
+      area_(ProcessingArea(q.processing_dir, q.name)),
       handler_(std::move(handler)),
       queue_(static_cast<size_t>(q.capacity)),
       retry_(q.retry) {
@@ -101,8 +116,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     loop_->Post([this, p] { OnFinished(std::move(*p)); });
   };
   hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
-  pool_ = std::make_unique<WorkerPool>(q.watch, q.processing_dir, q.workers, &queue_,
-                                       handler_.get(), std::move(hooks));
+  pool_ = std::make_unique<WorkerPool>(q.watch, area_, q.workers, &queue_, handler_.get(),
+                                       std::move(hooks));
 }
 
 QueueRunner::~QueueRunner() {
@@ -221,13 +236,13 @@ void QueueRunner::SweepPage(std::string cursor) {
 }
 
 void QueueRunner::SweepProcessing() {
-  if (q_.processing_dir.empty() || sweeping_processing_ || !ready_ || draining_) return;
+  if (area_.empty() || sweeping_processing_ || !ready_ || draining_) return;
   sweeping_processing_ = true;
   // 1. (threadpool) the job directories in the processing area...
   auto ids = std::make_shared<std::vector<std::string>>();
   const int rc = QueueWork(
       loop_->get(),
-      [dir = q_.processing_dir, ids] {
+      [dir = area_, ids] {
         std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
         if (!d) return;
         constexpr size_t kMaxPerSweep = 4096;  // the next sweep takes the rest
@@ -270,7 +285,7 @@ void QueueRunner::SweepProcessing() {
           auto results = std::make_shared<std::vector<PutBackResult>>();
           const int rc2 = QueueWork(
               loop_->get(),
-              [proc = q_.processing_dir, watch = q_.watch, orphans, results] {
+              [proc = area_, watch = q_.watch, orphans, results] {
                 for (const auto& id : orphans) {
                   results->push_back({id, PutBack(JobDir(proc, id), watch, id)});
                 }
@@ -547,7 +562,7 @@ void QueueRunner::StartDispose(const std::string& id) {
   h.stage = Stage::kDisposing;
   ++disposing_;
   const Disposition& d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
-  const std::string& proc = q_.processing_dir;
+  const std::string& proc = area_;
   std::string src = WorkPath(q_.watch, proc, id, h.job.name);
   DisposeOptions opt;
   opt.ident = h.outcome->ident;
@@ -838,6 +853,11 @@ void QueueRunner::KillRunning() { pool_->CancelRunning(); }
 
 void QueueRunner::Fence() {
   for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
+  // Moves waiting to be tried again: the job may be another instance's by
+  // now, which redoes the move from the recorded outcome. Two instances
+  // moving one file at once is what this avoids; after the reconnect
+  // REQUEUE hands the job to whoever claims it next.
+  for (const std::string& id : std::exchange(dispose_waiting_, {})) held_.erase(id);
   pool_->InterruptRunning();
 }
 

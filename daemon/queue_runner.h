@@ -159,6 +159,7 @@ class QueueRunner {
   Loop* const loop_;
   RedisConn* const redis_;
   const QueueKeys keys_;
+  const std::string area_;  // the queue's processing area; "" when off
   std::unique_ptr<Handler> handler_;
   JobQueue queue_;
   std::unique_ptr<WorkerPool> pool_;

@@ -11,6 +11,8 @@ struct PollEvents {
   int events = 0;  // UV_READABLE | UV_WRITABLE wanted by hiredis
 };
 
+void Update(PollEvents* p);
+
 void OnPoll(uv_poll_t* handle, int status, int events) {
   auto* p = static_cast<PollEvents*>(handle->data);
   if (status < 0) {
@@ -20,6 +22,9 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   }
   if (p->context != nullptr && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
   if (p->context != nullptr && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
+  // hiredis saw no error after all (the connection lives): watch it again,
+  // since libuv stopped the handle when it reported the error.
+  if (status < 0 && p->context != nullptr) Update(p);
 }
 
 void Update(PollEvents* p) {

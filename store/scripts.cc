@@ -57,7 +57,8 @@ end
 constexpr std::string_view kToPending = R"lua(
 local function to_pending(base, key, id, interrupted)
   redis.call('HSET', key, 'state', 'pending')
-  if hmget(key, 'phase')[1] == 'disposing' then
+  local rec = hmget(key, 'phase', 'outcome')
+  if rec[1] == 'disposing' and (rec[2] == 'done' or rec[2] == 'failed') then
     interrupted = false
     redis.call('HDEL', key, 'owner', 'claimed')
   else
@@ -150,13 +151,20 @@ while #out < max * 8 do
   local key = base .. 'job:' .. id
   local f = hmget(key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
                  'phase', 'outcome', 'pident')
-  if (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
+  if #id == 0 or #id > 64 or string.find(id, '[/%z]') or id == '.' or id == '..' then
+    -- Not a usable id (it becomes a directory name): pushed by hand.
+    corrupt = corrupt + 1
+    for _, v in ipairs({id, '', '', '0', '0', '0', 'corrupt', ''}) do out[#out + 1] = v end
+  elseif (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
     -- A record edited by hand into something unusable (no name, not a
     -- hash): failed where an operator sees it, and reported to the caller.
     if redis.call('TYPE', key)['ok'] == 'hash' then
       local why = f[4] and 'no name' or 'no state'
       redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: ' .. why)
       redis.call('ZADD', base .. 'failed', now, id)
+    end
+    if f[1] and redis.call('HGET', base .. 'files', f[1]) == id then
+      redis.call('HDEL', base .. 'files', f[1])  -- its file may get a job of its own
     end
     corrupt = corrupt + 1
     for _, v in ipairs({id, '', '', '0', '0', '0', 'corrupt', ''}) do out[#out + 1] = v end

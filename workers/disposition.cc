@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -108,7 +109,15 @@ std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
                                const std::string& job_id) {
   std::string_view stem, ext;
   SplitName(name, &stem, &ext);
-  if (ext.empty()) return d.dir + "/" + name + "." + job_id;
+  // The job id must fit in NAME_MAX too: a long stem is shortened (at a
+  // UTF-8 character boundary), never the id or the extension.
+  const size_t extra = job_id.size() + 1 + (ext.empty() ? 0 : ext.size() + 1);
+  if (stem.size() + extra > NAME_MAX) {
+    size_t keep = extra < NAME_MAX ? NAME_MAX - extra : 1;
+    while (keep > 1 && (static_cast<unsigned char>(stem[keep]) & 0xC0) == 0x80) --keep;
+    stem = stem.substr(0, keep);
+  }
+  if (ext.empty()) return d.dir + "/" + std::string(stem) + "." + job_id;
   std::string out = d.dir + "/";
   out.append(stem);
   out += ".";

@@ -52,6 +52,10 @@ int MoveBack(const std::string& path, const std::string& watch_dir, const std::s
 
 }  // namespace
 
+std::string ProcessingArea(const std::string& processing_dir, const std::string& queue) {
+  return processing_dir.empty() ? std::string() : processing_dir + "/" + queue;
+}
+
 std::string JobDir(const std::string& processing_dir, const std::string& job_id) {
   return processing_dir + "/" + job_id;
 }
@@ -82,15 +86,25 @@ Entered Enter(const std::string& watch_dir, const std::string& processing_dir, c
     return in;
   }
 
-  // An earlier attempt of this job (a crash, a retry) left the file here:
-  // nobody else can have put it there.
-  if (::lstat(in.path.c_str(), &in.st) == 0) {
-    if (!S_ISREG(in.st.st_mode)) {
-      return Fail(RunResult::kError,
-                  "not a regular file (" + std::string(FileKindName(in.st.st_mode)) + ")");
+  // Whatever came in that is not the job's file (swapped in between the
+  // check and the rename) goes back out, untouched, and is seen there again
+  // as what it is.
+  const auto put_back = [&]() -> Entered {
+    std::string where;
+    if (int back = MoveBack(in.path, watch_dir, job.name, job.id, &where); back != 0) {
+      return Fail(RunResult::kError, ErrnoText("put back " + in.path, back));
     }
-    return in;
-  }
+    ::rmdir(dir.c_str());
+    return Fail(RunResult::kReplaced, "replaced by another file (" +
+                                          std::string(FileKindName(in.st.st_mode)) +
+                                          ") before it ran; put back as " + where);
+  };
+  const auto is_the_file = [&] {
+    return S_ISREG(in.st.st_mode) && (job.ident.ino == 0 || in.st.st_ino == job.ident.ino);
+  };
+
+  // An earlier attempt of this job (a crash, a retry) left the file here.
+  if (::lstat(in.path.c_str(), &in.st) == 0) return is_the_file() ? in : put_back();
 
   const std::string src = watch_dir + "/" + job.name;
   struct stat st;
@@ -107,8 +121,14 @@ Entered Enter(const std::string& watch_dir, const std::string& processing_dir, c
   }
 
   int err = MakeDir(dir);
-  if (err == ENOENT) {  // the processing directory itself is missing
+  if (err == ENOENT) {
+    // The area itself is missing (the watched directory was removed and
+    // made again): make it, and processing_dir above it if need be.
     err = MakeDir(processing_dir);
+    if (err == ENOENT) {
+      err = MakeDir(processing_dir.substr(0, processing_dir.rfind('/')));
+      if (err == 0) err = MakeDir(processing_dir);
+    }
     if (err == 0) err = MakeDir(dir);
   }
   if (err != 0) return Fail(RunResult::kError, ErrnoText("mkdir " + dir, err));
@@ -127,25 +147,16 @@ Entered Enter(const std::string& watch_dir, const std::string& processing_dir, c
   if (::lstat(in.path.c_str(), &in.st) != 0) {
     return Fail(RunResult::kError, ErrnoText("lstat " + in.path, errno));
   }
-  if (!S_ISREG(in.st.st_mode) || (job.ident.ino != 0 && in.st.st_ino != job.ident.ino)) {
-    // Swapped between the check and the rename. Whatever came in goes back
-    // out, untouched, and is seen there again as what it is.
-    std::string where;
-    if (int back = MoveBack(in.path, watch_dir, job.name, job.id, &where); back != 0) {
-      return Fail(RunResult::kError, ErrnoText("put back " + in.path, back));
-    }
-    ::rmdir(dir.c_str());
-    return Fail(RunResult::kReplaced, "replaced by another file (" +
-                                          std::string(FileKindName(in.st.st_mode)) +
-                                          ") before it ran; put back as " + where);
-  }
-  return in;
+  return is_the_file() ? in : put_back();
 }
 
 Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::string& watch_dir,
                                          const std::string& job_id) {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(job_dir.c_str()), ::closedir);
-  if (!d) return IoError("opendir " + job_dir, errno);
+  if (!d) {
+    if (errno == ENOENT) return std::vector<std::string>();  // its job just finished
+    return IoError("opendir " + job_dir, errno);
+  }
   std::vector<std::string> names;
   while (const dirent* e = ::readdir(d.get())) {
     const std::string_view n = e->d_name;

@@ -1,7 +1,7 @@
 // The processing area: where a file sits while its handler runs, so that the
 // handler and the disposition work on the very file that was checked.
 //
-//   <watch>/<name>  --rename-->  <processing_dir>/<job id>/<name>
+//   <watch>/<name>  --rename-->  <processing_dir>/<queue>/<job id>/<name>
 //
 // Uploaders can write the watched directory; they cannot write the
 // processing directory (mode 0700, owned by dropqd). Once a file is renamed
@@ -29,7 +29,11 @@
 
 namespace dropq {
 
-// "<processing_dir>/<job_id>": the directory of one job's file.
+// "<processing_dir>/<queue>": one queue's processing area (queues that watch
+// one directory share processing_dir, never an area); "" when off.
+std::string ProcessingArea(const std::string& processing_dir, const std::string& queue);
+
+// "<area>/<job_id>": the directory of one job's file.
 std::string JobDir(const std::string& processing_dir, const std::string& job_id);
 
 // Where the file `name` of job `job_id` is worked on: "<JobDir>/<name>";

@@ -90,7 +90,7 @@ TEST(FilenamesTest, NamesReachTheHandlerIntactAsOneArgument) {
   for (size_t i = 0; i + 2 < fields.size(); i += 3) {
     got.insert(fields[i]);
     // {path} is in the processing area and keeps the name as its last part.
-    const std::string prefix = env.inbox + "/.dropq-processing/";
+    const std::string prefix = env.inbox + "/.dropq-processing/q/";
     EXPECT_EQ(fields[i + 1].rfind(prefix, 0), 0u) << fields[i + 1];
     EXPECT_EQ(fields[i + 1].size(), prefix.size() + 26 + 1 + fields[i].size()) << fields[i + 1];
     EXPECT_EQ(fields[i + 1].substr(fields[i + 1].size() - fields[i].size() - 1), "/" + fields[i]);

@@ -52,7 +52,8 @@ TEST(HandlerEnvTest, PlaceholdersAndEnvironment) {
     const auto by_name = JobIdsByName(env.redis, "media.in");
     ASSERT_EQ(by_name.count(w.name), 1u);
     const std::string id = by_name.at(w.name)[0];
-    const std::string path = env.Processing(id, w.name);  // {path}: where it is processed
+    const std::string path =
+        env.Processing(id, w.name, "media.in");  // {path}: where it is processed
     const std::vector<std::string> got = SplitNul(ReadFile(out + "/" + id));
     const std::vector<std::string> want = {path, w.name, w.stem, w.ext, env.inbox, "media.in", id,
                                            "1", "--out=" + env.inbox + "/../" + w.stem + ".png",

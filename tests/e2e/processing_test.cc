@@ -12,6 +12,7 @@
 
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
+#include "tests/support/process.h"
 #include "tests/support/wait_for.h"
 
 namespace dropq::test {
@@ -155,6 +156,21 @@ TEST(ProcessingTest, FileOfAJobWithoutRecordGoesBackToTheInbox) {
   EXPECT_NE(env.DaemonLog().find("processing.put_back"), std::string::npos) << env.DaemonLog();
   EXPECT_TRUE(ListDir(env.inbox).empty());
   EXPECT_EQ(env.Stop(), 0);
+}
+
+TEST(ProcessingTest, AnAreaOfAnotherUserIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to give the area to another user";
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  env.WriteConfig(QueueSpec{});
+  // Made by someone else before dropqd's first start (an uploader, say).
+  const std::string area = env.inbox + "/.dropq-processing/q";
+  std::filesystem::create_directories(area);
+  ASSERT_EQ(::chown(area.c_str(), 65534, 65534), 0);
+  Process daemon({DROPQD_BIN, "--config", env.config}, env.tmp.Sub("dropqd.log"));
+  EXPECT_EQ(daemon.Wait(seconds(20)), 78) << daemon.Log();
+  EXPECT_NE(daemon.Log().find("belongs\\x20to\\x20uid\\x2065534"), std::string::npos)
+      << daemon.Log();
 }
 
 }  // namespace

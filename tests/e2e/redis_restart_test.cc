@@ -68,7 +68,7 @@ Runs ReadRuns(const std::string& log) {
 }
 
 // Regular files anywhere under `dir`: in the inbox itself, or half-way in
-// its processing area (<inbox>/.dropq-processing/<job id>/<name>).
+// its processing area (<inbox>/.dropq-processing/<queue>/<job id>/<name>).
 size_t FilesUnder(const std::string& dir) {
   size_t n = 0;
   std::error_code ec;

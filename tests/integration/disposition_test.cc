@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -516,6 +517,33 @@ TEST_F(DispositionTest, RecoveringAcrossFilesystemsKnowsTheCopy) {
   EXPECT_EQ(ReadFile(d.dir + "/b.J2.txt"), "B");
   EXPECT_EQ(ReadFile(d.dir + "/b.txt"), "X");
   EXPECT_FALSE(Exists(src2));
+}
+
+}  // namespace
+}  // namespace dropq
+
+namespace dropq {
+namespace {
+
+TEST(MoveFallbackTargetTest, ALongNameIsShortenedToFitTheJobId) {
+  Disposition d;
+  d.kind = Disposition::Kind::kMoveTo;
+  d.dir = "/d";
+  const std::string id = "01M86XMC6NPAX63NN9WZVPE9JK";
+  const std::string name = std::string(240, 'n') + ".txt";
+  const std::string t = MoveFallbackTarget(d, name, id);
+  const std::string last = t.substr(3);
+  EXPECT_EQ(last.size(), static_cast<size_t>(NAME_MAX));
+  EXPECT_EQ(last.substr(last.size() - id.size() - 5), "." + id + ".txt");
+  // Multi-byte characters are not cut in half.
+  std::string wide;
+  for (int i = 0; i < 120; ++i) wide += "\xc3\xa9";  // e-acute, 2 bytes
+  const std::string w = MoveFallbackTarget(d, wide + ".txt", id).substr(3);
+  EXPECT_LE(w.size(), static_cast<size_t>(NAME_MAX));
+  const std::string stem = w.substr(0, w.size() - id.size() - 5);
+  EXPECT_EQ(stem.size() % 2, 0u);
+  // Short names are left alone.
+  EXPECT_EQ(MoveFallbackTarget(d, "README", id), "/d/README." + id);
 }
 
 }  // namespace

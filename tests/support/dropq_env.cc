@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "tests/support/wait_for.h"
@@ -79,6 +80,18 @@ CommandResult DropqEnv::Ctl(std::vector<std::string> args) {
   return RunCommand(args);
 }
 
+namespace {
+// True if anything but (empty) directories is below `dir`.
+bool HoldsFiles(const std::string& dir) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = opendir(dir.c_str());
@@ -88,7 +101,7 @@ std::vector<std::string> ListDir(const std::string& dir) {
     if (n == "." || n == "..") continue;
     // The default processing area is listed only while it holds something,
     // so "the inbox is empty" also means "no file is left half-way".
-    if (n == ".dropq-processing" && ListDir(dir + "/" + n).empty()) continue;
+    if (n == ".dropq-processing" && !HoldsFiles(dir + "/" + n)) continue;
     out.push_back(n);
   }
   closedir(d);

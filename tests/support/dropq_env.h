@@ -59,8 +59,9 @@ class DropqEnv {
 
   // Where the file `name` of job `id` sits while its handler runs (the
   // default processing area).
-  std::string Processing(const std::string& id, const std::string& name) const {
-    return inbox + "/.dropq-processing/" + id + "/" + name;
+  std::string Processing(const std::string& id, const std::string& name,
+                         const std::string& queue = "q") const {
+    return inbox + "/.dropq-processing/" + queue + "/" + id + "/" + name;
   }
 
   RedisServer redis;
@@ -73,7 +74,7 @@ class DropqEnv {
 };
 
 // The names (not paths) of the entries of `dir`, sorted; an empty
-// ".dropq-processing" (the default processing area) is left out.
+// ".dropq-processing" (the default processing areas, holding no file) is left out.
 std::vector<std::string> ListDir(const std::string& dir);
 
 // dropqd's resident set size in KiB (VmRSS), or -1.
