@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <random>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -245,11 +246,9 @@ void QueueRunner::SweepProcessing() {
       [dir = area_, ids] {
         std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
         if (!d) return;
-        constexpr size_t kMaxPerSweep = 4096;  // the next sweep takes the rest
         while (const dirent* e = readdir(d.get())) {
           const std::string_view n = e->d_name;
           if (n != "." && n != ".." && IsJobId(n)) ids->emplace_back(n);
-          if (ids->size() >= kMaxPerSweep) break;
         }
       },
       [this, ids] {
@@ -257,6 +256,13 @@ void QueueRunner::SweepProcessing() {
         std::vector<std::string> args;
         for (auto& id : *ids) {
           if (held_.count(id) == 0) args.push_back(std::move(id));
+        }
+        // Many live jobs (retries waiting, other instances' runs): look at a
+        // random part of them, so that every sweep can reach any orphan.
+        constexpr size_t kMaxPerSweep = 4096;
+        if (args.size() > kMaxPerSweep) {
+          std::shuffle(args.begin(), args.end(), std::mt19937(std::random_device{}()));
+          args.resize(kMaxPerSweep);
         }
         if (args.empty() || draining_ || !redis_->up()) {
           sweeping_processing_ = false;
