@@ -425,6 +425,21 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          q->name = *s;
          return OkStatus();
        }},
+      {"role",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (*s == "both") {
+           q->role = Role::kBoth;
+         } else if (*s == "consume") {
+           q->role = Role::kConsume;
+         } else if (*s == "produce") {
+           q->role = Role::kProduce;
+         } else {
+           return Fail(v, "unknown role \"" + *s + "\" (both, consume or produce)");
+         }
+         return OkStatus();
+       }},
       {"watch",
        [&](const At& v) -> Status {
          auto d = ExistingDir(v);
@@ -527,7 +542,11 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
   q->include = {"*"};
   std::set<std::string> seen;
   if (Status s = Map(at, fields, &seen); !s) return s;
-  if (Status s = Require(at, seen, {"name", "watch", "handler"}); !s) return s;
+  if (Status s = Require(at, seen, {"name", "watch"}); !s) return s;
+  // A queue that only produces runs no handler, so it needs none.
+  if (q->runs_handlers()) {
+    if (Status s = Require(at, seen, {"handler"}); !s) return s;
+  }
   if (seen.count("capacity") == 0) q->capacity = 4 * q->workers;
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;

@@ -42,9 +42,21 @@ struct RetryConfig {
   std::vector<int> tempfail_exit_codes{75};   // EX_TEMPFAIL: retried without using an attempt
 };
 
+// What an instance does for a queue (key `role`). Several instances on one
+// Redis share a queue's jobs; each takes a role per queue.
+enum class Role {
+  kBoth,     // watch the directory, enqueue, and run handlers (the default)
+  kConsume,  // run handlers on jobs other instances enqueued; no watching
+  kProduce,  // watch and enqueue; run no handlers
+};
+
 struct QueueConfig {
-  std::string name;                  // [A-Za-z0-9_.-]+, unique
-  std::string watch;                 // absolute directory that exists, no trailing slash
+  std::string name;  // [A-Za-z0-9_.-]+, unique
+  Role role = Role::kBoth;
+  // Absolute directory that exists, no trailing slash. With role consume it
+  // is not watched: it is where this host sees the producer's files (shared
+  // storage mounted at the same path), for {path} and the dispositions.
+  std::string watch;
   std::vector<std::string> include;  // fnmatch globs on the file name; default {"*"}
   std::vector<std::string> exclude;  // the user's globs; DefaultExcludes() always apply too
   Millis settle{0};
@@ -61,6 +73,9 @@ struct QueueConfig {
   // Absolute, on the watched directory's filesystem; default "<watch>/.dropq-processing".
   // Empty ("off"): the handler works on the file in place.
   std::string processing_dir;
+
+  bool watches() const { return role != Role::kConsume; }
+  bool runs_handlers() const { return role != Role::kProduce; }
 };
 
 struct Config {

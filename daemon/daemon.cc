@@ -48,7 +48,9 @@ Status Daemon::Setup() {
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
 
   auto in = Inotify::Create(&loop_, [this] {
-    for (auto& w : watchers_) w->Rescan();  // events were lost: look at everything again
+    for (auto& w : watchers_) {
+      if (w) w->Rescan();  // events were lost: look at everything again
+    }
   });
   if (!in.ok()) return in.error();
   inotify_ = std::move(*in);
@@ -56,9 +58,12 @@ Status Daemon::Setup() {
   for (const QueueConfig& q : cfg_.queues) {
     auto r = QueueRunner::Create(cfg_, q, &loop_, redis_.get());
     if (!r.ok()) return Error{r.error().code, "queue " + q.name + ": " + r.error().what};
-    auto w = std::make_unique<QueueWatcher>(q, &loop_, r->get());
-    if (Status s = w->Watch(inotify_.get()); !s.ok()) {
-      return Error{s.error().code, "queue " + q.name + ": " + s.error().what};
+    std::unique_ptr<QueueWatcher> w;  // none for role consume: another host watches
+    if (q.watches()) {
+      w = std::make_unique<QueueWatcher>(q, &loop_, r->get());
+      if (Status s = w->Watch(inotify_.get()); !s.ok()) {
+        return Error{s.error().code, "queue " + q.name + ": " + s.error().what};
+      }
     }
     runners_.push_back(std::move(*r));
     watchers_.push_back(std::move(w));
@@ -80,7 +85,9 @@ Status Daemon::Setup() {
   uv_check_start(flush_.get(), [](uv_check_t* c) {
     auto* self = static_cast<Daemon*>(c->data);
     for (auto& r : self->runners_) r->Flush();
-    for (auto& w : self->watchers_) w->Tick();
+    for (auto& w : self->watchers_) {
+      if (w) w->Tick();
+    }
   });
 
   tick_ = MakeTimer(l, this);
@@ -149,7 +156,12 @@ void Daemon::OnRedisUp() {
       // The first time: the start-up scan. Later: only if files arrived while
       // Redis was away (their events could not become jobs).
       const bool rescan = runners_[i]->TakeRescanNeeded();
-      if (first_up_ || rescan) watchers_[i]->Rescan();
+      if (!watchers_[i]) {
+        // Role consume: nothing to scan; jobs come from other instances.
+        LogInfo("queue.consuming", {{"queue", runners_[i]->config().name}});
+      } else if (first_up_ || rescan) {
+        watchers_[i]->Rescan();
+      }
       if (i + 1 == runners_.size()) first_up_ = false;
     });
   }
@@ -275,7 +287,7 @@ void Daemon::RescanRefused() {
   constexpr int64_t kEveryMs = 10000;
   if (shutting_down_ || !redis_->up() || MonoMs() < rescan_refused_due_ms_) return;
   for (size_t i = 0; i < runners_.size(); ++i) {
-    if (runners_[i]->ready() && runners_[i]->TakeRescanNeeded()) {
+    if (watchers_[i] && runners_[i]->ready() && runners_[i]->TakeRescanNeeded()) {
       LogInfo("scan.retry", {{"queue", runners_[i]->config().name}});
       watchers_[i]->Rescan();
       rescan_refused_due_ms_ = MonoMs() + kEveryMs;
@@ -324,7 +336,9 @@ void Daemon::OnSignal(int signum) {
 void Daemon::BeginShutdown() {
   shutting_down_ = true;
   inotify_->Stop();
-  for (auto& w : watchers_) w->Stop();
+  for (auto& w : watchers_) {
+    if (w) w->Stop();
+  }
   uv_timer_start(
       drain_timer_.get(),
       [](uv_timer_t* t) {

@@ -65,7 +65,7 @@ class Daemon {
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
   std::vector<std::unique_ptr<QueueRunner>> runners_;
-  std::vector<std::unique_ptr<QueueWatcher>> watchers_;
+  std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
   UvHandle<uv_signal_t> sigint_, sigterm_;
   UvHandle<uv_check_t> flush_;        // sends each turn's batches
   UvHandle<uv_timer_t> tick_;         // heartbeat and summary, every few seconds

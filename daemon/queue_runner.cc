@@ -102,6 +102,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       keys_(cfg.prefix, q.name),
       area_(ProcessingArea(q.processing_dir, q.name)),
       handler_(std::move(handler)),
+      workers_(q.runs_handlers() ? q.workers : 0),
       queue_(static_cast<size_t>(q.capacity)),
       retry_(q.retry) {
   poll_timer_ = MakeTimer(loop_->get(), this);
@@ -117,14 +118,14 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     loop_->Post([this, p] { OnFinished(std::move(*p)); });
   };
   hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
-  pool_ = std::make_unique<WorkerPool>(q.watch, area_, q.workers, &queue_, handler_.get(),
+  pool_ = std::make_unique<WorkerPool>(q.watch, area_, workers_, &queue_, handler_.get(),
                                        std::move(hooks));
 }
 
 QueueRunner::~QueueRunner() {
   // Workers exit only on sentinels; BeginDrain() sent them. If the daemon
   // never started draining (an early error), send them now so Join returns.
-  if (!draining_) queue_.PushStops(static_cast<size_t>(q_.workers));
+  if (!draining_) queue_.PushStops(static_cast<size_t>(workers_));
   pool_.reset();
 }
 
@@ -319,12 +320,13 @@ void QueueRunner::SweepProcessing() {
 // ---------------------------------------------------------------- claim
 
 void QueueRunner::MaybeClaim() {
+  if (workers_ == 0) return;  // role produce: other instances run the jobs
   if (!ready_ || draining_ || !redis_->up() || !pending_maybe_ || claim_inflight_ > 0) return;
   const int cap = q_.capacity;
   const int free_slots = cap - static_cast<int>(queue_.size());
   // Jobs past the queue (running, or waiting for Redis to take their
   // outcome) are bounded too, so a slow Redis cannot make memory grow.
-  const int unacked_room = cap + 2 * q_.workers - static_cast<int>(held_.size());
+  const int unacked_room = cap + 2 * workers_ - static_cast<int>(held_.size());
   const int ask = std::min({free_slots, unacked_room, kMaxClaim});
   if (ask <= 0) return;
   claim_inflight_ = ask;
@@ -490,7 +492,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
 }
 
 void QueueRunner::OnWorkerExited() {
-  if (++workers_exited_ == q_.workers) pool_->Join();
+  if (++workers_exited_ == workers_) pool_->Join();
   CheckDrained();
 }
 
@@ -850,7 +852,7 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
   drained_ = std::move(drained);
   uv_timer_stop(promote_timer_.get());
   for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
-  queue_.PushStops(static_cast<size_t>(q_.workers));
+  queue_.PushStops(static_cast<size_t>(workers_));
   Flush();
   CheckDrained();
 }
@@ -869,7 +871,7 @@ void QueueRunner::Fence() {
 
 void QueueRunner::CheckDrained() {
   if (!draining_ || !drained_) return;
-  if (workers_exited_ < q_.workers || disposing_ > 0 || !held_.empty()) return;
+  if (workers_exited_ < workers_ || disposing_ > 0 || !held_.empty()) return;
   poll_timer_.Reset();
   promote_timer_.Reset();
   std::exchange(drained_, nullptr)();

@@ -161,6 +161,7 @@ class QueueRunner {
   const QueueKeys keys_;
   const std::string area_;  // the queue's processing area; "" when off
   std::unique_ptr<Handler> handler_;
+  const int workers_;  // handler threads: q.workers, or 0 with role produce
   JobQueue queue_;
   std::unique_ptr<WorkerPool> pool_;
   UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle

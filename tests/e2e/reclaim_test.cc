@@ -42,12 +42,7 @@ TEST(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
   EXPECT_EQ(JobRecord(env.redis, "q", id)["owner"], "test-1");
 
   // A second instance with its own name, same Redis and queue.
-  std::string cfg2 = ReadFile(env.config);
-  const size_t at = cfg2.find("instance: test-1");
-  ASSERT_NE(at, std::string::npos);
-  cfg2.replace(at, 16, "instance: test-2");
-  const std::string config2 = env.tmp.Sub("dropq2.yaml");
-  WriteFile(config2, cfg2);
+  const std::string config2 = WriteInstanceConfig(env, "test-2");
   Process second({DROPQD_BIN, "--config", config2}, env.tmp.Sub("dropqd2.log"));
 
   ASSERT_TRUE(WaitFor([&] { return ProcessGone(orphan); }, seconds(20))) << second.Log();
@@ -102,12 +97,7 @@ TEST(ReclaimTest, LateOutcomeOfAnInstanceCutOffPastItsTtlIsDiscarded) {
   ASSERT_TRUE(WaitFor([&] { return JobRecord(env.redis, "q", id)["attempt"] == "1"; }));
   env.daemon()->Signal(SIGSTOP);
 
-  std::string cfg2 = ReadFile(env.config);
-  const size_t at = cfg2.find("instance: test-1");
-  ASSERT_NE(at, std::string::npos);
-  cfg2.replace(at, 16, "instance: test-2");
-  const std::string config2 = env.tmp.Sub("dropq2.yaml");
-  WriteFile(config2, cfg2);
+  const std::string config2 = WriteInstanceConfig(env, "test-2");
   Process second({DROPQD_BIN, "--config", config2}, env.tmp.Sub("dropqd2.log"));
 
   // The second instance kills the frozen one's handler, takes the job over

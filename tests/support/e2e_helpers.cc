@@ -166,6 +166,29 @@ void SetDrainTimeout(DropqEnv& env, const std::string& value) {
   WriteFile(env.config, y);
 }
 
+std::string WriteInstanceConfig(DropqEnv& env, const std::string& instance,
+                                const std::string& role) {
+  std::string y = ReadFile(env.config);
+  const std::string from = "instance: test-1\n";
+  const size_t at = y.find(from);
+  EXPECT_NE(at, std::string::npos) << "the config has no " << from;
+  if (at != std::string::npos) y.replace(at, from.size(), "instance: " + instance + "\n");
+  if (!role.empty()) {
+    const std::string line = "    role: " + role + "\n";
+    const size_t old = y.find("\n    role: ");
+    if (old != std::string::npos) {
+      y.replace(old + 1, y.find('\n', old + 1) - old, line);
+    } else {
+      const size_t name = y.find("  - name: ");
+      EXPECT_NE(name, std::string::npos);
+      if (name != std::string::npos) y.insert(y.find('\n', name) + 1, line);
+    }
+  }
+  const std::string path = env.tmp.Sub(instance + ".yaml");
+  WriteFile(path, y);
+  return path;
+}
+
 std::string Sha256Hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

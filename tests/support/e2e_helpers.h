@@ -78,6 +78,13 @@ nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue);
 // key would be a duplicate). Call after WriteConfig().
 void SetDrainTimeout(DropqEnv& env, const std::string& value);
 
+// Writes a config for a second instance on the same Redis and queue: env's
+// config with `instance: test-1` replaced by `instance`, and, if `role` is
+// not empty, the queue's role set to it. Returns the new file's path
+// (<tmp>/<instance>.yaml). Call after WriteConfig().
+std::string WriteInstanceConfig(DropqEnv& env, const std::string& instance,
+                                const std::string& role = "");
+
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(const std::string& data);
 

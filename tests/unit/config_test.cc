@@ -174,6 +174,31 @@ TEST_F(ConfigTest, CapacityDefaultsToFourTimesWorkers) {
   EXPECT_EQ(c->queues[0].workers, 7);
 }
 
+TEST_F(ConfigTest, RoleDefaultsToBothAndSaysWhatTheInstanceDoes) {
+  auto c = Parse(Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].role, Role::kBoth);
+  EXPECT_TRUE(c->queues[0].watches());
+  EXPECT_TRUE(c->queues[0].runs_handlers());
+
+  c = Parse(Queue({"role: consume"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].role, Role::kConsume);
+  EXPECT_FALSE(c->queues[0].watches());
+  EXPECT_TRUE(c->queues[0].runs_handlers());
+
+  // A producer runs no handler, so it needs none.
+  c = Parse(Lines({"queues:", "  - name: q", "    role: produce", "    watch: " + inbox_}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].role, Role::kProduce);
+  EXPECT_TRUE(c->queues[0].watches());
+  EXPECT_FALSE(c->queues[0].runs_handlers());
+
+  ExpectError(Queue({"role: worker"}), 6, "queues[0].role", "both, consume or produce");
+  ExpectError(Lines({"queues:", "  - name: q", "    role: consume", "    watch: " + inbox_}), 2,
+              "queues[0].handler", "required key missing");
+}
+
 TEST_F(ConfigTest, FullConfigReadsEveryKey) {
   const std::string manifest = tmp_.Sub("sha256.txt");
   const auto c = Parse(Lines({
