@@ -54,6 +54,14 @@ Status Daemon::Setup() {
   });
   if (!in.ok()) return in.error();
   inotify_ = std::move(*in);
+  // Read events only as fast as Redis takes the jobs they make: a burst
+  // then waits in the kernel's queue, and dropqd's memory stays flat.
+  inotify_->SetGate([this] {
+    for (auto& r : runners_) {
+      if (r->enqueue_backlog() >= QueueRunner::kMaxEnqueueBacklog) return false;
+    }
+    return true;
+  });
 
   for (const QueueConfig& q : cfg_.queues) {
     auto r = QueueRunner::Create(cfg_, q, &loop_, redis_.get());
@@ -88,6 +96,7 @@ Status Daemon::Setup() {
     for (auto& w : self->watchers_) {
       if (w) w->Tick();
     }
+    self->inotify_->MaybeResume();
   });
 
   tick_ = MakeTimer(l, this);
@@ -143,7 +152,16 @@ int Daemon::Run() {
                            {"pid", static_cast<int64_t>(getpid())}});
   redis_->Start();
   loop_.Run();
-  LogInfo("dropqd.exit", {{"status", exit_code_}});
+  uint64_t done = 0, failed = 0;
+  for (auto& r : runners_) {
+    done += r->counters().done;
+    failed += r->counters().failed;
+  }
+  LogInfo("dropqd.exit", {{"status", exit_code_},
+                          {"done", done},
+                          {"failed", failed},
+                          {"redis_commands", redis_->commands_sent()},
+                          {"redis_flushes", redis_->flushes()}});
   return exit_code_;
 }
 

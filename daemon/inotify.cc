@@ -43,6 +43,14 @@ void Inotify::Stop() {
   watches_.clear();
 }
 
+void Inotify::MaybeResume() {
+  if (!paused_ || !fd_.valid() || (gate_ && !gate_())) return;
+  paused_ = false;
+  if (int rc = uv_poll_start(poll_.get(), UV_READABLE, &Inotify::OnReadable); rc < 0) {
+    LogError("inotify.poll", {{"err", uv_strerror(rc)}});
+  }
+}
+
 void Inotify::OnReadable(uv_poll_t* p, int status, int /*events*/) noexcept {
   auto* self = static_cast<Inotify*>(p->data);
   if (status < 0) {
@@ -58,6 +66,11 @@ void Inotify::Drain() {
   // Bounded, so that one busy directory cannot starve the rest of the loop;
   // the poll handle is level-triggered and comes back for the rest.
   for (int round = 0; round < 8 && fd_.valid(); ++round) {
+    if (gate_ && !gate_()) {
+      paused_ = true;
+      uv_poll_stop(poll_.get());
+      return;
+    }
     const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;

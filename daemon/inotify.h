@@ -40,6 +40,14 @@ class Inotify {
   // Stops reading and closes the descriptor; no sink runs afterwards.
   void Stop();
 
+  // Backpressure: `open` is asked before each read of the descriptor. While
+  // it returns false nothing is read, and the events wait in the kernel's
+  // queue (which holds max_queued_events; past that the overflow is
+  // recovered by a rescan) instead of in dropqd's memory. Call
+  // MaybeResume() once per loop turn to read again once it opens.
+  void SetGate(std::function<bool()> open) { gate_ = std::move(open); }
+  void MaybeResume();
+
   uint64_t overflows() const { return overflows_; }
 
  private:
@@ -51,6 +59,8 @@ class Inotify {
   UniqueFd fd_;
   UvHandle<uv_poll_t> poll_;
   std::function<void()> on_overflow_;
+  std::function<bool()> gate_;  // may the descriptor be read now? (null: always)
+  bool paused_ = false;         // the poll handle is stopped by the gate
   std::unordered_map<int, std::pair<std::string, Sink>> watches_;  // wd -> (dir, sink)
   uint64_t overflows_ = 0;
 };

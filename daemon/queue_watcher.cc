@@ -15,8 +15,6 @@ namespace {
 
 // A scanned file this young may still be open for writing.
 constexpr int64_t kScanMarginMs = 2000;
-// Enqueue batches in flight before a scan waits for Redis to catch up.
-constexpr int kMaxEnqueueBacklog = 4;
 
 int64_t MtimeMs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -263,7 +261,7 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
 
 void QueueWatcher::Tick() {
   if (!scan_paused_ || scanner_ == nullptr) return;
-  if (runner_->enqueue_backlog() >= kMaxEnqueueBacklog) return;
+  if (runner_->enqueue_backlog() >= QueueRunner::kMaxEnqueueBacklog) return;
   scan_paused_ = false;
   scanner_->Continue();
 }

@@ -75,7 +75,7 @@ void RedisConn::Connect() {
   // TCP keepalive, and then torn down like a reset one.
   if (!url_.unix_socket) redisEnableKeepAlive(&ac_->c);
   ac_->data = this;
-  if (AttachRedisToLoop(ac_, loop_->get()) != 0) {
+  if (AttachRedisToLoop(ac_, loop_->get(), &flushes_) != 0) {
     LogError("redis.down", {{"addr", url_.Display()}, {"err", "cannot watch the socket"}});
     redisAsyncFree(std::exchange(ac_, nullptr));
     ScheduleReconnect();

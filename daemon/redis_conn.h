@@ -70,6 +70,9 @@ class RedisConn {
 
   // Commands sent on this connection since start (for the summary line).
   uint64_t commands_sent() const { return commands_sent_; }
+  // Writes of the pipelined output to the socket since start: the round
+  // trips dropqd makes (many commands share one).
+  uint64_t flushes() const { return flushes_; }
 
  private:
   struct PendingCall;
@@ -89,6 +92,7 @@ class RedisConn {
   bool stopping_ = false;
   int backoff_ms_ = 100;
   uint64_t commands_sent_ = 0;
+  uint64_t flushes_ = 0;
   std::string last_error_;  // logged once per outage, not per attempt
 };
 

@@ -8,7 +8,8 @@ namespace {
 struct PollEvents {
   redisAsyncContext* context;  // null once hiredis cleaned up
   uv_poll_t handle;
-  int events = 0;  // UV_READABLE | UV_WRITABLE wanted by hiredis
+  int events = 0;               // UV_READABLE | UV_WRITABLE wanted by hiredis
+  uint64_t* flushes = nullptr;  // counts writes of the output buffer; may be null
 };
 
 void Update(PollEvents* p);
@@ -21,7 +22,10 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
     events = p->events;
   }
   if (p->context != nullptr && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
-  if (p->context != nullptr && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
+  if (p->context != nullptr && (events & UV_WRITABLE)) {
+    if (p->flushes != nullptr) ++*p->flushes;
+    redisAsyncHandleWrite(p->context);
+  }
   // hiredis saw no error after all (the connection lives): watch it again,
   // since libuv stopped the handle when it reported the error.
   if (status < 0 && p->context != nullptr) Update(p);
@@ -64,7 +68,7 @@ void Cleanup(void* d) {
 
 }  // namespace
 
-int AttachRedisToLoop(redisAsyncContext* ac, uv_loop_t* loop) {
+int AttachRedisToLoop(redisAsyncContext* ac, uv_loop_t* loop, uint64_t* flushes) {
   if (ac->ev.data != nullptr) return -1;
   auto* p = new PollEvents{};
   if (int rc = uv_poll_init(loop, &p->handle, ac->c.fd); rc < 0) {
@@ -72,6 +76,7 @@ int AttachRedisToLoop(redisAsyncContext* ac, uv_loop_t* loop) {
     return rc;
   }
   p->context = ac;
+  p->flushes = flushes;
   p->handle.data = p;
   ac->ev.addRead = AddRead;
   ac->ev.delRead = DelRead;

@@ -16,12 +16,17 @@
 
 #include <uv.h>
 
+#include <cstdint>
+
 struct redisAsyncContext;
 
 namespace dropq {
 
 // Attaches `ac` to `loop`. Returns 0, or a negative value if `ac` already has
-// an event library attached or the poll handle could not be made.
-int AttachRedisToLoop(redisAsyncContext* ac, uv_loop_t* loop);
+// an event library attached or the poll handle could not be made. Each time
+// hiredis writes its output buffer to the socket (one pipeline flush: every
+// command queued since the last one goes out together) `*flushes` grows by
+// one; it must outlive `ac` (may be null).
+int AttachRedisToLoop(redisAsyncContext* ac, uv_loop_t* loop, uint64_t* flushes);
 
 }  // namespace dropq
