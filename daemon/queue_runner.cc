@@ -664,7 +664,11 @@ void QueueRunner::QueueAck(Held& h, const std::string& state, const std::string&
 }
 
 void QueueRunner::SendAcks() {
-  if (ack_ids_.empty()) return;
+  // One ACK call in flight at a time: what finishes meanwhile waits for its
+  // reply and goes out as one batch, so a burst costs a few round trips per
+  // batch instead of one per job, and a quiet queue still acknowledges at once.
+  if (ack_ids_.empty() || acks_inflight_) return;
+  acks_inflight_ = true;
   std::vector<std::string> ids = std::exchange(ack_ids_, {});
   std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs()),
                                    std::to_string(q_.keep_done), std::to_string(q_.keep_failed)};
@@ -675,6 +679,7 @@ void QueueRunner::SendAcks() {
   }
   redis_->Eval(
       AckScript(), keys_.base(), std::move(args), [this, ids = std::move(ids)](Result<Reply> r) {
+        acks_inflight_ = false;  // the next Flush() sends what collected meanwhile
         const bool sent = r.ok() && !r->is_error();
         if (!sent) {
           LogWarn("ack.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
@@ -739,13 +744,15 @@ void QueueRunner::SendReleases() {
 }
 
 void QueueRunner::SendStarted() {
-  if (started_batch_.empty()) return;
+  if (started_batch_.empty() || started_inflight_) return;  // batched as SendAcks()
+  started_inflight_ = true;
   std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs())};
   for (auto& a : started_batch_) args.push_back(std::move(a));
   started_batch_.clear();
   // Best effort: the outcome carries the attempt again, so a lost STARTED
   // only hides for a moment that the run began.
-  redis_->Eval(StartedScript(), keys_.base(), std::move(args), [](Result<Reply>) {});
+  redis_->Eval(StartedScript(), keys_.base(), std::move(args),
+               [this](Result<Reply>) { started_inflight_ = false; });
 }
 
 void QueueRunner::Flush() {

@@ -9,6 +9,7 @@ struct PollEvents {
   redisAsyncContext* context;  // null once hiredis cleaned up
   uv_poll_t handle;
   int events = 0;               // UV_READABLE | UV_WRITABLE wanted by hiredis
+  int active = 0;               // what the poll handle watches now
   uint64_t* flushes = nullptr;  // counts writes of the output buffer; may be null
 };
 
@@ -19,6 +20,7 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   if (status < 0) {
     // The socket failed (ECONNRESET, a refused connect...). libuv stopped
     // the handle; let hiredis find out by doing what it waits for.
+    p->active = 0;
     events = p->events;
   }
   if (p->context != nullptr && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
@@ -31,7 +33,12 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   if (status < 0 && p->context != nullptr) Update(p);
 }
 
+// hiredis asks for writability on every command it queues; restarting the
+// poll handle each time would cost an epoll_ctl per command. Only a change
+// reaches libuv.
 void Update(PollEvents* p) {
+  if (p->events == p->active) return;
+  p->active = p->events;
   if (p->events != 0) {
     uv_poll_start(&p->handle, p->events, OnPoll);
   } else {
