@@ -550,7 +550,8 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
   if (seen.count("capacity") == 0) q->capacity = 4 * q->workers;
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;
-  if (!processing_off && q->processing_dir.empty()) q->processing_dir = q->watch + "/.dropq-processing";
+  if (!processing_off && q->processing_dir.empty())
+    q->processing_dir = q->watch + "/.dropq-processing";
   if (Status s = CheckProcessingDir(at, *q); !s) return s;
 
   // A manifest the queue itself would pick up feeds itself forever.
@@ -579,7 +580,8 @@ Status Parser::CheckProcessingDir(const At& queue, const QueueConfig& q) const {
   if (SameDir(q.processing_dir, q.watch)) {
     return Fail(at, q.processing_dir + " is the watched directory");
   }
-  struct stat watch {}, dir {};
+  struct stat watch {};
+  struct stat dir {};
   std::string probe = q.processing_dir;
   if (stat(probe.c_str(), &dir) != 0) {
     const size_t slash = probe.rfind('/');

@@ -192,8 +192,8 @@ class QueueRunner {
   std::vector<std::string> started_batch_;  // (id, attempt) ...
   std::vector<std::string> record_ids_;
   std::vector<std::string> ack_ids_;
-  bool acks_inflight_ = false;     // an ACK call awaits its reply
-  bool started_inflight_ = false;  // a STARTED call awaits its reply
+  bool acks_inflight_ = false;              // an ACK call awaits its reply
+  bool started_inflight_ = false;           // a STARTED call awaits its reply
   std::vector<std::string> release_batch_;  // (id, interrupted) ...
   std::vector<std::string> forget_batch_;
   bool sweeping_ = false;

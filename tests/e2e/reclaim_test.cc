@@ -128,7 +128,9 @@ TEST(ReclaimTest, LateOutcomeOfAnInstanceCutOffPastItsTtlIsDiscarded) {
       [&] { return env.DaemonLog().find("instance.unfenced") != std::string::npos; }, seconds(20)))
       << env.DaemonLog();
   ASSERT_TRUE(WaitFor(
-      [&] { return env.redis.CmdInt({"SISMEMBER", "dropq:instances", "test-1"}) == 1; },
+      [&] {
+        return env.redis.CmdInt({"SISMEMBER", "dropq:instances", "test-1"}) == 1;
+      },
       seconds(20)));
   EXPECT_EQ(JobRecord(env.redis, "q", id), done) << env.DaemonLog();
   EXPECT_EQ(ListDir(env.done).size(), 1u);

@@ -23,8 +23,8 @@ using std::chrono::seconds;
 
 // Each run appends "<instance> <name>" to `log`, after `sleep_s` seconds.
 QueueSpec LoggingQueue(DropqEnv& env, const std::string& log, const std::string& sleep_s) {
-  const std::string script = WriteScript(env.tmp.Sub("log.sh"),
-                                         "sleep " + sleep_s +
+  const std::string script =
+      WriteScript(env.tmp.Sub("log.sh"), "sleep " + sleep_s +
                                              "\n"
                                              "printf '%s %s\\n' \"$DROPQ_INSTANCE\" \"$2\" >> "
                                              "\"$1\"\n");
@@ -82,8 +82,9 @@ TEST(ScaleOutTest, BothAndConsumeShareABurstEachFileOnce) {
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
   const std::string config2 = WriteInstanceConfig(env, "test-2", "consume");
   Process second({DROPQD_BIN, "--config", config2}, env.tmp.Sub("dropqd2.log"));
-  ASSERT_TRUE(WaitFor([&] { return second.Log().find("queue.consuming queue=q") != std::string::npos; },
-                      seconds(30)))
+  ASSERT_TRUE(
+      WaitFor([&] { return second.Log().find("queue.consuming queue=q") != std::string::npos; },
+              seconds(30)))
       << second.Log();
 
   constexpr int kFiles = 2000;
@@ -133,8 +134,8 @@ TEST(ScaleOutTest, ProduceOnlyAndConsumeOnlyLoseNothing) {
 
   // And files dropped while both run flow through the consumer too.
   WriteFile(env.inbox + "/late.dat", "late");
-  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "done") == kFiles + 1; },
-                      seconds(30)))
+  ASSERT_TRUE(
+      WaitFor([&] { return StatCounter(env.redis, "q", "done") == kFiles + 1; }, seconds(30)))
       << consumer.Log().substr(0, 4000);
 
   consumer.Signal(SIGTERM);
