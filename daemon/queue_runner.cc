@@ -21,9 +21,10 @@
 namespace dropq {
 namespace {
 
-constexpr size_t kMaxBatch = 256;      // jobs per script call
-constexpr int kMaxClaim = 128;         // jobs per CLAIM call
-constexpr uint64_t kIdlePollMs = 500;  // how often an idle queue looks for work
+constexpr size_t kMaxBatch = 256;            // jobs per script call
+constexpr int kMaxClaim = 128;               // jobs per CLAIM call
+constexpr uint64_t kIdlePollMs = 500;        // how often an idle queue looks for work
+constexpr int64_t kReconcileRetryMs = 1000;  // after Redis refused the reconcile
 // How often a queue looks for due retries when it knows of none (other
 // instances schedule retries too).
 constexpr int64_t kIdlePromoteMs = 2000;
@@ -135,6 +136,7 @@ void QueueRunner::Start() {
       poll_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<QueueRunner*>(t->data);
+        self->RetryReconcile();
         self->RetryDisposals();  // also while draining: those jobs are not done yet
         self->ResendRefused();
         self->pending_maybe_ = true;
@@ -793,6 +795,7 @@ void QueueRunner::ResendRefused() {
 
 void QueueRunner::OnRedisUp(std::function<void()> done) {
   ready_ = false;
+  reconcile_due_ms_ = 0;  // a retry waiting for a refused reconcile is superseded
   // First the outcomes Redis has not confirmed, in the order they happened...
   Resend();
   // ...then every active job of this instance that it does not hold goes
@@ -804,7 +807,15 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                  if (!r.ok() || r->is_error()) {
                    LogWarn("requeue.failed",
                            {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
-                   return;  // the next reconnect tries again
+                   // Connection lost: the reconnect reconciles again. Redis
+                   // answered with an error (LOADING after a restart, a key
+                   // of the wrong type): no reconnect is coming, so the idle
+                   // poll tries again in a second.
+                   if (r.ok()) {
+                     reconcile_done_ = std::move(done);
+                     reconcile_due_ms_ = MonoMs() + kReconcileRetryMs;
+                   }
+                   return;
                  }
                  if (!r->elements.empty()) {
                    LogInfo("job.requeued", {{"queue", q_.name}, {"count", r->elements.size()}});
@@ -815,6 +826,13 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                  Promote();
                  done();
                });
+}
+
+void QueueRunner::RetryReconcile() {
+  if (ready_ || draining_ || reconcile_due_ms_ == 0 || !redis_->up()) return;
+  if (MonoMs() < reconcile_due_ms_) return;
+  reconcile_due_ms_ = 0;
+  OnRedisUp(std::exchange(reconcile_done_, nullptr));
 }
 
 void QueueRunner::Promote() {

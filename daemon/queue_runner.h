@@ -149,6 +149,9 @@ class QueueRunner {
   void Resend();
   // Resend() while Redis is up, with backoff: for calls it refused.
   void ResendRefused();
+  // OnRedisUp() again once its reconcile was refused by Redis (e.g. LOADING)
+  // and the retry is due.
+  void RetryReconcile();
   void CheckDrained();
   // Moves due retries to pending, then arms the timer for the next one.
   void Promote();
@@ -180,6 +183,8 @@ class QueueRunner {
   int workers_exited_ = 0;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
   int64_t resend_backoff_ms_ = 1000;
+  int64_t reconcile_due_ms_ = 0;              // monotonic: retry a refused reconcile then; 0: none
+  std::function<void()> reconcile_done_;      // OnRedisUp()'s `done`, kept for that retry
   int disposing_ = 0;                         // threadpool moves in flight
   std::vector<std::string> dispose_waiting_;  // failed dispositions waiting to be retried
   std::function<void()> drained_;
