@@ -43,15 +43,7 @@ TEST(BigBurstTest, MemoryStaysBoundedAndEveryFileIsDoneOnce) {
   // renames would only make it slower.
   q.extra = "processing_dir: off\nkeep_done: 1000";
   env.WriteConfig(q);
-#if defined(__SANITIZE_ADDRESS__)
-  // Freed memory would sit in ASan's quarantine and grow RSS with churn
-  // alone (see capacity_test): measure dropqd without it.
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  const std::string asan_options =
-      std::string(asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +
-      "quarantine_size_mb=0";
-  ::setenv("ASAN_OPTIONS", asan_options.c_str(), 1);
-#endif
+  DisableAsanQuarantine();  // memory is measured below
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
   const pid_t pid = env.daemon()->pid();
 

@@ -39,16 +39,7 @@ TEST(CapacityTest, BacklogStaysInRedisAndMemoryStaysFlat) {
   q.workers = kWorkers;
   q.capacity = kCapacity;
   env.WriteConfig(q);
-#if defined(__SANITIZE_ADDRESS__)
-  // Under AddressSanitizer, freed memory sits in a quarantine (256 MiB by
-  // default) and RSS grows with allocation churn whatever the daemon holds:
-  // measure dropqd without it. Only dropqd started from here on sees this.
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  const std::string asan_options =
-      std::string(asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +
-      "quarantine_size_mb=0";
-  ::setenv("ASAN_OPTIONS", asan_options.c_str(), 1);
-#endif
+  DisableAsanQuarantine();  // memory is measured below
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
   const pid_t pid = env.daemon()->pid();
 

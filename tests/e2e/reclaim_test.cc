@@ -15,28 +15,42 @@ namespace {
 
 using std::chrono::seconds;
 
-TEST(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
+// Both tests: instance test-1 (heartbeat_ttl 1s) runs one queue with one
+// worker, whose handler logs "start <instance>", leaves its pid in pids/,
+// waits for the file `go`, then logs "end <instance>".
+class ReclaimTest : public ::testing::Test {
+ protected:
+  // Starts test-1, drops a.txt and returns once its handler runs: sets
+  // first_run (the handler's pid) and id (the job's).
+  void StartFirstRun() {
+    ASSERT_TRUE(env.redis.ok());
+    const std::string script = WriteScript(env.tmp.Sub("gate.sh"),
+                                           "printf 'start %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n"
+                                           "echo $$ > \"$3/$$\"\n"
+                                           "while [ ! -e \"$1\" ]; do sleep 0.05; done\n"
+                                           "printf 'end %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n");
+    QueueSpec q;
+    q.handler = "exec: [\"/bin/sh\", \"" + script + "\", \"" + go + "\", \"" + log + "\", \"" +
+                pids + "\"]";
+    q.workers = 1;
+    env.WriteConfig(q, "heartbeat_ttl: 1s\n");
+    ASSERT_TRUE(env.Start()) << env.DaemonLog();
+    WriteFile(env.inbox + "/a.txt", "a");
+    ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
+    ASSERT_TRUE(WaitFor([&] { return (first_run = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
+    id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
+  }
+
   DropqEnv env;
-  ASSERT_TRUE(env.redis.ok());
   const std::string log = env.tmp.Sub("handler.log"), go = env.tmp.Sub("go");
   const std::string pids = env.tmp.Mkdir("pids");
-  const std::string script = WriteScript(env.tmp.Sub("gate.sh"),
-                                         "printf 'start %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n"
-                                         "echo $$ > \"$3/$$\"\n"
-                                         "while [ ! -e \"$1\" ]; do sleep 0.05; done\n"
-                                         "printf 'end %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n");
-  QueueSpec q;
-  q.handler =
-      "exec: [\"/bin/sh\", \"" + script + "\", \"" + go + "\", \"" + log + "\", \"" + pids + "\"]";
-  q.workers = 1;
-  env.WriteConfig(q, "heartbeat_ttl: 1s\n");
-  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  pid_t first_run = -1;
+  std::string id;
+};
 
-  WriteFile(env.inbox + "/a.txt", "a");
-  ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
-  pid_t orphan = -1;
-  ASSERT_TRUE(WaitFor([&] { return (orphan = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
-  const std::string id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
+TEST_F(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
+  ASSERT_NO_FATAL_FAILURE(StartFirstRun());
+  const pid_t orphan = first_run;
   ASSERT_EQ(env.Stop(SIGKILL, seconds(10)), 128 + SIGKILL);
   EXPECT_FALSE(ProcessGone(orphan));
   EXPECT_EQ(JobRecord(env.redis, "q", id)["owner"], "test-1");
@@ -72,28 +86,8 @@ TEST(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
 // finishes it; when the first wakes, whatever it says about the job (its
 // handler was killed meanwhile) comes too late and is discarded, logged, and
 // never overwrites the new owner's outcome. The first instance keeps running.
-TEST(ReclaimTest, LateOutcomeOfAnInstanceCutOffPastItsTtlIsDiscarded) {
-  DropqEnv env;
-  ASSERT_TRUE(env.redis.ok());
-  const std::string log = env.tmp.Sub("handler.log"), go = env.tmp.Sub("go");
-  const std::string pids = env.tmp.Mkdir("pids");
-  const std::string script = WriteScript(env.tmp.Sub("gate.sh"),
-                                         "printf 'start %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n"
-                                         "echo $$ > \"$3/$$\"\n"
-                                         "while [ ! -e \"$1\" ]; do sleep 0.05; done\n"
-                                         "printf 'end %s\\n' \"$DROPQ_INSTANCE\" >> \"$2\"\n");
-  QueueSpec q;
-  q.handler =
-      "exec: [\"/bin/sh\", \"" + script + "\", \"" + go + "\", \"" + log + "\", \"" + pids + "\"]";
-  q.workers = 1;
-  env.WriteConfig(q, "heartbeat_ttl: 1s\n");
-  ASSERT_TRUE(env.Start()) << env.DaemonLog();
-
-  WriteFile(env.inbox + "/a.txt", "a");
-  ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
-  pid_t first_run = -1;
-  ASSERT_TRUE(WaitFor([&] { return (first_run = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
-  const std::string id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
+TEST_F(ReclaimTest, LateOutcomeOfAnInstanceCutOffPastItsTtlIsDiscarded) {
+  ASSERT_NO_FATAL_FAILURE(StartFirstRun());
   ASSERT_TRUE(WaitFor([&] { return JobRecord(env.redis, "q", id)["attempt"] == "1"; }));
   env.daemon()->Signal(SIGSTOP);
 

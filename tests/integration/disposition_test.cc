@@ -509,6 +509,9 @@ TEST_F(DispositionTest, RecoveringAcrossFilesystemsKnowsTheCopy) {
   // Another file under the name (another mtime): copied to the fallback name.
   const std::string src2 = Src("b.txt", "B");
   WriteFile(d.dir + "/b.txt", "X");
+  // Same size as the source: only the mtime tells them apart, and two files
+  // written within one clock tick can share it. Make it differ for certain.
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d.dir + "/b.txt").c_str(), times, 0), 0);
   DisposeOptions opt2 = IdentOf(src2);
   opt2.recovering = true;
   auto r2 = Dispose(d, src2, "b.txt", "J2", opt2);

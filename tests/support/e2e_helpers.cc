@@ -166,6 +166,16 @@ void SetDrainTimeout(DropqEnv& env, const std::string& value) {
   WriteFile(env.config, y);
 }
 
+void DisableAsanQuarantine() {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string options =
+      std::string(asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +
+      "quarantine_size_mb=0";
+  ::setenv("ASAN_OPTIONS", options.c_str(), 1);
+#endif
+}
+
 std::string WriteInstanceConfig(DropqEnv& env, const std::string& instance,
                                 const std::string& role) {
   std::string y = ReadFile(env.config);

@@ -78,6 +78,12 @@ nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue);
 // key would be a duplicate). Call after WriteConfig().
 void SetDrainTimeout(DropqEnv& env, const std::string& value);
 
+// Under AddressSanitizer, freed memory sits in a quarantine (256 MiB by
+// default), so RSS grows with allocation churn whatever dropqd holds. Tests
+// that measure dropqd's memory call this before starting it: every process
+// started afterwards runs without the quarantine. No-op in other builds.
+void DisableAsanQuarantine();
+
 // Writes a config for a second instance on the same Redis and queue: env's
 // config with `instance: test-1` replaced by `instance`, and, if `role` is
 // not empty, the queue's role set to it. Returns the new file's path
