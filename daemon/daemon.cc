@@ -58,7 +58,7 @@ Status Daemon::Setup() {
   // then waits in the kernel's queue, and dropqd's memory stays flat.
   inotify_->SetGate([this] {
     for (auto& r : runners_) {
-      if (r->enqueue_backlog() >= QueueRunner::kMaxEnqueueBacklog) return false;
+      if (r->enqueue_behind()) return false;
     }
     return true;
   });

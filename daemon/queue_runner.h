@@ -71,11 +71,13 @@ class QueueRunner {
   // without its file moving: Redis lost the acknowledgement's effects), so
   // the scan takes it as new. Called after a full scan.
   void SweepProcessing();
-  // Producers (the scanner, the inotify reader) pause while
-  // enqueue_backlog() is at least this.
-  static constexpr int kMaxEnqueueBacklog = 4;
-  // ENQUEUE batches sent and not yet answered (the scanner paces itself on it).
-  int enqueue_backlog() const { return enqueue_inflight_ + (enqueue_batch_.empty() ? 0 : 1); }
+  // Redis is behind with this queue's enqueues: four ENQUEUE batches (the
+  // one being collected included) await their reply. The producers, the
+  // scanner and the inotify reader, pause while it holds.
+  bool enqueue_behind() const {
+    constexpr int kMaxEnqueueBacklog = 4;
+    return enqueue_inflight_ + (enqueue_batch_.empty() ? 0 : 1) >= kMaxEnqueueBacklog;
+  }
   // Set when an ENQUEUE could not be sent: the files are on disk, and the
   // owner rescans once Redis is back. Reading clears it.
   bool TakeRescanNeeded() { return std::exchange(rescan_needed_, false); }

@@ -261,7 +261,7 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
 
 void QueueWatcher::Tick() {
   if (!scan_paused_ || scanner_ == nullptr) return;
-  if (runner_->enqueue_backlog() >= QueueRunner::kMaxEnqueueBacklog) return;
+  if (runner_->enqueue_behind()) return;
   scan_paused_ = false;
   scanner_->Continue();
 }

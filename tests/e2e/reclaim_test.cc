@@ -41,6 +41,19 @@ class ReclaimTest : public ::testing::Test {
     id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
   }
 
+  // Instance test-2 (`second`) kills test-1's handler, takes the job over,
+  // runs it once `go` exists, and finishes it.
+  void ExpectTakenOverAndDone(Process& second) {
+    ASSERT_TRUE(WaitFor([&] { return ProcessGone(first_run); }, seconds(20))) << second.Log();
+    ASSERT_TRUE(
+        WaitFor([&] { return JobRecord(env.redis, "q", id)["owner"] == "test-2"; }, seconds(20)))
+        << second.Log();
+    WriteFile(go, "");
+    ASSERT_TRUE(
+        WaitFor([&] { return JobRecord(env.redis, "q", id)["state"] == "done"; }, seconds(20)))
+        << second.Log();
+  }
+
   DropqEnv env;
   const std::string log = env.tmp.Sub("handler.log"), go = env.tmp.Sub("go");
   const std::string pids = env.tmp.Mkdir("pids");
@@ -50,23 +63,15 @@ class ReclaimTest : public ::testing::Test {
 
 TEST_F(ReclaimTest, ExpiredInstancesJobsAreReclaimedAfterItsOrphanIsKilled) {
   ASSERT_NO_FATAL_FAILURE(StartFirstRun());
-  const pid_t orphan = first_run;
   ASSERT_EQ(env.Stop(SIGKILL, seconds(10)), 128 + SIGKILL);
-  EXPECT_FALSE(ProcessGone(orphan));
+  EXPECT_FALSE(ProcessGone(first_run));  // the orphan lives on
   EXPECT_EQ(JobRecord(env.redis, "q", id)["owner"], "test-1");
 
   // A second instance with its own name, same Redis and queue.
   const std::string config2 = WriteInstanceConfig(env, "test-2");
   Process second({DROPQD_BIN, "--config", config2}, env.tmp.Sub("dropqd2.log"));
 
-  ASSERT_TRUE(WaitFor([&] { return ProcessGone(orphan); }, seconds(20))) << second.Log();
-  ASSERT_TRUE(
-      WaitFor([&] { return JobRecord(env.redis, "q", id)["owner"] == "test-2"; }, seconds(20)))
-      << second.Log();
-  WriteFile(go, "");
-  ASSERT_TRUE(
-      WaitFor([&] { return JobRecord(env.redis, "q", id)["state"] == "done"; }, seconds(20)))
-      << second.Log();
+  ASSERT_NO_FATAL_FAILURE(ExpectTakenOverAndDone(second));
   auto rec = JobRecord(env.redis, "q", id);
   EXPECT_EQ(rec["attempt"], "2");
   EXPECT_EQ(rec["interrupted"], "1");
@@ -96,14 +101,7 @@ TEST_F(ReclaimTest, LateOutcomeOfAnInstanceCutOffPastItsTtlIsDiscarded) {
 
   // The second instance kills the frozen one's handler, takes the job over
   // and finishes it.
-  ASSERT_TRUE(WaitFor([&] { return ProcessGone(first_run); }, seconds(20))) << second.Log();
-  ASSERT_TRUE(
-      WaitFor([&] { return JobRecord(env.redis, "q", id)["owner"] == "test-2"; }, seconds(20)))
-      << second.Log();
-  WriteFile(go, "");
-  ASSERT_TRUE(
-      WaitFor([&] { return JobRecord(env.redis, "q", id)["state"] == "done"; }, seconds(20)))
-      << second.Log();
+  ASSERT_NO_FATAL_FAILURE(ExpectTakenOverAndDone(second));
   const auto done = JobRecord(env.redis, "q", id);
 
   // The first instance wakes up holding a job that is no longer its own.
