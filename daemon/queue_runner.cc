@@ -102,6 +102,10 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       redis_(redis),
       keys_(cfg.prefix, q.name),
       area_(ProcessingArea(q.processing_dir, q.name)),
+      spares_(area_.empty() || !q.runs_handlers()
+                  ? nullptr
+                  : std::make_shared<SpareDirs>(area_, cfg.instance,
+                                                static_cast<size_t>(2 * q.workers + 2))),
       handler_(std::move(handler)),
       workers_(q.runs_handlers() ? q.workers : 0),
       queue_(static_cast<size_t>(q.capacity)),
@@ -119,8 +123,10 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     loop_->Post([this, p] { OnFinished(std::move(*p)); });
   };
   hooks.exited = [this] { loop_->Post([this] { OnWorkerExited(); }); };
+  // Blocking, once: spares an earlier run left go before any worker starts.
+  if (spares_) spares_->Reset();
   pool_ = std::make_unique<WorkerPool>(q.watch, area_, workers_, &queue_, handler_.get(),
-                                       std::move(hooks));
+                                       std::move(hooks), spares_.get());
 }
 
 QueueRunner::~QueueRunner() {
@@ -582,11 +588,12 @@ void QueueRunner::StartDispose(const std::string& id) {
   auto where = std::make_shared<Result<std::string>>(std::string());
   const int rc = QueueWork(
       loop_->get(),
-      [d, src = std::move(src), name = h.job.name, id, opt = std::move(opt), proc, where] {
+      [d, src = std::move(src), name = h.job.name, id, opt = std::move(opt), proc, where,
+       spares = spares_] {
         // threadpool: the blocking move or unlink
         *where = Dispose(d, src, name, id, opt);
         if (!proc.empty() && (where->ok() || where->error().code == Errc::kVanished)) {
-          RemoveJobDir(proc, id);
+          RemoveJobDir(proc, id, spares.get());
         }
       },
       [this, id, where] { OnDisposed(id, std::move(*where)); });

@@ -35,6 +35,7 @@
 #include "workers/handler.h"
 #include "workers/job_queue.h"
 #include "workers/retry_policy.h"
+#include "workers/spare_dirs.h"
 #include "workers/worker_pool.h"
 
 namespace dropq {
@@ -168,6 +169,9 @@ class QueueRunner {
   RedisConn* const redis_;
   const QueueKeys keys_;
   const std::string area_;  // the queue's processing area; "" when off
+  // Empty job directories for reuse (null when the area is off); shared with
+  // the workers and with threadpool work that may outlive a callback.
+  const std::shared_ptr<SpareDirs> spares_;
   std::unique_ptr<Handler> handler_;
   const int workers_;  // handler threads: q.workers, or 0 with role produce
   JobQueue queue_;

@@ -151,8 +151,9 @@ while #out < max * 8 do
   local key = base .. 'job:' .. id
   local f = hmget(key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
                  'phase', 'outcome', 'pident')
-  if #id == 0 or #id > 64 or string.find(id, '[/%z]') or id == '.' or id == '..' then
-    -- Not a usable id (it becomes a directory name): pushed by hand.
+  if #id == 0 or #id > 64 or string.find(id, '[/%z]') or string.sub(id, 1, 1) == '.' then
+    -- Not a usable id (it becomes a directory name; a leading dot is
+    -- the processing area's own, see workers/spare_dirs.h): pushed by hand.
     corrupt = corrupt + 1
     for _, v in ipairs({id, '', '', '0', '0', '0', 'corrupt', ''}) do out[#out + 1] = v end
   elseif (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then

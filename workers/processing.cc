@@ -69,7 +69,8 @@ std::string WorkPath(const std::string& watch_dir, const std::string& processing
   return watch_dir + "/" + name;
 }
 
-Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job) {
+Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job,
+              SpareDirs* spares) {
   const std::string dir = JobDir(processing_dir, job.id);
   Entered in;
   in.path = WorkPath(watch_dir, processing_dir, job.id, job.name);
@@ -120,7 +121,7 @@ Entered Enter(const std::string& watch_dir, const std::string& processing_dir, c
                 "replaced before it ran (now: " + std::string(FileKindName(st.st_mode)) + ")");
   }
 
-  int err = MakeDir(dir);
+  int err = spares != nullptr && spares->Take(dir) ? 0 : MakeDir(dir);
   if (err == ENOENT) {
     // The area itself is missing (the watched directory was removed and
     // made again): make it, and processing_dir above it if need be.
@@ -175,8 +176,13 @@ Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::
   return moved;
 }
 
-void RemoveJobDir(const std::string& processing_dir, const std::string& job_id) {
-  ::rmdir(JobDir(processing_dir, job_id).c_str());
+void RemoveJobDir(const std::string& processing_dir, const std::string& job_id, SpareDirs* spares) {
+  const std::string dir = JobDir(processing_dir, job_id);
+  if (spares != nullptr) {
+    spares->Give(dir);
+  } else {
+    ::rmdir(dir.c_str());
+  }
 }
 
 }  // namespace dropq

@@ -26,6 +26,7 @@
 
 #include "common/job.h"
 #include "common/result.h"
+#include "workers/spare_dirs.h"
 
 namespace dropq {
 
@@ -58,8 +59,10 @@ struct Entered {
 // under its name, or "<name>.<job id>" if that is taken, and the job ends as
 // kReplaced; it has a job of its own, or gets one when it is seen again.
 // Where WorkPath() is in place, only checks the file there: a narrow window
-// remains between that check and the handler's open.
-Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job);
+// remains between that check and the handler's open. The job directory comes
+// from `spares` when it has one (may be null).
+Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job,
+              SpareDirs* spares = nullptr);
 
 // Moves what is left in `job_dir` (a file of a job that will not run again:
 // its record was lost, or it ended without its file being moved) back into
@@ -68,8 +71,10 @@ Entered Enter(const std::string& watch_dir, const std::string& processing_dir, c
 Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::string& watch_dir,
                                          const std::string& job_id);
 
-// Removes the job directory once its file has left it. Best effort: a
-// directory that is not empty (or gone) is left as it is.
-void RemoveJobDir(const std::string& processing_dir, const std::string& job_id);
+// Removes the job directory once its file has left it, or gives it to
+// `spares` (may be null) for a later job. Best effort: a directory that is
+// not empty (or gone) is left as it is.
+void RemoveJobDir(const std::string& processing_dir, const std::string& job_id,
+                  SpareDirs* spares = nullptr);
 
 }  // namespace dropq

@@ -13,13 +13,14 @@
 namespace dropq {
 
 WorkerPool::WorkerPool(std::string watch_dir, std::string processing_dir, int workers,
-                       JobQueue* queue, Handler* handler, Hooks hooks)
+                       JobQueue* queue, Handler* handler, Hooks hooks, SpareDirs* spares)
     : watch_dir_(std::move(watch_dir)),
       processing_dir_(std::move(processing_dir)),
       workers_(workers),
       queue_(queue),
       handler_(handler),
-      hooks_(std::move(hooks)) {}
+      hooks_(std::move(hooks)),
+      spares_(spares) {}
 
 WorkerPool::~WorkerPool() { Join(); }
 
@@ -62,7 +63,7 @@ void WorkerPool::Run(Slot* slot) noexcept {
 }
 
 Outcome WorkerPool::RunOne(Job job, Slot* slot) {
-  Entered in = Enter(watch_dir_, processing_dir_, job);
+  Entered in = Enter(watch_dir_, processing_dir_, job, spares_);
   Outcome out;
   if (in.result != RunResult::kOk) {
     out.result = in.result;

@@ -21,6 +21,7 @@
 #include "workers/cancel_token.h"
 #include "workers/handler.h"
 #include "workers/job_queue.h"
+#include "workers/spare_dirs.h"
 
 namespace dropq {
 
@@ -37,9 +38,10 @@ class WorkerPool {
 
   // `queue` and `handler` must outlive the pool. `watch_dir` is the absolute
   // directory job names are relative to; `processing_dir` the queue's
-  // processing area, or "" to run handlers on files where they are.
+  // processing area, or "" to run handlers on files where they are; job
+  // directories come from `spares` (may be null; must outlive the pool).
   WorkerPool(std::string watch_dir, std::string processing_dir, int workers, JobQueue* queue,
-             Handler* handler, Hooks hooks);
+             Handler* handler, Hooks hooks, SpareDirs* spares = nullptr);
   // Joins the threads; the owner must have pushed one sentinel per worker.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
@@ -77,6 +79,7 @@ class WorkerPool {
   JobQueue* const queue_;
   Handler* const handler_;
   const Hooks hooks_;
+  SpareDirs* const spares_;                   // may be null
   std::atomic<bool> stop_all_{false};         // draining: every run is cancelled
   std::vector<std::unique_ptr<Slot>> slots_;  // one per worker, made before the threads
   std::vector<std::thread> threads_;

@@ -3,7 +3,7 @@
 // file the job was made for; WorkPath() falls back to in place when that path
 // would not fit; PutBack() returns what a job left behind to the watched
 // directory without replacing anything; RemoveJobDir() removes only an empty
-// job directory.
+// job directory, or gives it to SpareDirs, whose spares later jobs reuse.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -306,6 +306,78 @@ TEST_F(ProcessingTest, RemoveJobDirLeavesANonEmptyDirectory) {
   RemoveJobDir(proc_, "J1");  // gone already: nothing to do
   RemoveJobDir(proc_, "J2");
   EXPECT_TRUE(Exists(proc_));
+}
+
+TEST_F(ProcessingTest, FinishedJobDirectoriesAreReusedAsSpares) {
+  Job a = MakeJob("J1", "a.txt", "A");
+  ASSERT_EQ(Enter(watch_, proc_, a).result, RunResult::kOk);  // made with mkdir
+  SpareDirs spares(proc_, "host-1", 1);
+  ASSERT_EQ(::rename((proc_ + "/J1/a.txt").c_str(), (watch_ + "/a.txt").c_str()), 0);
+  RemoveJobDir(proc_, "J1", &spares);
+  EXPECT_EQ(ListDir(proc_), std::set<std::string>({".spare-host-1-0"}));
+  EXPECT_EQ(spares.stocked(), 1U);
+
+  // The next job's directory is the spare, renamed; the file is checked as ever.
+  Job b = MakeJob("J2", "b.txt", "B");
+  const ino_t spare_ino = Lstat(proc_ + "/.spare-host-1-0").st_ino;
+  Entered in = Enter(watch_, proc_, b, &spares);
+  ASSERT_EQ(in.result, RunResult::kOk) << in.error;
+  EXPECT_EQ(Lstat(proc_ + "/J2").st_ino, spare_ino);
+  EXPECT_EQ(ListDir(proc_), std::set<std::string>({"J2"}));
+  EXPECT_EQ(ReadFile(proc_ + "/J2/b.txt"), "B");
+  EXPECT_EQ(spares.stocked(), 0U);
+
+  // With no spare left, Enter() makes the directory itself.
+  Job c = MakeJob("J3", "c.txt", "C");
+  ASSERT_EQ(Enter(watch_, proc_, c, &spares).result, RunResult::kOk);
+  EXPECT_EQ(ReadFile(proc_ + "/J3/c.txt"), "C");
+}
+
+TEST_F(ProcessingTest, ASpareIsNeverADirectoryWithFilesOrBeyondCapacity) {
+  SpareDirs spares(proc_, "h", 1);
+  // A handler left a file of its own beside the job's: the directory stays
+  // where it is, as without spares, for the sweep to give back.
+  tmp_.Mkdir("proc/J1");
+  WriteFile(proc_ + "/J1/out.log", "x");
+  RemoveJobDir(proc_, "J1", &spares);
+  EXPECT_EQ(ReadFile(proc_ + "/J1/out.log"), "x");
+  EXPECT_EQ(spares.stocked(), 0U);
+
+  // One spare at most: the second empty directory is removed.
+  tmp_.Mkdir("proc/J2");
+  tmp_.Mkdir("proc/J3");
+  RemoveJobDir(proc_, "J2", &spares);
+  RemoveJobDir(proc_, "J3", &spares);
+  EXPECT_EQ(spares.stocked(), 1U);
+  EXPECT_EQ(ListDir(proc_), std::set<std::string>({"J1", ".spare-h-0"}));
+}
+
+TEST_F(ProcessingTest, ASpareIsNotUsedWhenTheJobDirectoryExists) {
+  SpareDirs spares(proc_, "h", 2);
+  tmp_.Mkdir("proc/J0");
+  RemoveJobDir(proc_, "J0", &spares);
+  // An earlier attempt left J1's directory (its file already went on).
+  tmp_.Mkdir("proc/J1");
+  EXPECT_FALSE(spares.Take(proc_ + "/J1"));
+  EXPECT_EQ(spares.stocked(), 1U);
+  EXPECT_TRUE(Exists(proc_ + "/.spare-h-0"));
+  // A spare removed behind its back is forgotten, not fatal.
+  ASSERT_EQ(::rmdir((proc_ + "/.spare-h-0").c_str()), 0);
+  EXPECT_FALSE(spares.Take(proc_ + "/J2"));
+  EXPECT_EQ(spares.stocked(), 0U);
+}
+
+TEST_F(ProcessingTest, ResetRemovesOnlyThisInstancesEmptySpares) {
+  tmp_.Mkdir("proc/.spare-h-0");
+  tmp_.Mkdir("proc/.spare-h-7");
+  tmp_.Mkdir("proc/.spare-h-8");
+  WriteFile(proc_ + "/.spare-h-8/stray", "s");
+  tmp_.Mkdir("proc/.spare-other-0");
+  tmp_.Mkdir("proc/J1");
+  SpareDirs spares(proc_, "h", 4);
+  spares.Reset();
+  EXPECT_EQ(ListDir(proc_), std::set<std::string>({".spare-h-8", ".spare-other-0", "J1"}));
+  EXPECT_EQ(spares.stocked(), 0U);
 }
 
 }  // namespace
