@@ -554,13 +554,14 @@ void QueueRunner::SendRecords() {
   redis_->Eval(RecordScript(), keys_.base(), std::move(args),
                [this, ids = std::move(ids)](Result<Reply> r) {
                  const bool sent = r.ok() && !r->is_error();
+                 std::vector<std::string> recorded;
                  for (size_t i = 0; i < ids.size(); ++i) {
                    auto it = held_.find(ids[i]);
                    if (it == held_.end()) continue;
                    if (!sent) {
                      it->second.unsent = true;  // resent after the reconnect
                    } else if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
-                     StartDispose(ids[i]);
+                     recorded.push_back(ids[i]);
                    } else {
                      // No longer ours: another instance took the job over. Its
                      // file is left alone, this late outcome discarded.
@@ -569,35 +570,61 @@ void QueueRunner::SendRecords() {
                      held_.erase(it);
                    }
                  }
+                 StartDisposals(recorded);
                  CheckDrained();
                });
 }
 
-void QueueRunner::StartDispose(const std::string& id) {
-  Held& h = held_.at(id);
-  h.stage = Stage::kDisposing;
-  ++disposing_;
-  const Disposition& d = h.ack_state == "done" ? q_.on_success : q_.on_failure;
-  const std::string& proc = area_;
-  std::string src = WorkPath(q_.watch, proc, id, h.job.name);
-  DisposeOptions opt;
-  opt.ident = h.outcome->ident;
-  const bool in_place = src == q_.watch + "/" + h.job.name;
-  if (!in_place) opt.keep_dir = q_.watch;
-  opt.recovering = h.recovering;
-  auto where = std::make_shared<Result<std::string>>(std::string());
-  const int rc = QueueWork(
-      loop_->get(),
-      [d, src = std::move(src), name = h.job.name, id, opt = std::move(opt), proc, where,
-       spares = spares_] {
-        // threadpool: the blocking move or unlink
-        *where = Dispose(d, src, name, id, opt);
-        if (!proc.empty() && (where->ok() || where->error().code == Errc::kVanished)) {
-          RemoveJobDir(proc, id, spares.get());
-        }
-      },
-      [this, id, where] { OnDisposed(id, std::move(*where)); });
-  if (rc < 0) OnDisposed(id, Error{Errc::kIo, std::string("uv_queue_work: ") + uv_strerror(rc)});
+void QueueRunner::StartDispose(const std::string& id) { StartDisposals({id}); }
+
+void QueueRunner::StartDisposals(const std::vector<std::string>& ids) {
+  // One threadpool item moves several files: each item costs two thread
+  // wake-ups, which on a burst of small files weigh more than the renames.
+  // Few enough per item that a slow one (a copy to another filesystem)
+  // holds back only a handful of acknowledgements.
+  constexpr size_t kPerItem = 8;
+  struct Move {
+    std::string id;
+    Disposition d;
+    std::string src;
+    std::string name;
+    DisposeOptions opt;
+    Result<std::string> where{std::string()};
+  };
+  for (size_t first = 0; first < ids.size(); first += kPerItem) {
+    auto moves = std::make_shared<std::vector<Move>>();
+    for (size_t i = first; i < std::min(ids.size(), first + kPerItem); ++i) {
+      const std::string& id = ids[i];
+      Held& h = held_.at(id);
+      h.stage = Stage::kDisposing;
+      ++disposing_;
+      Move m{id, h.ack_state == "done" ? q_.on_success : q_.on_failure,
+             WorkPath(q_.watch, area_, id, h.job.name), h.job.name, DisposeOptions{}};
+      m.opt.ident = h.outcome->ident;
+      if (m.src != q_.watch + "/" + h.job.name) m.opt.keep_dir = q_.watch;  // not in place
+      m.opt.recovering = h.recovering;
+      moves->push_back(std::move(m));
+    }
+    const int rc = QueueWork(
+        loop_->get(),
+        [moves, proc = area_, spares = spares_] {
+          // threadpool: the blocking moves or unlinks
+          for (Move& m : *moves) {
+            m.where = Dispose(m.d, m.src, m.name, m.id, m.opt);
+            if (!proc.empty() && (m.where.ok() || m.where.error().code == Errc::kVanished)) {
+              RemoveJobDir(proc, m.id, spares.get());
+            }
+          }
+        },
+        [this, moves] {
+          for (Move& m : *moves) OnDisposed(m.id, std::move(m.where));
+        });
+    if (rc < 0) {
+      for (Move& m : *moves) {
+        OnDisposed(m.id, Error{Errc::kIo, std::string("uv_queue_work: ") + uv_strerror(rc)});
+      }
+    }
+  }
 }
 
 void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
@@ -649,15 +676,17 @@ void QueueRunner::RetryDisposals() {
   if (dispose_waiting_.empty()) return;
   const int64_t now = MonoMs();
   std::vector<std::string> waiting = std::exchange(dispose_waiting_, {});
+  std::vector<std::string> due;
   for (const std::string& id : waiting) {
     auto it = held_.find(id);
     if (it == held_.end()) continue;
     if (it->second.dispose_due_ms <= now) {
-      StartDispose(id);
+      due.push_back(id);
     } else {
       dispose_waiting_.push_back(id);
     }
   }
+  StartDisposals(due);
 }
 
 void QueueRunner::QueueAck(Held& h, const std::string& state, const std::string& files_value,

@@ -137,6 +137,9 @@ class QueueRunner {
   void QueueAck(Held& h, const std::string& state, const std::string& files_value,
                 std::vector<std::pair<std::string, std::string>> fields);
   void QueueRecord(Held& h);
+  // Moves the files of recorded jobs (on the threadpool, a few per item) to
+  // where their outcome sends them; OnDisposed() follows for each.
+  void StartDisposals(const std::vector<std::string>& ids);
   void StartDispose(const std::string& id);
   void OnDisposed(const std::string& id, Result<std::string> where);
   void QueueRelease(const std::string& id, bool interrupted);

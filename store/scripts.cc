@@ -30,11 +30,14 @@ Script Make(std::string_view name, std::string_view body) {
 // may have been edited by hand: check_types() refuses to start on a queue
 // key of the wrong type (before any write, so a refused call changes
 // nothing), and hmget() reads a job record that is not a hash as missing.
+// Each script checks the queue keys it may write, and no others: a TYPE is
+// a command of its own, and these run for every batch of jobs.
 constexpr std::string_view kGuard = R"lua(
-local function check_types(base)
-  local want = {pending = 'list', active = 'zset', done = 'zset', failed = 'zset',
-                scheduled = 'zset', files = 'hash', stats = 'hash'}
-  for k, t in pairs(want) do
+local key_types = {pending = 'list', active = 'zset', done = 'zset', failed = 'zset',
+                   scheduled = 'zset', files = 'hash', stats = 'hash'}
+local function check_types(base, keys)
+  for _, k in ipairs(keys) do
+    local t = key_types[k]
     local got = redis.call('TYPE', base .. k)['ok']
     if got ~= 'none' and got ~= t then
       return redis.error_reply('WRONGTYPE ' .. base .. k .. ' is a ' .. got .. ', not a ' .. t)
@@ -89,7 +92,7 @@ end
 //                                              ends as `replaced` when its worker looks)
 constexpr std::string_view kEnqueue = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'files', 'pending', 'stats'})
 if bad then return bad end
 local now = ARGV[1]
 local files = base .. 'files'
@@ -139,7 +142,7 @@ return out
 // identity of the file that run processed.
 constexpr std::string_view kClaim = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'pending', 'active', 'failed', 'files', 'stats'})
 if bad then return bad end
 local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pending, active = base .. 'pending', base .. 'active'
@@ -210,8 +213,7 @@ return 0
 // Returns 1 per job recorded, 0 per job this instance does not own.
 constexpr std::string_view kRecord = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
-if bad then return bad end
+-- Writes job records alone, each read through hmget() first.
 local inst = ARGV[1]
 local out = {}
 local i = 2
@@ -240,7 +242,7 @@ return out
 // this instance does not own.
 constexpr std::string_view kAck = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'stats'})
 if bad then return bad end
 local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keep_failed = tonumber(ARGV[4])
@@ -316,7 +318,7 @@ return out
 // back to the front of pending; the attempt count stays as it is.
 constexpr std::string_view kRelease = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'active', 'pending', 'stats'})
 if bad then return bad end
 local inst = ARGV[1]
 local n, ni = 0, 0
@@ -341,7 +343,7 @@ return n
 // requeued ids.
 constexpr std::string_view kRequeue = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'active', 'pending', 'stats'})
 if bad then return bad end
 local inst = ARGV[1]
 local held = {}
@@ -368,7 +370,7 @@ return out
 // front of pending. Returns {moved, next due time in unix ms or -1}.
 constexpr std::string_view kPromote = R"lua(
 local base = KEYS[1]
-local bad = check_types(base)
+local bad = check_types(base, {'scheduled', 'pending'})
 if bad then return bad end
 local sched = base .. 'scheduled'
 local ids = redis.call('ZRANGEBYSCORE', sched, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

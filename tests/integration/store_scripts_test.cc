@@ -370,8 +370,9 @@ TEST_F(StoreScriptsTest, JobKeyThatIsNotAHashIsCorrupt) {
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "1");
 }
 
-// A queue key of the wrong type: every script that changes jobs refuses
-// before its first write, so nothing is half done.
+// A queue key of the wrong type: every script that may write it refuses
+// before its first write, so nothing is half done. Scripts that never touch
+// it go on, so jobs already running still end properly.
 TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
   Enqueue("J1", "a.txt", "1:5:7");
   Enqueue("J2", "b.txt", "2:5:7");
@@ -389,9 +390,6 @@ TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
   };
   expect_wrongtype(Raw(EnqueueScript(), {"1000", "J3", "c.txt", "3:5:7", "5"}), "enqueue");
   expect_wrongtype(Raw(ClaimScript(), {"2000", "i1", "10"}), "claim");
-  expect_wrongtype(
-      Raw(AckScript(), {"i1", "3000", "100", "-1", "J1", "done", "", "1", "result", "ok"}), "ack");
-  expect_wrongtype(Raw(RecordScript(), {"i1", "J1", "1", "outcome", "done"}), "record");
   expect_wrongtype(Raw(ReleaseScript(), {"i1", "J1", "1"}), "release");
   expect_wrongtype(Raw(RequeueScript(), {"i1"}), "requeue");
   expect_wrongtype(Raw(PromoteScript(), {"99999", "10"}), "promote");
@@ -406,10 +404,36 @@ TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Done()}), 0);
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Failed()}), 0);
 
+  // The running job J1 never needs pending: its outcome is recorded and
+  // acknowledged as usual.
+  EXPECT_EQ(Ints(Raw(RecordScript(), {"i1", "J1", "1", "outcome", "done"})),
+            std::vector<int64_t>{1});
+  EXPECT_EQ(Ints(Ack("i1", "J1", "done", "")), std::vector<int64_t>{1});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Job("J1"), "state"}), "done");
+  EXPECT_EQ(redis_.Cmd({"GET", keys_.Pending()}), "hand-edited");
+
   // Put right, the same calls work again.
   redis_.Cmd({"DEL", keys_.Pending()});
   EXPECT_EQ(Ints(Enqueue("J3", "c.txt", "3:5:7")), std::vector<int64_t>{1});
-  EXPECT_EQ(Ints(Ack("i1", "J1", "done", "")), std::vector<int64_t>{1});
+}
+
+// A wrong-typed active set stops the scripts that end jobs, before a write.
+TEST_F(StoreScriptsTest, WrongTypeActiveKeyStopsAcknowledgements) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  redis_.Cmd({"DEL", keys_.Active()});
+  redis_.Cmd({"SET", keys_.Active(), "hand-edited"});
+  const std::vector<std::string> j1_before = redis_.CmdList({"HGETALL", keys_.Job("J1")});
+  for (const auto& [script, args] : std::vector<std::pair<const Script*, std::vector<std::string>>>{
+           {&AckScript(), {"i1", "3000", "100", "-1", "J1", "done", "", "1", "result", "ok"}},
+           {&ReleaseScript(), {"i1", "J1", "1"}},
+           {&ClaimScript(), {"2000", "i1", "10"}}}) {
+    Reply r = Raw(*script, args);
+    EXPECT_TRUE(r.is_error()) << script->name;
+    EXPECT_EQ(r.str.rfind("WRONGTYPE", 0), 0u) << script->name << ": " << r.str;
+  }
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Job("J1")}), j1_before);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Done()}), 0);
 }
 
 TEST_F(StoreScriptsTest, WrongTypeFilesOrStatsKeyIsRefusedToo) {
