@@ -23,6 +23,8 @@ struct Disposition {
   enum class Kind { kKeep, kDelete, kMoveTo };
   Kind kind = Kind::kKeep;
   std::string dir;  // kMoveTo: absolute directory that exists
+
+  friend bool operator==(const Disposition&, const Disposition&) = default;
 };
 
 struct HandlerConfig {
@@ -31,6 +33,8 @@ struct HandlerConfig {
   std::vector<std::string> argv;  // kExec: argv template with {placeholders}; never empty
   std::string manifest;           // kSha256: optional absolute file to append lines to
   Millis timeout{10 * 60 * 1000};
+
+  friend bool operator==(const HandlerConfig&, const HandlerConfig&) = default;
 };
 
 // How failed runs are retried (queue key `retry:`).
@@ -40,6 +44,8 @@ struct RetryConfig {
   Millis max_delay{10 * 60 * 1000};           // cap of the doubling delay
   std::vector<int> permanent_exit_codes{65};  // EX_DATAERR: failed at once, no retry
   std::vector<int> tempfail_exit_codes{75};   // EX_TEMPFAIL: retried without using an attempt
+
+  friend bool operator==(const RetryConfig&, const RetryConfig&) = default;
 };
 
 // What an instance does for a queue (key `role`). Several instances on one
@@ -76,6 +82,9 @@ struct QueueConfig {
 
   bool watches() const { return role != Role::kConsume; }
   bool runs_handlers() const { return role != Role::kProduce; }
+
+  // Every key equal: a reload leaves such a queue running as it is.
+  friend bool operator==(const QueueConfig&, const QueueConfig&) = default;
 };
 
 struct Config {

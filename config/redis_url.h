@@ -21,6 +21,8 @@ struct RedisUrl {
 
   // The address without credentials: "127.0.0.1:6379/0" or "unix:/run/x.sock/0".
   std::string Display() const;
+
+  friend bool operator==(const RedisUrl&, const RedisUrl&) = default;
 };
 
 // Parses `text`; the Error (Errc::kConfig) says what is wrong, without the key.

@@ -1,7 +1,9 @@
 #include "ctl/commands.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -111,6 +113,7 @@ int Status(const Env& env) try {
     const int64_t done = Call(env, {"HGET", k.Stats(), "done"}).AsInt(0);
     const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
     const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
+    const bool paused = Call(env, {"EXISTS", k.Paused()}).AsInt() == 1;
     double oldest_s = 0;
     bool age_known = true;
     // LPUSH in, RPOP out: the oldest pending job is the last element.
@@ -135,12 +138,14 @@ int Status(const Env& env) try {
     }
     queues[q.name] = {{"pending", pending},     {"active", active},
                       {"done", done},           {"failed", failed},
-                      {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s}};
+                      {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s},
+                      {"paused", paused}};
     if (!age_known) queues[q.name]["oldest_pending_age_s"] = nullptr;
     char age[32];
     std::snprintf(age, sizeof age, "%.1fs", oldest_s);
-    rows.push_back({q.name, std::to_string(pending), std::to_string(active),
-                    std::to_string(scheduled), std::to_string(done), std::to_string(failed),
+    rows.push_back({q.name + (paused ? " (paused)" : ""), std::to_string(pending),
+                    std::to_string(active), std::to_string(scheduled), std::to_string(done),
+                    std::to_string(failed),
                     pending == 0 ? "-"
                     : age_known  ? age
                                  : "?"});
@@ -346,6 +351,147 @@ int RetryAllFailed(const Env& env, const std::string& queue) try {
 } catch (const RedisDown& e) {
   std::fprintf(stderr, "dropqctl: %s\n", e.what());
   return kUnavailable;
+}
+
+namespace {
+
+// The queue named `queue`, or nullptr after a line on stderr (exit 64).
+const QueueConfig* QueueOrUsage(const Env& env, const std::string& queue) {
+  const QueueConfig* q = env.cfg->FindQueue(queue);
+  if (q == nullptr) {
+    std::fprintf(stderr, "dropqctl: no queue %s in %s\n", EscapeName(queue).c_str(),
+                 env.cfg->path.c_str());
+  }
+  return q;
+}
+
+int Down(const RedisDown& e) {
+  std::fprintf(stderr, "dropqctl: %s\n", e.what());
+  return kUnavailable;
+}
+
+}  // namespace
+
+int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit) try {
+  const QueueConfig* q = QueueOrUsage(env, queue);
+  if (q == nullptr) return kUsage;
+  const QueueKeys k(env.cfg->prefix, q->name);
+  const std::string n = std::to_string(std::max<int64_t>(limit, 1));
+  // Pending in the order jobs will start (the list's tail first); active and
+  // scheduled by claim or due time; done and failed newest first.
+  Reply ids;
+  if (state == "pending") {
+    ids = Call(env, {"LRANGE", k.Pending(), "-" + n, "-1"});
+    std::reverse(ids.elements.begin(), ids.elements.end());
+  } else if (state == "active" || state == "scheduled") {
+    ids = Call(env, {"ZRANGE", state == "active" ? k.Active() : k.Scheduled(), "0",
+                     std::to_string(std::max<int64_t>(limit, 1) - 1)});
+  } else {
+    ids = Call(env, {"ZREVRANGE", state == "done" ? k.Done() : k.Failed(), "0",
+                     std::to_string(std::max<int64_t>(limit, 1) - 1)});
+  }
+  static const std::vector<std::string> kFields = {"name",  "state", "attempt",  "result", "error",
+                                                   "owner", "enq",   "finished", "due",    "ms"};
+  json jobs = json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const Reply& e : ids.elements) {
+    const std::string id = e.AsString();
+    std::vector<std::string> argv = {"HMGET", k.Job(id)};
+    argv.insert(argv.end(), kFields.begin(), kFields.end());
+    const Reply f = Call(env, argv);
+    if (f.is_error()) {  // a hand-made key of another type
+      jobs.push_back({{"id", ToValidUtf8(id)}, {"problem", ToValidUtf8(f.str)}});
+      rows.push_back({id, "?", "?", "?", f.str});
+      continue;
+    }
+    json j = {{"id", ToValidUtf8(id)}};
+    std::map<std::string, std::string> got;
+    for (size_t i = 0; i < kFields.size() && i < f.elements.size(); ++i) {
+      if (f.elements[i].is_nil()) continue;
+      const std::string v = f.elements[i].AsString();
+      got[kFields[i]] = v;
+      if (IsNumericField(kFields[i])) {
+        if (auto num = ParseRecordNumber(kFields[i], v); num.ok()) {
+          j[kFields[i]] = *num;
+          continue;
+        }
+      }
+      j[kFields[i]] = ToValidUtf8(v);
+    }
+    jobs.push_back(j);
+    std::string when = "-";
+    for (const char* t : {"finished", "due", "enq"}) {
+      if (auto it = got.find(t); it != got.end()) {
+        if (auto ms = ParseRecordNumber(t, it->second); ms.ok()) when = FormatTime(*ms);
+        break;
+      }
+    }
+    std::string what = got.count("result") ? got["result"] : "";
+    if (got.count("error")) what += (what.empty() ? "" : ": ") + got["error"];
+    rows.push_back({id, got.count("attempt") ? got["attempt"] : "0", when,
+                    EscapeName(got.count("name") ? got["name"] : "(no record)"),
+                    EscapeText(what.substr(0, 80))});
+  }
+  if (env.json) {
+    PrintJson({{"queue", q->name}, {"state", state}, {"jobs", jobs}});
+  } else {
+    std::printf("%-26s %7s %-24s %s\n", "JOB_ID", "ATTEMPT", "TIME", "NAME  RESULT");
+    for (const auto& r : rows) {
+      std::printf("%-26s %7s %-24s %s%s%s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
+                  r[3].c_str(), r[4].empty() ? "" : "  ", r[4].c_str());
+    }
+  }
+  return kOk;
+} catch (const RedisDown& e) {
+  return Down(e);
+}
+
+int Purge(const Env& env, const std::string& queue, const std::string& state,
+          int64_t older_than_ms) try {
+  const QueueConfig* q = QueueOrUsage(env, queue);
+  if (q == nullptr) return kUsage;
+  const QueueKeys k(env.cfg->prefix, q->name);
+  const int64_t before = NowUnixMs() - std::max<int64_t>(older_than_ms, 0);
+  int64_t purged = 0;
+  for (;;) {  // in slices, so Redis never blocks long on a big history
+    const Reply r = Eval(env, PurgeScript(), k.base(), {state, std::to_string(before), "1000"});
+    if (r.is_error()) return Fail(r.str);
+    purged += r.AsInt(0);
+    if (r.AsInt(0) < 1000) break;
+  }
+  if (env.json) {
+    PrintJson({{"queue", q->name}, {"state", state}, {"purged", purged}});
+  } else {
+    std::printf("%lld %s job records purged from %s\n", static_cast<long long>(purged),
+                state.c_str(), q->name.c_str());
+  }
+  return kOk;
+} catch (const RedisDown& e) {
+  return Down(e);
+}
+
+int SetPaused(const Env& env, const std::string& queue, bool paused) try {
+  const QueueConfig* q = QueueOrUsage(env, queue);
+  if (q == nullptr) return kUsage;
+  const QueueKeys k(env.cfg->prefix, q->name);
+  bool changed = false;
+  if (paused) {
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    const std::string by = std::to_string(NowUnixMs()) + " " + host;
+    changed = !Call(env, {"SET", k.Paused(), by, "NX"}).is_nil();
+  } else {
+    changed = Call(env, {"DEL", k.Paused()}).AsInt() == 1;
+  }
+  if (env.json) {
+    PrintJson({{"queue", q->name}, {"paused", paused}, {"changed", changed}});
+  } else {
+    std::printf("%s: %s%s\n", q->name.c_str(), paused ? "paused" : "resumed",
+                changed ? "" : " (already)");
+  }
+  return kOk;
+} catch (const RedisDown& e) {
+  return Down(e);
 }
 
 }  // namespace dropq::ctl

@@ -32,5 +32,16 @@ int Show(const Env& env, const std::string& job_id);
 int Retry(const Env& env, const std::string& job_id);
 // Requeues every failed job of `queue`.
 int RetryAllFailed(const Env& env, const std::string& queue);
+// Up to `limit` jobs of `queue` in `state` (pending | active | scheduled |
+// failed | done): pending in start order, active and scheduled by time,
+// done and failed newest first.
+int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit);
+// Deletes the records of `state` (done | failed) jobs of `queue` that
+// finished more than `older_than_ms` ago (0: all of them).
+int Purge(const Env& env, const std::string& queue, const std::string& state,
+          int64_t older_than_ms);
+// Pauses (or resumes) `queue` on every instance: a paused queue keeps
+// watching and enqueuing, and starts no new jobs; running ones finish.
+int SetPaused(const Env& env, const std::string& queue, bool paused);
 
 }  // namespace dropq::ctl

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 
@@ -35,6 +36,7 @@ Daemon::~Daemon() {
   // Watchers feed runners, runners use the connection: tear down in that order.
   watchers_.clear();
   runners_.clear();
+  retiring_.clear();
   inotify_.reset();
   redis_.reset();
 }
@@ -45,6 +47,7 @@ Status Daemon::Setup() {
 
   RedisConn::Hooks hooks;
   hooks.up = [this] { OnRedisUp(); };
+  hooks.down = [this] { notifier_.Status(StatusLine()); };
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
 
   auto in = Inotify::Create(&loop_, [this] {
@@ -64,19 +67,8 @@ Status Daemon::Setup() {
   });
 
   for (const QueueConfig& q : cfg_.queues) {
-    auto r = QueueRunner::Create(cfg_, q, &loop_, redis_.get());
-    if (!r.ok()) return Error{r.error().code, "queue " + q.name + ": " + r.error().what};
-    std::unique_ptr<QueueWatcher> w;  // none for role consume: another host watches
-    if (q.watches()) {
-      w = std::make_unique<QueueWatcher>(q, &loop_, r->get());
-      if (Status s = w->Watch(inotify_.get()); !s.ok()) {
-        return Error{s.error().code, "queue " + q.name + ": " + s.error().what};
-      }
-    }
-    runners_.push_back(std::move(*r));
-    watchers_.push_back(std::move(w));
+    if (Status s = AddQueue(q, false); !s.ok()) return s;
   }
-  last_done_.assign(runners_.size(), 0);
   heartbeat_ok_ms_ = MonoMs();
   last_summary_ms_ = MonoMs();
 
@@ -87,12 +79,29 @@ Status Daemon::Setup() {
   sigterm_ = MakeHandle<uv_signal_t>([&](uv_signal_t* s) { return uv_signal_init(l, s); }, this);
   uv_signal_start(sigint_.get(), on_signal, SIGINT);
   uv_signal_start(sigterm_.get(), on_signal, SIGTERM);
+  sighup_ = MakeHandle<uv_signal_t>([&](uv_signal_t* s) { return uv_signal_init(l, s); }, this);
+  uv_signal_start(
+      sighup_.get(), [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->Reload(); }, SIGHUP);
+  if (std::getenv("DROPQD_TEST_BLOCK_ON_SIGUSR2") != nullptr) {
+    // Test-only: SIGUSR2 blocks the loop for good, as a stuck loop would; the
+    // watchdog pings must stop, and systemd would restart the service.
+    test_block_ =
+        MakeHandle<uv_signal_t>([&](uv_signal_t* s) { return uv_signal_init(l, s); }, this);
+    uv_signal_start(
+        test_block_.get(),
+        [](uv_signal_t*, int) {
+          LogWarn("dropqd.test_block", {{"why", "DROPQD_TEST_BLOCK_ON_SIGUSR2"}});
+          for (;;) pause();
+        },
+        SIGUSR2);
+  }
 
   // Everything a loop turn collected goes to Redis as one batch per kind.
   flush_ = MakeHandle<uv_check_t>([&](uv_check_t* c) { return uv_check_init(l, c); }, this);
   uv_check_start(flush_.get(), [](uv_check_t* c) {
     auto* self = static_cast<Daemon*>(c->data);
     for (auto& r : self->runners_) r->Flush();
+    for (auto& q : self->retiring_) q->runner->Flush();
     for (auto& w : self->watchers_) {
       if (w) w->Tick();
     }
@@ -112,12 +121,173 @@ Status Daemon::Setup() {
         self->Reap();
         self->RescanRefused();
         self->Summary();
+        self->RefreshStatus();
       },
       tick, tick);
   drain_timer_ = MakeTimer(l, this);
 
   for (auto& r : runners_) r->Start();
   return OkStatus();
+}
+
+Status Daemon::AddQueue(const QueueConfig& config, bool live) {
+  auto q = std::make_unique<QueueConfig>(config);
+  auto r = QueueRunner::Create(cfg_, *q, &loop_, redis_.get());
+  if (!r.ok()) return Error{r.error().code, "queue " + q->name + ": " + r.error().what};
+  std::unique_ptr<QueueWatcher> w;  // none for role consume: another host watches
+  if (q->watches()) {
+    w = std::make_unique<QueueWatcher>(*q, &loop_, r->get());
+    if (Status s = w->Watch(inotify_.get()); !s.ok()) {
+      return Error{s.error().code, "queue " + q->name + ": " + s.error().what};
+    }
+  }
+  QueueRunner* runner = r->get();
+  runners_.push_back(std::move(*r));
+  watchers_.push_back(std::move(w));
+  queue_cfgs_.push_back(std::move(q));
+  last_done_.push_back(0);
+  pending_.push_back(-1);
+  if (live) {
+    runner->Start();
+    if (redis_->up()) runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+  }
+  return OkStatus();
+}
+
+void Daemon::RetireQueue(size_t i) {
+  auto q = std::make_unique<Retiring>();
+  q->cfg = std::move(queue_cfgs_[i]);
+  q->runner = std::move(runners_[i]);
+  q->watcher = std::move(watchers_[i]);
+  const auto at = [i](auto& v) { v.erase(v.begin() + static_cast<std::ptrdiff_t>(i)); };
+  at(queue_cfgs_);
+  at(runners_);
+  at(watchers_);
+  at(last_done_);
+  at(pending_);
+  scanned_.erase(q->runner.get());
+  if (q->watcher) q->watcher->Stop();
+  LogInfo("queue.stopping", {{"queue", q->cfg->name}, {"running", q->runner->running()}});
+  Retiring* p = q.get();
+  retiring_.push_back(std::move(q));
+  p->runner->BeginDrain([this, p] { OnRetired(p); });
+}
+
+void Daemon::OnRetired(Retiring* p) {
+  if (p->drained) return;
+  p->drained = true;
+  const std::string name = p->cfg->name;
+  LogInfo("queue.stopped", {{"queue", name}});
+  if (shutting_down_) {
+    if (++drained_ == expected_drains_) FinishShutdown(false);
+    return;
+  }
+  // One connection answers in order: once this PING's reply is in, no reply
+  // to a command sent for the queue is left to come, and it can go.
+  redis_->Command({"PING"}, [this, p, name](Result<Reply>) {
+    loop_.Post([this, p, name] {
+      auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                             [p](const auto& q) { return q.get() == p; });
+      if (it == retiring_.end() || shutting_down_) return;  // the shutdown owns it now
+      retiring_.erase(it);
+      auto next = start_after_drain_.find(name);
+      if (next == start_after_drain_.end()) return;
+      const QueueConfig q = next->second;
+      start_after_drain_.erase(next);
+      if (Status s = AddQueue(q, true); !s.ok()) {
+        LogError("reload.queue_failed", {{"queue", name}, {"err", s.error().what}});
+      } else {
+        LogInfo("queue.restarted", {{"queue", name}, {"workers", q.workers}});
+      }
+      notifier_.Status(StatusLine());
+    });
+  });
+}
+
+void Daemon::Reload() {
+  if (shutting_down_) return;
+  notifier_.Reloading("reloading " + cfg_.path);
+  LogInfo("reload.begin", {{"config", cfg_.path}});
+  const auto refuse = [&](const std::string& why) {
+    LogError("reload.failed", {{"config", cfg_.path}, {"err", why}, {"kept", "running config"}});
+    notifier_.Ready(StatusLine() + "; reload failed: " + why);
+  };
+  auto next = LoadConfig(cfg_.path);
+  if (!next.ok()) return refuse(next.error().what);
+  std::string fixed;
+  const auto need_restart = [&](bool changed, const char* key) {
+    if (changed) fixed += (fixed.empty() ? "" : ", ") + std::string(key);
+  };
+  need_restart(!(next->redis == cfg_.redis), "redis.url");
+  need_restart(next->prefix != cfg_.prefix, "redis.prefix");
+  need_restart(next->instance != cfg_.instance, "instance");
+  need_restart(next->heartbeat_ttl != cfg_.heartbeat_ttl, "heartbeat_ttl");
+  if (!fixed.empty()) return refuse("changing " + fixed + " needs a restart");
+
+  size_t removed = 0, changed = 0, added = 0, failed = 0;
+  // Removed and changed queues drain first; a changed one starts again
+  // (with its new config) once the old one is gone, so that one instance
+  // never runs one queue twice.
+  for (size_t i = runners_.size(); i-- > 0;) {
+    const QueueConfig& cur = *queue_cfgs_[i];
+    const QueueConfig* want = next->FindQueue(cur.name);
+    if (want != nullptr && *want == cur) continue;
+    if (want != nullptr) {
+      start_after_drain_[cur.name] = *want;
+      ++changed;
+    } else {
+      ++removed;
+    }
+    RetireQueue(i);
+  }
+  for (auto it = start_after_drain_.begin(); it != start_after_drain_.end();) {
+    const QueueConfig* want = next->FindQueue(it->first);  // a second reload meanwhile
+    if (want == nullptr) {
+      it = start_after_drain_.erase(it);
+    } else {
+      it->second = *want;
+      ++it;
+    }
+  }
+  for (const QueueConfig& q : next->queues) {
+    const bool running = std::any_of(queue_cfgs_.begin(), queue_cfgs_.end(),
+                                     [&](const auto& c) { return c->name == q.name; });
+    if (running || start_after_drain_.count(q.name) != 0) continue;
+    if (Status s = AddQueue(q, true); !s.ok()) {
+      LogError("reload.queue_failed", {{"queue", q.name}, {"err", s.error().what}});
+      ++failed;
+      continue;
+    }
+    ++added;
+  }
+  cfg_.log_level = next->log_level;
+  SetLogLevel(cfg_.log_level);
+  cfg_.drain_timeout = next->drain_timeout;
+  cfg_.queues = next->queues;
+  LogInfo("reload.done", {{"config", cfg_.path},
+                          {"added", added},
+                          {"removed", removed},
+                          {"changed", changed},
+                          {"failed", failed},
+                          {"queues", runners_.size() + start_after_drain_.size()}});
+  notifier_.Ready(StatusLine());
+}
+
+void Daemon::OnQueueReady(QueueRunner* r) {
+  if (shutting_down_) return;
+  const auto it =
+      std::find_if(runners_.begin(), runners_.end(), [r](const auto& x) { return x.get() == r; });
+  if (it == runners_.end()) return;  // retired by a reload meanwhile
+  const size_t i = static_cast<size_t>(it - runners_.begin());
+  // The first time: the start-up scan. Later: only if files arrived while
+  // Redis was away (their events could not become jobs).
+  const bool rescan = r->TakeRescanNeeded();
+  const bool first = scanned_.insert(r).second;
+  if (!watchers_[i]) {
+    if (first) LogInfo("queue.consuming", {{"queue", r->config().name}});  // role consume
+  } else if (first || rescan) {
+    watchers_[i]->Rescan();
+  }
 }
 
 int Daemon::Run() {
@@ -150,6 +320,10 @@ int Daemon::Run() {
                            {"queues", cfg_.queues.size()},
                            {"redis", cfg_.redis.Display()},
                            {"pid", static_cast<int64_t>(getpid())}});
+  // Every watch is in place: from now on an arriving file is safe on disk,
+  // whether or not Redis is reachable yet.
+  notifier_.StartWatchdog();
+  notifier_.Ready(StatusLine());
   redis_->Start();
   loop_.Run();
   uint64_t done = 0, failed = 0;
@@ -168,21 +342,13 @@ int Daemon::Run() {
 void Daemon::OnRedisUp() {
   if (shutting_down_) return;
   Heartbeat();
-  for (size_t i = 0; i < runners_.size(); ++i) {
-    runners_[i]->OnRedisUp([this, i] {
-      if (shutting_down_) return;
-      // The first time: the start-up scan. Later: only if files arrived while
-      // Redis was away (their events could not become jobs).
-      const bool rescan = runners_[i]->TakeRescanNeeded();
-      if (!watchers_[i]) {
-        // Role consume: nothing to scan; jobs come from other instances.
-        LogInfo("queue.consuming", {{"queue", runners_[i]->config().name}});
-      } else if (first_up_ || rescan) {
-        watchers_[i]->Rescan();
-      }
-      if (i + 1 == runners_.size()) first_up_ = false;
-    });
+  RefreshStatus();
+  for (auto& r : runners_) {
+    QueueRunner* runner = r.get();
+    runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
   }
+  // Draining queues resend what they hold; nothing to scan.
+  for (auto& q : retiring_) q->runner->OnRedisUp([] {});
 }
 
 void Daemon::Heartbeat() {
@@ -346,6 +512,52 @@ void Daemon::Summary() {
   }
 }
 
+std::string Daemon::StatusLine() const {
+  size_t active = 0;
+  int64_t pending = 0;
+  bool pending_known = true;
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    active += runners_[i]->running();
+    if (i < pending_.size() && pending_[i] >= 0) {
+      pending += pending_[i];
+    } else {
+      pending_known = false;
+    }
+  }
+  const size_t n = runners_.size();
+  std::string s = std::to_string(n) + (n == 1 ? " queue" : " queues");
+  if (shutting_down_) return "draining " + s + ", " + std::to_string(active) + " active";
+  if (!redis_->up()) {
+    return s + " watched, " + std::to_string(active) + " active, waiting for redis at " +
+           cfg_.redis.Display();
+  }
+  if (pending_known) s += ", " + std::to_string(pending) + " pending";
+  s += ", " + std::to_string(active) + " active, redis ok";
+  if (fenced_) s += " (fenced: heartbeat lapsed)";
+  return s;
+}
+
+void Daemon::RefreshStatus() {
+  if (!notifier_.under_systemd()) return;
+  if (!redis_->up() || shutting_down_) {
+    notifier_.Status(StatusLine(), true);
+    return;
+  }
+  if (status_replies_ > 0) return;  // the last round is still out
+  status_replies_ = static_cast<int>(runners_.size());
+  for (auto& rr : runners_) {
+    QueueRunner* runner = rr.get();
+    redis_->Command({"LLEN", runner->keys().Pending()}, [this, runner](Result<Reply> r) {
+      // A reload may have retired the queue meanwhile (it is then still
+      // alive: retired queues go only after a later reply).
+      for (size_t i = 0; i < runners_.size(); ++i) {
+        if (runners_[i].get() == runner) pending_[i] = r.ok() && !r->is_error() ? r->AsInt(-1) : -1;
+      }
+      if (--status_replies_ == 0) notifier_.Status(StatusLine(), true);
+    });
+  }
+}
+
 void Daemon::OnSignal(int signum) {
   if (shutting_down_) {
     // The operator insists. Everything acknowledged is in Redis already;
@@ -360,6 +572,7 @@ void Daemon::OnSignal(int signum) {
 
 void Daemon::BeginShutdown() {
   shutting_down_ = true;
+  notifier_.Stopping(StatusLine());
   inotify_->Stop();
   for (auto& w : watchers_) {
     if (w) w->Stop();
@@ -370,16 +583,27 @@ void Daemon::BeginShutdown() {
         auto* self = static_cast<Daemon*>(t->data);
         size_t running = 0;
         for (auto& r : self->runners_) running += r->running();
+        for (auto& q : self->retiring_) running += q->runner->running();
         LogWarn("shutdown.drain_timeout", {{"killing", running}});
         for (auto& r : self->runners_) r->KillRunning();
+        for (auto& q : self->retiring_) q->runner->KillRunning();
         uv_timer_start(
             t, [](uv_timer_t* t2) { static_cast<Daemon*>(t2->data)->FinishShutdown(true); },
             kFinalGraceMs, 0);
       },
       static_cast<uint64_t>(cfg_.drain_timeout.count()), 0);
+  // Queues a reload stopped and that are still draining count too; changed
+  // queues waiting to start again never will.
+  start_after_drain_.clear();
+  expected_drains_ = static_cast<int>(runners_.size());
+  for (auto& q : retiring_) expected_drains_ += q->drained ? 0 : 1;
+  if (expected_drains_ == 0) {
+    FinishShutdown(false);
+    return;
+  }
   for (auto& r : runners_) {
     r->BeginDrain([this] {
-      if (++drained_ == static_cast<int>(runners_.size())) FinishShutdown(false);
+      if (++drained_ == expected_drains_) FinishShutdown(false);
     });
   }
 }
@@ -390,6 +614,7 @@ void Daemon::FinishShutdown(bool forced) {
   if (forced) {
     size_t held = 0;
     for (auto& r : runners_) held += r->held();
+    for (auto& q : retiring_) held += q->runner->held();
     // Redis did not take every outcome in time (down, or a handler that
     // would not die). Those jobs stay active under this instance in Redis
     // and go back to pending when it starts again: nothing is lost.
@@ -397,8 +622,11 @@ void Daemon::FinishShutdown(bool forced) {
     _exit(1);
   }
   LogInfo("shutdown.done");
+  notifier_.StopWatchdog();
+  test_block_.Reset();
   sigint_.Reset();
   sigterm_.Reset();
+  sighup_.Reset();
   flush_.Reset();
   tick_.Reset();
   drain_timer_.Reset();

@@ -6,6 +6,9 @@
 //             worker threads up, connect to Redis;
 //   Redis up: register the instance, requeue own leftovers, resend held
 //             outcomes, scan every directory (first time, or after an outage);
+//   SIGHUP:   re-read the config (Reload()): added queues start, removed
+//             ones drain and stop, changed ones drain and start again with
+//             their new settings; an invalid config changes nothing;
 //   SIGTERM/SIGINT: stop watching, return queued jobs to pending, one stop
 //             sentinel per worker, let running handlers finish up to
 //             drain_timeout (then kill them and return their jobs), flush
@@ -14,9 +17,11 @@
 // Thread: loop (Run() makes the calling thread the loop thread).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.h"
@@ -26,6 +31,7 @@
 #include "daemon/queue_runner.h"
 #include "daemon/queue_watcher.h"
 #include "daemon/redis_conn.h"
+#include "daemon/service_notifier.h"
 #include "daemon/uv_handle.h"
 
 namespace dropq {
@@ -41,7 +47,30 @@ class Daemon {
   int Run();
 
  private:
+  // A queue stopped by a reload: draining until its running jobs are done,
+  // then destroyed (and, if its config changed, started again).
+  struct Retiring {
+    std::unique_ptr<QueueConfig> cfg;
+    std::unique_ptr<QueueRunner> runner;
+    std::unique_ptr<QueueWatcher> watcher;
+    bool drained = false;
+  };
+
   Status Setup();
+  // Creates queue `q`'s runner (and watcher, unless it only consumes) and
+  // adds them to runners_/watchers_. `live`: the daemon runs already (a
+  // reload): start the workers, and reconcile and scan if Redis is up.
+  Status AddQueue(const QueueConfig& q, bool live);
+  // Takes queue `i` out of runners_/watchers_ and drains it.
+  void RetireQueue(size_t i);
+  void OnRetired(Retiring* r);
+  // SIGHUP: see the class comment. Redis, prefix, instance and
+  // heartbeat_ttl cannot change without a restart: a config that changes
+  // them is refused as a whole, like an invalid one.
+  void Reload();
+  // Redis is up for runner `r` (reconciled): its first scan, or the scan
+  // of what arrived while Redis was away.
+  void OnQueueReady(QueueRunner* r);
   void OnRedisUp();
   void OnSignal(int signum);
   void BeginShutdown();
@@ -58,28 +87,42 @@ class Daemon {
   void Summary();
   // Rescans the queues whose new files Redis refused while it was up.
   void RescanRefused();
+  // One line for systemd's STATUS=: queues, pending, active, Redis.
+  std::string StatusLine() const;
+  // Counts pending jobs (one LLEN per queue), then sends StatusLine().
+  void RefreshStatus();
 
-  const Config cfg_;
+  // Replaced in part by a reload: log_level, drain_timeout and the queues
+  // (whose configs live in queue_cfgs_, where runners point).
+  Config cfg_;
   std::unique_ptr<InstanceLock> lock_;  // held until the process exits
   Loop loop_;
+  ServiceNotifier notifier_{loop_.get()};
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
-  UvHandle<uv_signal_t> sigint_, sigterm_;
+  std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_
+  std::vector<std::unique_ptr<Retiring>> retiring_;       // queues a reload stopped, draining
+  std::map<std::string, QueueConfig> start_after_drain_;  // changed queues, waiting for the old
+  std::unordered_set<const QueueRunner*> scanned_;        // runners whose first scan ran
+  UvHandle<uv_signal_t> sigint_, sigterm_, sighup_;
+  UvHandle<uv_signal_t> test_block_;  // DROPQD_TEST_BLOCK_ON_SIGUSR2: tests of the watchdog
   UvHandle<uv_check_t> flush_;        // sends each turn's batches
   UvHandle<uv_timer_t> tick_;         // heartbeat and summary, every few seconds
   UvHandle<uv_timer_t> drain_timer_;  // drain_timeout, then the final deadline
-  bool first_up_ = true;
   bool shutting_down_ = false;
   bool finished_ = false;
   int drained_ = 0;
+  int expected_drains_ = 0;  // queues (running and retiring) the shutdown waits for
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
   int64_t last_summary_ms_ = 0;        // monotonic
   int64_t rescan_refused_due_ms_ = 0;  // monotonic: next RescanRefused() may scan
   int64_t heartbeat_ok_ms_ = 0;        // monotonic: when the last renewal Redis took was sent
   bool fenced_ = false;
+  std::vector<int64_t> pending_;  // per queue, from the last RefreshStatus(); -1: unknown
+  int status_replies_ = 0;        // LLEN replies RefreshStatus() still waits for
   std::vector<uint64_t> last_done_;
   std::set<std::string>
       reaping_;  // expired instances being reclaimed now  // per queue, for the summary rate

@@ -37,6 +37,17 @@ Status Inotify::Watch(const std::string& dir, uint32_t mask, Sink sink) {
   return OkStatus();
 }
 
+void Inotify::Unwatch(const std::string& dir) {
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    if (it->second.first == dir) {
+      if (fd_.get() >= 0) inotify_rm_watch(fd_.get(), it->first);
+      it = watches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Inotify::Stop() {
   poll_.Reset();  // closing the poll handle before the fd it watches
   fd_.Reset();

@@ -36,6 +36,9 @@ class Inotify {
 
   // Watches `dir` for `mask` and sends its events to `sink`.
   Status Watch(const std::string& dir, uint32_t mask, Sink sink);
+  // Stops watching `dir`: its sink is dropped now and never runs again (a
+  // watcher about to be destroyed calls this; a reload stops queues).
+  void Unwatch(const std::string& dir);
 
   // Stops reading and closes the descriptor; no sink runs afterwards.
   void Stop();

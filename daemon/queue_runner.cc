@@ -147,8 +147,35 @@ void QueueRunner::Start() {
         self->ResendRefused();
         self->pending_maybe_ = true;
         self->MaybeClaim();
+        self->CheckPaused();
       },
       kIdlePollMs, kIdlePollMs);
+}
+
+void QueueRunner::SetPaused(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  if (!paused) {
+    LogInfo("queue.resumed", {{"queue", q_.name}});
+    return;
+  }
+  // Jobs claimed but not started go back to the front of pending, where any
+  // instance takes them once the queue is resumed; running ones finish.
+  const std::vector<Job> queued = queue_.DrainJobs();
+  for (const Job& job : queued) QueueRelease(job.id, false);
+  LogInfo("queue.paused", {{"queue", q_.name}, {"released", queued.size()}, {"running", running_}});
+}
+
+void QueueRunner::CheckPaused() {
+  // A claim finds the pause; with the in-memory queue full no claim is
+  // sent, so jobs waiting there must not start unchecked.
+  if (workers_ == 0 || queue_.size() == 0 || claim_inflight_ > 0 || !ready_ || draining_ ||
+      !redis_->up()) {
+    return;
+  }
+  redis_->Command({"EXISTS", keys_.Paused()}, [this](Result<Reply> r) {
+    if (r.ok() && !r->is_error() && r->AsInt() == 1 && !draining_) SetPaused(true);
+  });
 }
 
 // ---------------------------------------------------------------- enqueue
@@ -345,10 +372,15 @@ void QueueRunner::MaybeClaim() {
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   claim_inflight_ = 0;
+  if (r.ok() && r->is_error() && r->str.rfind("PAUSED", 0) == 0) {
+    SetPaused(true);
+    return;  // the idle poll looks again
+  }
   if (!r.ok() || r->is_error()) {
     LogWarn("claim.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
     return;  // the idle poll tries again; a claim that ran is reconciled after reconnect
   }
+  SetPaused(false);
   const auto& e = r->elements;
   int got = 0;
   // Counts from a record that may have been edited by hand: anything that is

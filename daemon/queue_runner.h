@@ -108,6 +108,8 @@ class QueueRunner {
   const QueueKeys& keys() const { return keys_; }
   // Redis is reachable and this queue's leftovers are reconciled.
   bool ready() const { return ready_; }
+  // `dropqctl pause` is in force, as far as the last look at Redis tells.
+  bool paused() const { return paused_; }
 
  private:
   enum class Stage { kQueued, kRunning, kRecording, kDisposing, kAcking, kReleasing };
@@ -130,6 +132,11 @@ class QueueRunner {
               std::unique_ptr<Handler> handler);
 
   void MaybeClaim();
+  // `dropqctl pause` seen (or lifted): queued jobs go back to pending.
+  void SetPaused(bool paused);
+  // While jobs wait in memory (no claim goes out), asks Redis whether the
+  // queue was paused.
+  void CheckPaused();
   void OnClaimed(Result<Reply> r, int asked);
   void OnStarted(const std::string& id, uint32_t attempt);
   void OnFinished(Outcome&& o);
@@ -187,6 +194,7 @@ class QueueRunner {
   size_t running_ = 0;
   int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
+  bool paused_ = false;        // the last CLAIM (or EXISTS) found <queue>:paused
   bool ready_ = false;         // Redis up and own leftovers requeued
   bool draining_ = false;
   int workers_exited_ = 0;

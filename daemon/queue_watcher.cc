@@ -93,6 +93,7 @@ void QueueWatcher::OnWatchLost() {
 
 void QueueWatcher::Stop() {
   stopped_ = true;
+  if (inotify_ != nullptr) inotify_->Unwatch(q_.watch);  // its sink points here
   scanner_.reset();
   settle_timer_.Reset();
   rescan_timer_.Reset();

@@ -11,6 +11,7 @@
 //   <prefix>:{<queue>}:scheduled  zset    job id -> due unix ms (retries waiting)
 //   <prefix>:{<queue>}:files      hash    file name -> live job id, or "~<identity>" once handled
 //   <prefix>:{<queue>}:stats      hash    counters
+//   <prefix>:{<queue>}:paused     string  set: no instance starts new jobs ("<unix ms> <host>")
 //   <prefix>:instances            set     every instance that registered
 //   <prefix>:instance:<name>      string  heartbeat, with a TTL
 //
@@ -36,6 +37,7 @@ class QueueKeys {
   std::string Scheduled() const { return base_ + "scheduled"; }
   std::string Files() const { return base_ + "files"; }
   std::string Stats() const { return base_ + "stats"; }
+  std::string Paused() const { return base_ + "paused"; }
 
  private:
   std::string base_;

@@ -144,6 +144,10 @@ constexpr std::string_view kClaim = R"lua(
 local base = KEYS[1]
 local bad = check_types(base, {'pending', 'active', 'failed', 'files', 'stats'})
 if bad then return bad end
+if redis.call('EXISTS', base .. 'paused') == 1 then
+  -- `dropqctl pause`: every instance stops starting jobs, none is claimed.
+  return redis.error_reply('PAUSED ' .. base .. 'paused is set (dropqctl resume)')
+end
 local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pending, active = base .. 'pending', base .. 'active'
 local out = {}
@@ -476,6 +480,29 @@ end
 return 1
 )lua";
 
+// ARGV: state ('done' | 'failed'), time (unix ms), limit. Deletes the
+// records of up to `limit` jobs of that state that finished at or before the
+// time, oldest first. Returns how many left the set.
+constexpr std::string_view kPurge = R"lua(
+local base = KEYS[1]
+local state, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if state ~= 'done' and state ~= 'failed' then
+  return redis.error_reply('ERR state must be done or failed')
+end
+local bad = check_types(base, {state, 'stats'})
+if bad then return bad end
+local set = base .. state
+local ids = redis.call('ZRANGEBYSCORE', set, '-inf', before, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local key = base .. 'job:' .. id
+  -- A record that moved on meanwhile (retried) keeps its record.
+  if hmget(key, 'state')[1] == state then redis.call('DEL', key) end
+  redis.call('ZREM', set, id)
+end
+if #ids > 0 then redis.call('HINCRBY', base .. 'stats', 'purged_' .. state, #ids) end
+return #ids
+)lua";
+
 }  // namespace
 
 #define DROPQ_SCRIPT(fn, name, body)          \
@@ -496,6 +523,7 @@ DROPQ_SCRIPT(PromoteScript, "promote", Cat({kGuard, kPromote}))
 DROPQ_SCRIPT(RetryPrepareScript, "retry_prepare", kRetryPrepare)
 DROPQ_SCRIPT(RetryCommitScript, "retry_commit", kRetryCommit)
 DROPQ_SCRIPT(RetryAbortScript, "retry_abort", kRetryAbort)
+DROPQ_SCRIPT(PurgeScript, "purge", Cat({kGuard, kPurge}))
 #undef DROPQ_SCRIPT
 
 }  // namespace dropq

@@ -44,5 +44,6 @@ const Script& PromoteScript();
 const Script& RetryPrepareScript();
 const Script& RetryCommitScript();
 const Script& RetryAbortScript();
+const Script& PurgeScript();
 
 }  // namespace dropq
