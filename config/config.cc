@@ -184,6 +184,7 @@ class Parser {
   Status CheckProcessingDir(const At& queue, const QueueConfig& q) const;
 
   Status Redis(const At& at, Config* c);
+  Status Metrics(const At& at, Config* c);
   Status Queues(const At& at, Config* c);
   Status Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q);
   Status Handler(const At& at, HandlerConfig* h);
@@ -336,6 +337,7 @@ Result<Config> Parser::Top(const YAML::Node& root) {
          return OkStatus();
        }},
       {"queues", [&](const At& v) { return Queues(v, &c); }},
+      {"metrics", [&](const At& v) { return Metrics(v, &c); }},
   };
   std::set<std::string> seen;
   if (Status s = Map(at, fields, &seen); !s) return s.error();
@@ -384,6 +386,32 @@ Status Parser::Redis(const At& at, Config* c) {
        }},
   };
   return Map(at, fields);
+}
+
+Status Parser::Metrics(const At& at, Config* c) {
+  const Field fields[] = {
+      {"listen",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         // host:port, or [v6 address]:port, as prometheus-cpp's server takes it.
+         const size_t colon = s->rfind(':');
+         const std::string host = colon == std::string::npos ? "" : s->substr(0, colon);
+         const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+         long n = 0;
+         const bool digits =
+             !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
+         if (digits) n = std::stol(port);
+         if (host.empty() || !digits || n < 1 || n > 65535) {
+           return Fail(v, "\"" + *s + "\" is not host:port (e.g. 127.0.0.1:9464)");
+         }
+         c->metrics_listen = *s;
+         return OkStatus();
+       }},
+  };
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  return Require(at, seen, {"listen"});
 }
 
 Status Parser::Queues(const At& at, Config* c) {

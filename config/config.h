@@ -97,6 +97,7 @@ struct Config {
   Millis drain_timeout{30 * 1000};
   Millis heartbeat_ttl{15 * 1000};  // an instance silent this long may have its jobs reclaimed
   std::vector<QueueConfig> queues;  // at least one
+  std::string metrics_listen;       // metrics.listen "host:port" for /metrics; "" (default): off
 
   const QueueConfig* FindQueue(const std::string& name) const;
 };

@@ -66,6 +66,16 @@ Status Daemon::Setup() {
     return true;
   });
 
+  if (!cfg_.metrics_listen.empty()) {
+    auto m = Metrics::Start(cfg_.metrics_listen);
+    if (!m.ok()) return m.error();
+    metrics_ = std::move(*m);
+    LogInfo("metrics.listen", {{"addr", cfg_.metrics_listen}, {"path", "/metrics"}});
+    metrics_timer_ = MakeTimer(l, this);
+    uv_timer_start(
+        metrics_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->SyncMetrics(); },
+        0, 1000);
+  }
   for (const QueueConfig& q : cfg_.queues) {
     if (Status s = AddQueue(q, false); !s.ok()) return s;
   }
@@ -142,6 +152,10 @@ Status Daemon::AddQueue(const QueueConfig& config, bool live) {
     }
   }
   QueueRunner* runner = r->get();
+  if (metrics_) {
+    runner->set_on_run(
+        [m = metrics_.get(), name = q->name](double s) { m->ObserveDuration(name, s); });
+  }
   runners_.push_back(std::move(*r));
   watchers_.push_back(std::move(w));
   queue_cfgs_.push_back(std::move(q));
@@ -222,6 +236,7 @@ void Daemon::Reload() {
   need_restart(next->prefix != cfg_.prefix, "redis.prefix");
   need_restart(next->instance != cfg_.instance, "instance");
   need_restart(next->heartbeat_ttl != cfg_.heartbeat_ttl, "heartbeat_ttl");
+  need_restart(next->metrics_listen != cfg_.metrics_listen, "metrics.listen");
   if (!fixed.empty()) return refuse("changing " + fixed + " needs a restart");
 
   size_t removed = 0, changed = 0, added = 0, failed = 0;
@@ -271,6 +286,41 @@ void Daemon::Reload() {
                           {"failed", failed},
                           {"queues", runners_.size() + start_after_drain_.size()}});
   notifier_.Ready(StatusLine());
+}
+
+void Daemon::SyncMetrics() {
+  if (!metrics_) return;
+  metrics_->SetRedisConnected(redis_->up());
+  for (size_t i = 0; i < runners_.size(); ++i) {
+    const QueueRunner& r = *runners_[i];
+    const auto& c = r.counters();
+    Metrics::QueueTotals t;
+    t.enqueued = c.enqueued;
+    t.done = c.done;
+    t.failed = c.failed;
+    t.retried = c.retries;
+    t.interrupted = c.interrupted;
+    t.skipped["vanished_or_replaced"] = c.skipped;
+    t.depth = static_cast<int64_t>(r.queued());
+    if (const QueueWatcher* w = watchers_[i].get()) {
+      t.seen = w->counters().seen;
+      t.skipped["excluded"] = w->counters().excluded;
+      for (const auto& [reason, n] : w->counters().skipped_by) t.skipped[reason] = n;
+    }
+    const std::string name = r.config().name;
+    metrics_->Sync(name, t);
+    if (!redis_->up()) continue;
+    // Counts of the whole queue, every instance's jobs included.
+    const QueueKeys& k = r.keys();
+    for (const auto& [cmd, key, which] :
+         {std::tuple{"LLEN", k.Pending(), 0}, std::tuple{"ZCARD", k.Active(), 1},
+          std::tuple{"ZCARD", k.Scheduled(), 2}}) {
+      redis_->Command({cmd, key}, [m = metrics_.get(), name, which](Result<Reply> rep) {
+        const int64_t n = rep.ok() && !rep->is_error() ? rep->AsInt(-1) : -1;
+        m->SetRedisCounts(name, which == 0 ? n : -1, which == 1 ? n : -1, which == 2 ? n : -1);
+      });
+    }
+  }
 }
 
 void Daemon::OnQueueReady(QueueRunner* r) {
@@ -627,6 +677,7 @@ void Daemon::FinishShutdown(bool forced) {
   sigint_.Reset();
   sigterm_.Reset();
   sighup_.Reset();
+  metrics_timer_.Reset();
   flush_.Reset();
   tick_.Reset();
   drain_timer_.Reset();

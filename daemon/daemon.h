@@ -28,6 +28,7 @@
 #include "daemon/inotify.h"
 #include "daemon/instance_lock.h"
 #include "daemon/loop.h"
+#include "daemon/metrics.h"
 #include "daemon/queue_runner.h"
 #include "daemon/queue_watcher.h"
 #include "daemon/redis_conn.h"
@@ -91,6 +92,8 @@ class Daemon {
   std::string StatusLine() const;
   // Counts pending jobs (one LLEN per queue), then sends StatusLine().
   void RefreshStatus();
+  // metrics.listen: brings /metrics up to date (every second).
+  void SyncMetrics();
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
   // (whose configs live in queue_cfgs_, where runners point).
@@ -103,7 +106,9 @@ class Daemon {
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
   std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_
-  std::vector<std::unique_ptr<Retiring>> retiring_;       // queues a reload stopped, draining
+  std::vector<std::unique_ptr<Retiring>> retiring_;
+  std::unique_ptr<Metrics> metrics_;                      // null: metrics.listen not set
+  UvHandle<uv_timer_t> metrics_timer_;                    // queues a reload stopped, draining
   std::map<std::string, QueueConfig> start_after_drain_;  // changed queues, waiting for the old
   std::unordered_set<const QueueRunner*> scanned_;        // runners whose first scan ran
   UvHandle<uv_signal_t> sigint_, sigterm_, sighup_;

@@ -465,6 +465,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
   const bool skipped = o.result == RunResult::kVanished || o.result == RunResult::kReplaced;
   const bool ok = o.result == RunResult::kOk;
   const std::string state = ok || skipped ? "done" : "failed";
+  if (!skipped && on_run_) on_run_(static_cast<double>(o.duration_ms) / 1000.0);
   if (ok) {
     LogDebug("job.done", {{"queue", q_.name},
                           {"job", o.job.id},

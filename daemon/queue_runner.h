@@ -104,6 +104,10 @@ class QueueRunner {
   const QueueConfig& config() const { return q_; }
   const Counters& counters() const { return counters_; }
   size_t held() const { return held_.size(); }
+  size_t queued() const { return queue_.size(); }
+  // Called with the run time of every handler run that ended (not skips,
+  // not interrupted runs): the metrics' histogram.
+  void set_on_run(std::function<void(double seconds)> f) { on_run_ = std::move(f); }
   size_t running() const { return running_; }
   const QueueKeys& keys() const { return keys_; }
   // Redis is reachable and this queue's leftovers are reconciled.
@@ -194,8 +198,10 @@ class QueueRunner {
   size_t running_ = 0;
   int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
-  bool paused_ = false;        // the last CLAIM (or EXISTS) found <queue>:paused
-  bool ready_ = false;         // Redis up and own leftovers requeued
+  bool paused_ = false;
+  std::function<void(double seconds)>
+      on_run_;          // may be empty        // the last CLAIM (or EXISTS) found <queue>:paused
+  bool ready_ = false;  // Redis up and own leftovers requeued
   bool draining_ = false;
   int workers_exited_ = 0;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try

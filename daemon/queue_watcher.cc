@@ -181,6 +181,7 @@ void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool
     by_due_.erase({it->second.due_ms, name});
     waiting_.erase(it);
   }
+  ++counters_.seen;
   runner_->Enqueue(name, FileIdentity::FromStat(st));
 }
 
@@ -188,6 +189,7 @@ void QueueWatcher::Skip(const std::string& name, mode_t mode) { Skip(name, FileK
 
 void QueueWatcher::Skip(const std::string& name, std::string_view reason) {
   ++counters_.skipped;
+  ++counters_.skipped_by[std::string(reason)];
   LogWarn("file.skip", {{"queue", q_.name}, {"path", q_.watch + "/" + name}, {"reason", reason}});
 }
 

@@ -42,8 +42,10 @@ namespace dropq {
 class QueueWatcher {
  public:
   struct Counters {
-    uint64_t excluded = 0;  // names the include/exclude globs turned away
-    uint64_t skipped = 0;   // entries that are not regular files
+    uint64_t seen = 0;                           // regular files handed to the runner to enqueue
+    uint64_t excluded = 0;                       // names the include/exclude globs turned away
+    uint64_t skipped = 0;                        // entries that are not regular files
+    std::map<std::string, uint64_t> skipped_by;  // the same, by reason (fifo, symlink...)
     uint64_t scans = 0;
   };
 

@@ -408,7 +408,22 @@ TEST_F(ConfigTest, StrayCommaIsAnErrorNotAHang) {
 
 TEST_F(ConfigTest, UnknownTopLevelKey) {
   ExpectError(Lines({"heartbeat: 10s"}) + Queue(), 1, "heartbeat", "unknown key");
-  ExpectError(Queue() + "metrics: {}\n", 6, "metrics", "unknown key");
+  ExpectError(Queue() + "telemetry: {}\n", 6, "telemetry", "unknown key");
+}
+
+TEST_F(ConfigTest, Metrics) {
+  ExpectError(Queue() + "metrics: {}\n", 6, "metrics.listen", "required key missing");
+  ExpectError(Queue() + "metrics:\n  listen: 9464\n", 7, "metrics.listen", "is not host:port");
+  ExpectError(Queue() + "metrics:\n  listen: \"h:70000\"\n", 7, "metrics.listen",
+              "is not host:port");
+  ExpectError(Queue() + "metrics:\n  listen: \"h:\"\n", 7, "metrics.listen", "is not host:port");
+  ExpectError(Queue() + "metrics:\n  listen: h:1\n  port: 2\n", 8, "metrics.port", "unknown key");
+  auto c = ParseConfig(Queue() + "metrics:\n  listen: 127.0.0.1:9464\n", "/etc/dropq/test.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  auto off = ParseConfig(Queue(), "/etc/dropq/test.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->metrics_listen, "");
 }
 
 TEST_F(ConfigTest, UnknownRedisKey) {

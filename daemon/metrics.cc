@@ -1,0 +1,159 @@
+#include "daemon/metrics.h"
+
+#include <exception>
+#include <vector>
+
+namespace dropq {
+
+// One queue's metrics, and the totals they were last brought up to.
+struct Metrics::Series {
+  prometheus::Counter *seen, *enqueued, *done, *failed, *retried, *interrupted;
+  prometheus::Gauge *pending, *active, *scheduled, *depth;
+  prometheus::Histogram* duration;
+  std::map<std::string, prometheus::Counter*> skipped;  // by reason
+  QueueTotals last;
+};
+
+namespace {
+
+// Handler run times from 5 ms (a builtin) to 10 minutes (the default timeout).
+const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+
+}  // namespace
+
+Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen) {
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    // civetweb's options: one listening port, two serving threads.
+    exposer = std::make_unique<prometheus::Exposer>(listen, 2);
+  } catch (const std::exception& e) {
+    return Error{Errc::kIo, "metrics.listen " + listen + ": " + e.what()};
+  }
+  auto registry = std::make_shared<prometheus::Registry>();
+  exposer->RegisterCollectable(registry);
+  return std::unique_ptr<Metrics>(new Metrics(std::move(exposer), std::move(registry)));
+}
+
+Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
+                 std::shared_ptr<prometheus::Registry> registry)
+    : exposer_(std::move(exposer)),
+      registry_(std::move(registry)),
+      seen_(prometheus::BuildCounter()
+                .Name("dropq_files_seen_total")
+                .Help("Regular files the watcher took up")
+                .Register(*registry_)),
+      skipped_(prometheus::BuildCounter()
+                   .Name("dropq_files_skipped_total")
+                   .Help("Entries not processed, by reason")
+                   .Register(*registry_)),
+      enqueued_(prometheus::BuildCounter()
+                    .Name("dropq_jobs_enqueued_total")
+                    .Help("Jobs this instance enqueued")
+                    .Register(*registry_)),
+      done_(prometheus::BuildCounter()
+                .Name("dropq_jobs_done_total")
+                .Help("Handler runs that succeeded")
+                .Register(*registry_)),
+      failed_(prometheus::BuildCounter()
+                  .Name("dropq_jobs_failed_total")
+                  .Help("Jobs that ended failed (dead letters)")
+                  .Register(*registry_)),
+      retried_(prometheus::BuildCounter()
+                   .Name("dropq_jobs_retried_total")
+                   .Help("Failed runs scheduled to run again")
+                   .Register(*registry_)),
+      interrupted_(prometheus::BuildCounter()
+                       .Name("dropq_jobs_interrupted_total")
+                       .Help("Runs cut short (drain timeout, fencing)")
+                       .Register(*registry_)),
+      pending_(prometheus::BuildGauge()
+                   .Name("dropq_jobs_pending")
+                   .Help("Jobs waiting in Redis, all instances")
+                   .Register(*registry_)),
+      active_(prometheus::BuildGauge()
+                  .Name("dropq_jobs_active")
+                  .Help("Jobs claimed by an instance, all instances")
+                  .Register(*registry_)),
+      scheduled_(prometheus::BuildGauge()
+                     .Name("dropq_jobs_scheduled")
+                     .Help("Retries waiting for their time, all instances")
+                     .Register(*registry_)),
+      depth_(prometheus::BuildGauge()
+                 .Name("dropq_queue_depth")
+                 .Help("Jobs waiting in this instance's in-memory queue")
+                 .Register(*registry_)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("dropq_job_duration_seconds")
+                    .Help("Handler run time")
+                    .Register(*registry_)),
+      redis_connected_(prometheus::BuildGauge()
+                           .Name("dropq_redis_connected")
+                           .Help("1 while Redis is reachable")
+                           .Register(*registry_)
+                           .Add({})) {}
+
+Metrics::~Metrics() = default;
+
+int Metrics::port() const {
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+Metrics::Series& Metrics::For(const std::string& queue) {
+  auto& s = series_[queue];
+  if (!s) {
+    const prometheus::Labels l = {{"queue", queue}};
+    s = std::make_unique<Series>();
+    s->seen = &seen_.Add(l);
+    s->enqueued = &enqueued_.Add(l);
+    s->done = &done_.Add(l);
+    s->failed = &failed_.Add(l);
+    s->retried = &retried_.Add(l);
+    s->interrupted = &interrupted_.Add(l);
+    s->pending = &pending_.Add(l);
+    s->active = &active_.Add(l);
+    s->scheduled = &scheduled_.Add(l);
+    s->depth = &depth_.Add(l);
+    s->duration = &duration_.Add(l, kDurationBuckets);
+  }
+  return *s;
+}
+
+void Metrics::Add(prometheus::Counter& c, uint64_t* last, uint64_t total) {
+  const uint64_t from = total < *last ? 0 : *last;  // a restarted queue counts anew
+  if (total > from) c.Increment(static_cast<double>(total - from));
+  *last = total;
+}
+
+void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
+  Series& s = For(queue);
+  Add(*s.seen, &s.last.seen, t.seen);
+  Add(*s.enqueued, &s.last.enqueued, t.enqueued);
+  Add(*s.done, &s.last.done, t.done);
+  Add(*s.failed, &s.last.failed, t.failed);
+  Add(*s.retried, &s.last.retried, t.retried);
+  Add(*s.interrupted, &s.last.interrupted, t.interrupted);
+  for (const auto& [reason, n] : t.skipped) {
+    auto& c = s.skipped[reason];
+    if (c == nullptr) c = &skipped_.Add({{"queue", queue}, {"reason", reason}});
+    Add(*c, &s.last.skipped[reason], n);
+  }
+  s.depth->Set(static_cast<double>(t.depth));
+}
+
+void Metrics::SetRedisCounts(const std::string& queue, int64_t pending, int64_t active,
+                             int64_t scheduled) {
+  Series& s = For(queue);
+  if (pending >= 0) s.pending->Set(static_cast<double>(pending));
+  if (active >= 0) s.active->Set(static_cast<double>(active));
+  if (scheduled >= 0) s.scheduled->Set(static_cast<double>(scheduled));
+}
+
+void Metrics::SetRedisConnected(bool up) { redis_connected_.Set(up ? 1 : 0); }
+
+void Metrics::ObserveDuration(const std::string& queue, double seconds) {
+  For(queue).duration->Observe(seconds);
+}
+
+}  // namespace dropq

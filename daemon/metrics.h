@@ -1,0 +1,95 @@
+// Metrics serves Prometheus text exposition on http://<metrics.listen>/metrics
+// with prometheus-cpp: its Registry and metric types, its text serializer and
+// its pull Exposer (a small embedded HTTP server on threads of its own).
+//
+//   dropq_files_seen_total{queue}               regular files the watcher took up
+//   dropq_files_skipped_total{queue,reason}     not taken: excluded, fifo, symlink,
+//                                               directory, ..., vanished, replaced
+//   dropq_jobs_enqueued_total{queue}            jobs this instance enqueued
+//   dropq_jobs_done_total{queue}                runs that succeeded
+//   dropq_jobs_failed_total{queue}              jobs that ended failed
+//   dropq_jobs_retried_total{queue}             failed runs scheduled to run again
+//   dropq_jobs_interrupted_total{queue}         runs cut short (drain, fence)
+//   dropq_jobs_pending / _active / _scheduled   the queue in Redis (all instances)
+//   dropq_queue_depth{queue}                    jobs waiting in this instance's memory
+//   dropq_redis_connected                       1 while Redis is reachable
+//   dropq_job_duration_seconds{queue}           histogram of handler run times
+//
+// The counters are this instance's since it started (a Prometheus counter
+// may restart); the same events are counted for the whole queue, across
+// instances and restarts, in Redis' stats hash (docs/redis-keys.md).
+//
+// Thread: the loop updates (Sync, Observe); the exposer's threads read. The
+// prometheus-cpp metric types are safe for that.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+
+namespace dropq {
+
+class Metrics {
+ public:
+  // What one queue did so far in this process (the runner's and the
+  // watcher's counters), and its state now.
+  struct QueueTotals {
+    uint64_t seen = 0, enqueued = 0, done = 0, failed = 0, retried = 0, interrupted = 0;
+    std::map<std::string, uint64_t> skipped;  // by reason
+    int64_t depth = 0;
+  };
+
+  // Listens on `listen` ("host:port"); an Error if it cannot (port taken...).
+  static Result<std::unique_ptr<Metrics>> Start(const std::string& listen);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Brings queue `queue`'s counters up to `t` (they only grow: a total
+  // below the last one, after a reload restarted the queue, counts anew).
+  void Sync(const std::string& queue, const QueueTotals& t);
+  // The queue in Redis; -1 leaves a gauge as it is (Redis did not answer).
+  void SetRedisCounts(const std::string& queue, int64_t pending, int64_t active, int64_t scheduled);
+  void SetRedisConnected(bool up);
+  // One handler run of `queue` took `seconds`.
+  void ObserveDuration(const std::string& queue, double seconds);
+
+  // The port it listens on (useful with port 0).
+  int port() const;
+
+ private:
+  struct Series;
+  Metrics(std::unique_ptr<prometheus::Exposer> exposer,
+          std::shared_ptr<prometheus::Registry> registry);
+  Series& For(const std::string& queue);
+  void Add(prometheus::Counter& c, uint64_t* last, uint64_t total);
+
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& seen_;
+  prometheus::Family<prometheus::Counter>& skipped_;
+  prometheus::Family<prometheus::Counter>& enqueued_;
+  prometheus::Family<prometheus::Counter>& done_;
+  prometheus::Family<prometheus::Counter>& failed_;
+  prometheus::Family<prometheus::Counter>& retried_;
+  prometheus::Family<prometheus::Counter>& interrupted_;
+  prometheus::Family<prometheus::Gauge>& pending_;
+  prometheus::Family<prometheus::Gauge>& active_;
+  prometheus::Family<prometheus::Gauge>& scheduled_;
+  prometheus::Family<prometheus::Gauge>& depth_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Gauge& redis_connected_;
+  std::map<std::string, std::unique_ptr<Series>> series_;  // by queue name
+};
+
+}  // namespace dropq
