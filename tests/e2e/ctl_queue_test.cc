@@ -28,21 +28,13 @@ TEST(CtlQueueTest, ListAndPurgeByState) {
   ASSERT_TRUE(env.redis.ok());
   QueueSpec q;
   // Names starting with "bad" fail (exit 65: not retried), the rest succeed.
-  q.handler =
-      "exec: [\"/bin/sh\", \"-c\", \"case \\\"$1\\\" in bad*) exit 65;; esac\", \"sh\", "
-      "\"{name}\"]";
+  q.handler = FailingForPrefixHandler("bad");
   env.WriteConfig(q);
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
   for (const char* n : {"good-1", "good-2", "good-3", "bad-1", "bad-2"}) {
     WriteFile(env.inbox + "/" + n, n);
   }
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return StatCounter(env.redis, "q", "done") == 3 &&
-               StatCounter(env.redis, "q", "failed") == 2;
-      },
-      seconds(30)))
-      << env.DaemonLog();
+  ASSERT_TRUE(WaitForOutcomes(env.redis, 3, 2)) << env.DaemonLog();
 
   CommandResult done = env.Ctl({"list", "q", "--state", "done", "--json"});
   ASSERT_EQ(done.status, 0) << done.err;

@@ -94,13 +94,7 @@ TEST(DispositionsTest, DirectoriesInsideTheWatchedOneAreLeftAlone) {
   WriteFile(env.inbox + "/good-1.txt", "1");
   WriteFile(env.inbox + "/bad-1.txt", "1");
   WriteFile(env.inbox + "/good-2.txt", "2");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return StatCounter(env.redis, "q", "done") == 2 &&
-               StatCounter(env.redis, "q", "failed") == 1;
-      },
-      seconds(20)))
-      << env.DaemonLog();
+  ASSERT_TRUE(WaitForOutcomes(env.redis, 2, 1, seconds(20))) << env.DaemonLog();
   EXPECT_EQ(ListDir(ok_dir), (std::vector<std::string>{"good-1.txt", "good-2.txt"}));
   EXPECT_EQ(ListDir(bad_dir), std::vector<std::string>{"bad-1.txt"});
   EXPECT_EQ(ListDir(env.inbox), (std::vector<std::string>{"bad", "ok"}));

@@ -144,22 +144,14 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   ASSERT_GT(port, 0);
   QueueSpec q;
   // Names starting with "bad" fail at once (exit 65), the rest succeed.
-  q.handler =
-      "exec: [\"/bin/sh\", \"-c\", \"case \\\"$1\\\" in bad*) exit 65;; esac\", \"sh\", "
-      "\"{name}\"]";
+  q.handler = FailingForPrefixHandler("bad");
   env.WriteConfig(q, "metrics:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
 
   for (int i = 0; i < 12; ++i) WriteFile(env.inbox + "/ok-" + std::to_string(i), "x");
   for (int i = 0; i < 3; ++i) WriteFile(env.inbox + "/bad-" + std::to_string(i), "x");
   ASSERT_EQ(::mkfifo((env.inbox + "/a-fifo").c_str(), 0644), 0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return StatCounter(env.redis, "q", "done") == 12 &&
-               StatCounter(env.redis, "q", "failed") == 3;
-      },
-      seconds(30)))
-      << env.DaemonLog();
+  ASSERT_TRUE(WaitForOutcomes(env.redis, 12, 3)) << env.DaemonLog();
 
   const std::map<std::string, std::string> lq = {{"queue", "q"}};
   std::vector<Sample> samples;

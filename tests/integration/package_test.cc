@@ -32,8 +32,9 @@ TEST(PackageTest, CpackBuildsADebThatDeclaresItsDependencies) {
   CommandResult depends = RunCommand({"dpkg-deb", "-f", deb, "Package", "Depends", "Recommends"});
   ASSERT_EQ(depends.status, 0) << depends.err;
   std::printf("[ measure ] %s", depends.out.c_str());
-  for (const char* d : {"Package: dropq", "libuv1", "libhiredis0.14", "libyaml-cpp0.7",
-                        "libsystemd0", "libssl3", "systemd", "Recommends: redis-server"}) {
+  for (const char* d :
+       {"Package: dropq", "libuv1", "libhiredis0.14", "libyaml-cpp0.7", "libsystemd0", "libssl3",
+        "systemd", "procps", "Recommends: redis-server"}) {
     EXPECT_NE(depends.out.find(d), std::string::npos) << d << "\n" << depends.out;
   }
 

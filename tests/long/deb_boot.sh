@@ -82,7 +82,7 @@ $SUDO chmod 755 "$root/usr/local/sbin/dropq-selftest"
 $SUDO tee "$root/etc/systemd/system/dropq-selftest.service" >/dev/null <<'UNIT'
 [Unit]
 After=dropq.service
-Requires=dropq.service
+Wants=dropq.service
 [Service]
 Type=oneshot
 ExecStart=/usr/local/sbin/dropq-selftest

@@ -16,6 +16,7 @@
 
 #include "common/escape.h"
 #include "tests/support/proc_stats.h"
+#include "tests/support/wait_for.h"
 
 namespace dropq::test {
 
@@ -143,6 +144,21 @@ void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib) {
 long long StatCounter(const RedisServer& redis, const std::string& queue,
                       const std::string& counter) {
   return redis.CmdInt({"HGET", DropqEnv::Key(queue, "stats"), counter});
+}
+
+bool WaitForOutcomes(const RedisServer& redis, long long done, long long failed,
+                     std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [&] {
+        return StatCounter(redis, "q", "done") == done &&
+               StatCounter(redis, "q", "failed") == failed;
+      },
+      timeout);
+}
+
+std::string FailingForPrefixHandler(const std::string& prefix) {
+  return "exec: [\"/bin/sh\", \"-c\", \"case \\\"$1\\\" in " + prefix +
+         "*) exit 65;; esac\", \"sh\", \"{name}\"]";
 }
 
 nlohmann::json ParseJson(const std::string& text) {

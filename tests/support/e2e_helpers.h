@@ -65,6 +65,13 @@ void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib);
 // HGET <prefix>:{queue}:stats <counter>, 0 if absent.
 long long StatCounter(const RedisServer& redis, const std::string& queue,
                       const std::string& counter);
+// Waits (up to `timeout`) until queue q's stats count `done` done and
+// `failed` failed jobs; false if they did not get there.
+bool WaitForOutcomes(const RedisServer& redis, long long done, long long failed,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// The handler map entry of an exec handler that fails at once (exit 65: no
+// retry) for file names starting with `prefix` and succeeds for the others.
+std::string FailingForPrefixHandler(const std::string& prefix);
 
 // Parses dropqctl's stdout as JSON; a discarded value (is_discarded()) if it
 // is not JSON.
