@@ -268,6 +268,15 @@ void Daemon::Reload() {
     const bool running = std::any_of(queue_cfgs_.begin(), queue_cfgs_.end(),
                                      [&](const auto& c) { return c->name == q.name; });
     if (running || start_after_drain_.count(q.name) != 0) continue;
+    // Removed by an earlier reload and still draining: it comes back once
+    // that drain is over, never beside it.
+    const bool draining = std::any_of(retiring_.begin(), retiring_.end(),
+                                      [&](const auto& r) { return r->cfg->name == q.name; });
+    if (draining) {
+      start_after_drain_[q.name] = q;
+      ++added;
+      continue;
+    }
     if (Status s = AddQueue(q, true); !s.ok()) {
       LogError("reload.queue_failed", {{"queue", q.name}, {"err", s.error().what}});
       ++failed;

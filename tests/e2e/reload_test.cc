@@ -162,6 +162,40 @@ TEST_F(ReloadTest, AddRemoveAndChangeUnderAStreamLoseNothingAndRunNothingTwice) 
   EXPECT_EQ(env_.Stop(SIGTERM, seconds(30)), 0) << env_.DaemonLog();
 }
 
+// A queue removed by one reload and added back by the next while its
+// handlers still run comes back only once the old one drained: its running
+// jobs are never requeued beside it, and every file runs once.
+TEST_F(ReloadTest, AQueueAddedBackWhileItDrainsWaitsForTheDrain) {
+  ASSERT_TRUE(env_.redis.ok());
+  const std::string starts = env_.tmp.Sub("starts.log");
+  WriteScript(env_.tmp.Sub("slow.sh"),
+              "printf '%s\\n' \"$3\" >> " + starts +
+                  "\nsleep 1\nprintf 'slow %s %s\\n' \"$2\" \"$3\" >> \"$1\"\n");
+  Write(Queue("a", "slow"));
+  ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
+  for (int i = 0; i < 4; ++i) WriteFile(inbox_["a"] + "/f" + std::to_string(i), "x");
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(starts).size() >= 2; }, seconds(20)))
+      << env_.DaemonLog();
+
+  Write(Queue("c", "v1"));  // a removed while two of its jobs run
+  Hup("reload.done");
+  Write(Queue("a", "slow") + Queue("c", "v1"));  // and added back at once
+  const std::string log = Hup("reload.done");
+  EXPECT_NE(log.find("added=1 removed=0 changed=0"), std::string::npos) << log;
+  ASSERT_TRUE(WaitFor([&] { return ListDir(done_["a"]).size() == 4; }, seconds(30)))
+      << env_.DaemonLog();
+  const std::string all = env_.DaemonLog();
+  // The drain ended before the queue started again.
+  ASSERT_NE(all.find("queue.restarted queue=a"), std::string::npos) << all;
+  EXPECT_LT(all.find("queue.stopped queue=a"), all.find("queue.restarted queue=a")) << all;
+  EXPECT_EQ(all.find("job.interrupted"), std::string::npos) << all;
+  std::map<std::string, int> runs;
+  for (const std::string& line : ReadLines(log_)) ++runs[line];
+  EXPECT_EQ(runs.size(), 4U);
+  for (const auto& [line, n] : runs) EXPECT_EQ(n, 1) << line;
+  EXPECT_EQ(env_.Stop(SIGTERM, seconds(30)), 0) << env_.DaemonLog();
+}
+
 TEST_F(ReloadTest, ABrokenConfigLeavesTheRunningOneInPlace) {
   ASSERT_TRUE(env_.redis.ok());
   Write(Queue("a", "v1"));
