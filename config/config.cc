@@ -400,7 +400,8 @@ Status Parser::Metrics(const At& at, Config* c) {
          const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
          long n = 0;
          const bool digits =
-             !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
+             !port.empty() && port.size() <= 5 &&
+             std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
          if (digits) n = std::stol(port);
          if (host.empty() || !digits || n < 1 || n > 65535) {
            return Fail(v, "\"" + *s + "\" is not host:port (e.g. 127.0.0.1:9464)");
