@@ -161,9 +161,14 @@ void QueueRunner::SetPaused(bool paused) {
   }
   // Jobs claimed but not started go back to the front of pending, where any
   // instance takes them once the queue is resumed; running ones finish.
+  const size_t released = ReleaseQueued();
+  LogInfo("queue.paused", {{"queue", q_.name}, {"released", released}, {"running", running_}});
+}
+
+size_t QueueRunner::ReleaseQueued() {
   const std::vector<Job> queued = queue_.DrainJobs();
   for (const Job& job : queued) QueueRelease(job.id, false);
-  LogInfo("queue.paused", {{"queue", q_.name}, {"released", queued.size()}, {"running", running_}});
+  return queued.size();
 }
 
 void QueueRunner::CheckPaused() {
@@ -945,7 +950,7 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
   draining_ = true;
   drained_ = std::move(drained);
   uv_timer_stop(promote_timer_.get());
-  for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
+  ReleaseQueued();
   queue_.PushStops(static_cast<size_t>(workers_));
   Flush();
   CheckDrained();
@@ -954,7 +959,7 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
 void QueueRunner::KillRunning() { pool_->CancelRunning(); }
 
 void QueueRunner::Fence() {
-  for (Job& job : queue_.DrainJobs()) QueueRelease(job.id, false);
+  ReleaseQueued();
   // Moves waiting to be tried again: the job may be another instance's by
   // now, which redoes the move from the recorded outcome. Two instances
   // moving one file at once is what this avoids; after the reconnect

@@ -138,6 +138,10 @@ class QueueRunner {
   void MaybeClaim();
   // `dropqctl pause` seen (or lifted): queued jobs go back to pending.
   void SetPaused(bool paused);
+  // Gives every job waiting in the in-memory queue back to the front of
+  // pending (not started, not marked interrupted): drain, fence, pause.
+  // Returns how many.
+  size_t ReleaseQueued();
   // While jobs wait in memory (no claim goes out), asks Redis whether the
   // queue was paused.
   void CheckPaused();

@@ -16,10 +16,10 @@ namespace {
 // The variables a handler gets from dropqd (inherited values are replaced),
 // and systemd's messages to dropqd alone: a handler that saw NOTIFY_SOCKET
 // or WATCHDOG_USEC could report readiness or liveness in dropqd's name.
-constexpr std::string_view kOwnVars[] = {
-    "DROPQ_PATH",    "DROPQ_JOB_ID",  "DROPQ_QUEUE",  "DROPQ_ATTEMPT", "DROPQ_INSTANCE",
-    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",    "LISTEN_PID",
-    "LISTEN_FDNAMES"};
+constexpr std::string_view kOwnVars[] = {"DROPQ_PATH",    "DROPQ_JOB_ID",   "DROPQ_QUEUE",
+                                         "DROPQ_ATTEMPT", "DROPQ_INSTANCE", "NOTIFY_SOCKET",
+                                         "WATCHDOG_USEC", "WATCHDOG_PID",   "LISTEN_FDS",
+                                         "LISTEN_PID",    "LISTEN_FDNAMES"};
 
 bool IsOwnVar(std::string_view entry) {
   const std::string_view name = entry.substr(0, entry.find('='));
