@@ -4,11 +4,19 @@
 //
 //   <4>file.skip queue=uploads path=/srv/inbox/pipe reason=fifo
 //
-// When stderr is the journal (JOURNAL_STREAM is set) each line carries a
-// syslog priority prefix; on a terminal it carries a UTC timestamp and level
-// instead. Each line is written with a single write(2) so concurrent threads
-// never interleave. Thread: any.
+// When stderr is the journal (JOURNAL_STREAM names stderr's device and inode,
+// as systemd sets it) each event goes to journald as a structured entry:
+// MESSAGE= holds the line, PRIORITY= its level, and every field becomes its
+// own DROPQ_<KEY>= field (`job` becomes DROPQ_JOB_ID=), so that
+// `journalctl DROPQ_QUEUE=images` works. If journald's socket is not there,
+// or journald refuses an entry, the line goes to stderr with a syslog
+// priority prefix (<3>, <6>...), which the journal's stream reads. On a
+// terminal or a file a line carries a UTC timestamp and level instead. Each
+// line is one write(2) or one datagram, so concurrent threads never
+// interleave. Thread: any.
 #pragma once
+
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -37,6 +45,19 @@ struct LogField {
   std::string_view key;
   std::string value;
 };
+
+// True if `journal_stream` (the value of $JOURNAL_STREAM, "<dev>:<ino>") names
+// the file `st` describes. Pure; exposed for tests.
+bool JournalStreamIsFd(std::string_view journal_stream, const struct stat& st);
+
+// The journal field name for a log field's key: DROPQ_ and the key in upper
+// case, bytes other than letters and digits as '_'; `job` is DROPQ_JOB_ID.
+std::string JournalFieldName(std::string_view key);
+
+// The fields of one journal entry, each "NAME=value": MESSAGE, PRIORITY,
+// SYSLOG_IDENTIFIER, DROPQ_EVENT, then one per field with its raw value.
+std::vector<std::string> JournalEntry(LogLevel level, std::string_view event,
+                                      const std::vector<LogField>& fields);
 
 // Writes one line if `level` is enabled.
 void Log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});

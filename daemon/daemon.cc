@@ -132,6 +132,10 @@ Status Daemon::Setup() {
         self->RescanRefused();
         self->Summary();
         self->RefreshStatus();
+        for (size_t i = 0; i < self->runners_.size(); ++i) {
+          if (self->watchers_[i])
+            self->PushWatcherStats(self->watchers_[i].get(), *self->runners_[i]);
+        }
       },
       tick, tick);
   drain_timer_ = MakeTimer(l, this);
@@ -180,7 +184,10 @@ void Daemon::RetireQueue(size_t i) {
   at(last_done_);
   at(pending_);
   scanned_.erase(q->runner.get());
-  if (q->watcher) q->watcher->Stop();
+  if (q->watcher) {
+    q->watcher->Stop();
+    PushWatcherStats(q->watcher.get(), *q->runner);
+  }
   LogInfo("queue.stopping", {{"queue", q->cfg->name}, {"running", q->runner->running()}});
   Retiring* p = q.get();
   retiring_.push_back(std::move(q));
@@ -410,6 +417,29 @@ void Daemon::OnRedisUp() {
   for (auto& q : retiring_) q->runner->OnRedisUp([] {});
 }
 
+void Daemon::PushWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
+  const std::string& queue = runner.config().name;
+  std::map<std::string, uint64_t> add;
+  if (auto it = unpushed_stats_.find(queue); it != unpushed_stats_.end()) {
+    add = std::move(it->second);
+    unpushed_stats_.erase(it);
+  }
+  for (const auto& [field, n] : w->TakeStatDeltas()) add[field] += n;
+  for (const auto& [field, n] : add) {
+    redis_->Command({"HINCRBY", runner.keys().Stats(), field, std::to_string(n)},
+                    [this, queue, field = field, n = n](Result<Reply> r) {
+                      if (!r.ok()) {
+                        unpushed_stats_[queue][field] += n;  // not sent, or no answer: try again
+                      } else if (r->is_error()) {
+                        // A stats hash edited into something else: the count is dropped, said here.
+                        LogWarn(
+                            "stats.refused",
+                            {{"queue", queue}, {"field", field}, {"count", n}, {"err", r->str}});
+                      }
+                    });
+  }
+}
+
 void Daemon::Heartbeat() {
   if (!redis_->up()) return;
   const std::string info = "{\"pid\":" + std::to_string(getpid()) +
@@ -633,8 +663,10 @@ void Daemon::BeginShutdown() {
   shutting_down_ = true;
   notifier_.Stopping(StatusLine());
   inotify_->Stop();
-  for (auto& w : watchers_) {
-    if (w) w->Stop();
+  for (size_t i = 0; i < watchers_.size(); ++i) {
+    if (!watchers_[i]) continue;
+    watchers_[i]->Stop();
+    PushWatcherStats(watchers_[i].get(), *runners_[i]);
   }
   uv_timer_start(
       drain_timer_.get(),

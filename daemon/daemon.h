@@ -94,6 +94,12 @@ class Daemon {
   void RefreshStatus();
   // metrics.listen: brings /metrics up to date (every second).
   void SyncMetrics();
+  // Adds what `w` counted since the last push (files seen, skipped by reason),
+  // and what an earlier push could not add, to the stats hash of `runner`'s
+  // queue, so that redis-cli shows the counters /metrics shows. Each tick,
+  // when a queue is retired, and when the shutdown begins; what a crash
+  // catches unpushed (at most one tick's worth) is lost to the counters.
+  void PushWatcherStats(QueueWatcher* w, const QueueRunner& runner);
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
   // (whose configs live in queue_cfgs_, where runners point).
@@ -106,9 +112,9 @@ class Daemon {
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
   std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_
-  std::vector<std::unique_ptr<Retiring>> retiring_;
+  std::vector<std::unique_ptr<Retiring>> retiring_;       // queues a reload stopped, draining
   std::unique_ptr<Metrics> metrics_;                      // null: metrics.listen not set
-  UvHandle<uv_timer_t> metrics_timer_;                    // queues a reload stopped, draining
+  UvHandle<uv_timer_t> metrics_timer_;                    // SyncMetrics(), every second
   std::map<std::string, QueueConfig> start_after_drain_;  // changed queues, waiting for the old
   std::unordered_set<const QueueRunner*> scanned_;        // runners whose first scan ran
   UvHandle<uv_signal_t> sigint_, sigterm_, sighup_;
@@ -128,6 +134,9 @@ class Daemon {
   bool fenced_ = false;
   std::vector<int64_t> pending_;  // per queue, from the last RefreshStatus(); -1: unknown
   int status_replies_ = 0;        // LLEN replies RefreshStatus() still waits for
+  // queue -> stats field -> count a push could not add (Redis was down): the
+  // next push adds it.
+  std::map<std::string, std::map<std::string, uint64_t>> unpushed_stats_;
   std::vector<uint64_t> last_done_;
   std::set<std::string>
       reaping_;  // expired instances being reclaimed now  // per queue, for the summary rate

@@ -269,4 +269,17 @@ void QueueWatcher::Tick() {
   scanner_->Continue();
 }
 
+std::vector<std::pair<std::string, uint64_t>> QueueWatcher::TakeStatDeltas() {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  auto take = [&](const std::string& field, uint64_t total) {
+    uint64_t& last = taken_[field];
+    if (total > last) out.emplace_back(field, total - last);
+    last = total;
+  };
+  take("seen", counters_.seen);
+  take("skipped_excluded", counters_.excluded);
+  for (const auto& [reason, n] : counters_.skipped_by) take("skipped_" + reason, n);
+  return out;
+}
+
 }  // namespace dropq

@@ -29,6 +29,8 @@
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "config/config.h"
 #include "daemon/dir_scanner.h"
@@ -65,6 +67,12 @@ class QueueWatcher {
   void Stop();
 
   const Counters& counters() const { return counters_; }
+
+  // What the counters gained since the last call, as fields of the queue's
+  // stats hash in Redis: `seen`, `skipped_excluded` and `skipped_<reason>`
+  // (zero gains left out). The caller adds them to Redis; what it could not
+  // add is its own to carry to the next attempt.
+  std::vector<std::pair<std::string, uint64_t>> TakeStatDeltas();
 
  private:
   void OnEvent(uint32_t mask, std::string_view name);
@@ -107,6 +115,7 @@ class QueueWatcher {
   Inotify* inotify_ = nullptr;          // owned by the Daemon, outlives this watcher
   bool scanning_ = false;
   Counters counters_;
+  std::map<std::string, uint64_t> taken_;  // stats field -> total at the last TakeStatDeltas()
 };
 
 }  // namespace dropq

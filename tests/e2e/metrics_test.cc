@@ -145,12 +145,14 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   QueueSpec q;
   // Names starting with "bad" fail at once (exit 65), the rest succeed.
   q.handler = FailingForPrefixHandler("bad");
+  q.extra = "exclude: [\"*.log\"]";
   env.WriteConfig(q, "metrics:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
 
   for (int i = 0; i < 12; ++i) WriteFile(env.inbox + "/ok-" + std::to_string(i), "x");
   for (int i = 0; i < 3; ++i) WriteFile(env.inbox + "/bad-" + std::to_string(i), "x");
   ASSERT_EQ(::mkfifo((env.inbox + "/a-fifo").c_str(), 0644), 0);
+  WriteFile(env.inbox + "/debug.log", "excluded");
   ASSERT_TRUE(WaitForOutcomes(env.redis, 12, 3)) << env.DaemonLog();
 
   const std::map<std::string, std::string> lq = {{"queue", "q"}};
@@ -182,6 +184,9 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   EXPECT_EQ(Value(samples, "dropq_files_seen_total", lq), 15) << body;
   EXPECT_EQ(Value(samples, "dropq_files_skipped_total", {{"queue", "q"}, {"reason", "fifo"}}), 1)
       << body;
+  EXPECT_EQ(Value(samples, "dropq_files_skipped_total", {{"queue", "q"}, {"reason", "excluded"}}),
+            1)
+      << body;
   EXPECT_EQ(Value(samples, "dropq_jobs_scheduled", lq), 0) << body;
   EXPECT_EQ(Value(samples, "dropq_queue_depth", lq), 0) << body;
   EXPECT_EQ(Value(samples, "dropq_redis_connected", {}), 1) << body;
@@ -199,8 +204,17 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   EXPECT_EQ(Value(samples, "dropq_job_duration_seconds_bucket", {{"queue", "q"}, {"le", "+Inf"}}),
             15)
       << body;
-  // The same counts, for the whole queue, in Redis' stats hash.
+  // The same counts, for the whole queue, in Redis' stats hash; the
+  // watcher's are added every tick (5 s here).
   EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), 15);
+  EXPECT_EQ(StatCounter(env.redis, "q", "done"), 12);
+  EXPECT_EQ(StatCounter(env.redis, "q", "failed"), 3);
+  EXPECT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "seen") == 15; }, seconds(15)))
+      << StatCounter(env.redis, "q", "seen");
+  EXPECT_TRUE(
+      WaitFor([&] { return StatCounter(env.redis, "q", "skipped_fifo") == 1; }, seconds(15)));
+  EXPECT_TRUE(
+      WaitFor([&] { return StatCounter(env.redis, "q", "skipped_excluded") == 1; }, seconds(15)));
 
   // A taken port is an error dropqd names, and it exits (1: not a config error).
   DropqEnv other;
@@ -211,6 +225,9 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   EXPECT_NE((clash.out + clash.err).find("metrics.listen"), std::string::npos) << clash.err;
 
   EXPECT_EQ(env.Stop(SIGTERM, seconds(30)), 0);
+  // Pushed once: the shutdown's push added nothing new.
+  EXPECT_EQ(StatCounter(env.redis, "q", "seen"), 15);
+  EXPECT_EQ(StatCounter(env.redis, "q", "skipped_fifo"), 1);
 }
 
 TEST(MetricsTest, ABadListenAddressIsAConfigError) {

@@ -1,7 +1,7 @@
 // The Debian package: `cpack -G DEB` on this build makes dropq_<v>_<arch>.deb,
 // and dpkg-deb shows what apt-get would install: the binaries in /usr/bin,
 // the config as a conffile, the units, sysusers and tmpfiles entries, the
-// maintainer scripts, and Depends: naming the Debian libraries it links.
+// maintainer scripts, the manual pages, and Depends: naming the Debian libraries it links.
 // (Installing it into a debootstrap tree and booting it is scripts/test
 // --long's job: tests/long/deb_boot.sh.)
 #include <gtest/gtest.h>
@@ -44,7 +44,9 @@ TEST(PackageTest, CpackBuildsADebThatDeclaresItsDependencies) {
        {"./usr/bin/dropqd", "./usr/bin/dropqctl", "./etc/dropq/dropq.yaml",
         "./usr/lib/systemd/system/dropq.service", "./usr/lib/systemd/system/dropq@.service",
         "./usr/lib/sysusers.d/dropq.conf", "./usr/lib/tmpfiles.d/dropq.conf",
-        "./usr/share/doc/dropq/README.md", "./usr/share/doc/dropq/examples/dropq.example.yaml"}) {
+        "./usr/share/doc/dropq/README.md", "./usr/share/doc/dropq/examples/dropq.example.yaml",
+        "./usr/share/man/man8/dropqd.8.gz", "./usr/share/man/man1/dropqctl.1.gz",
+        "./usr/share/man/man5/dropq.yaml.5.gz"}) {
     EXPECT_NE(contents.out.find(std::string(f) + "\n"), std::string::npos) << f << "\n"
                                                                            << contents.out;
   }

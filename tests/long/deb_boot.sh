@@ -69,6 +69,8 @@ echo hello > /srv/dropq/default/inbox/hello.txt
 i=0; while [ ! -e /srv/dropq/default/done/hello.txt ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
 check test -e /srv/dropq/default/done/hello.txt
 check grep -q hello.txt /srv/dropq/default/manifest.txt
+# Structured journal fields: `journalctl DROPQ_QUEUE=...` finds the queue's lines.
+check sh -c 'journalctl -u dropq.service DROPQ_QUEUE=default DROPQ_EVENT=scan.done -o cat --no-pager | grep -q "^scan.done queue=default"'
 check systemctl reload dropq.service
 sleep 2
 check systemctl is-active --quiet dropq.service

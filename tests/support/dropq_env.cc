@@ -67,6 +67,13 @@ bool DropqEnv::Start() {
       std::chrono::seconds(30));
 }
 
+void DropqEnv::StartWrapped(const std::vector<std::string>& launcher) {
+  ++starts_;
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), {DROPQD_BIN, "--config", config});
+  daemon_ = std::make_unique<Process>(argv, tmp.Sub("dropqd." + std::to_string(starts_) + ".log"));
+}
+
 std::optional<int> DropqEnv::Stop(int sig, std::chrono::milliseconds timeout) {
   if (!daemon_) return std::nullopt;
   daemon_->Signal(sig);

@@ -43,6 +43,10 @@ class DropqEnv {
   // Starts dropqd with the written config; waits until its start-up scan
   // finished (log line scan.done). Returns false if it did not get there.
   bool Start();
+  // Starts `launcher` with dropqd's command line appended (e.g. a shell that
+  // sets up a namespace, then execs "$@"), and returns at once: for a dropqd
+  // whose log does not go to its log file.
+  void StartWrapped(const std::vector<std::string>& launcher);
   // Sends `sig` and waits for the exit status (nullopt on timeout).
   std::optional<int> Stop(int sig = 15,
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -858,6 +858,7 @@ TEST_F(ConfigTest, ExampleConfigIsValid) {
   const auto c = Parse(text);
   ASSERT_TRUE(c.ok()) << c.error().what;
   ASSERT_NE(c->FindQueue("uploads"), nullptr);
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
 }
 
 }  // namespace
