@@ -64,6 +64,8 @@ void Log(LogLevel level, std::string_view event, std::initializer_list<LogField>
 // The same, for a line whose fields depend on the event.
 void LogList(LogLevel level, std::string_view event, const std::vector<LogField>& fields);
 
+// The fields are built before the level is checked: on a per-job path, test
+// LogEnabled(LogLevel::kDebug) first.
 inline void LogDebug(std::string_view e, std::initializer_list<LogField> f = {}) {
   if (LogEnabled(LogLevel::kDebug)) Log(LogLevel::kDebug, e, f);
 }
