@@ -10,7 +10,7 @@
 
 #include <atomic>
 #include <cctype>
-#include <cinttypes>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -68,8 +68,10 @@ std::string LineText(std::string_view event, const std::vector<LogField>& fields
 }
 
 // Sends one entry over journald's native protocol. Returns false if it was
-// not accepted (no journal socket, or it refused): the caller writes the line
-// to stderr instead, so a line is never dropped.
+// refused (too large, out of memory...): the caller writes the line to stderr
+// instead. A socket that vanishes after start-up (journald gone for good)
+// counts as success in libsystemd: such entries are lost, as they would be
+// on the stream.
 bool SendToJournal(LogLevel level, std::string_view event, const std::vector<LogField>& fields) {
   const std::vector<std::string> entry = JournalEntry(level, event, fields);
   std::vector<iovec> iov(entry.size());
@@ -133,11 +135,19 @@ bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 
 bool JournalStreamIsFd(std::string_view journal_stream, const struct stat& st) {
   // systemd writes "<st_dev>:<st_ino>" in decimal (sd_journal_stream_fd(3)).
-  const std::string s(journal_stream);
+  // Digits only: no sign, no blanks.
+  const size_t colon = journal_stream.find(':');
+  if (colon == std::string_view::npos) return false;
+  auto number = [](std::string_view d, uintmax_t* out) {
+    const char* end = d.data() + d.size();
+    auto [p, ec] = std::from_chars(d.data(), end, *out);
+    return !d.empty() && ec == std::errc() && p == end;
+  };
   uintmax_t dev = 0, ino = 0;
-  int end = 0;
-  if (std::sscanf(s.c_str(), "%ju:%ju%n", &dev, &ino, &end) != 2) return false;
-  if (static_cast<size_t>(end) != s.size()) return false;
+  if (!number(journal_stream.substr(0, colon), &dev) ||
+      !number(journal_stream.substr(colon + 1), &ino)) {
+    return false;
+  }
   return dev == static_cast<uintmax_t>(st.st_dev) && ino == static_cast<uintmax_t>(st.st_ino);
 }
 

@@ -8,8 +8,8 @@
 // as systemd sets it) each event goes to journald as a structured entry:
 // MESSAGE= holds the line, PRIORITY= its level, and every field becomes its
 // own DROPQ_<KEY>= field (`job` becomes DROPQ_JOB_ID=), so that
-// `journalctl DROPQ_QUEUE=images` works. If journald's socket is not there,
-// or journald refuses an entry, the line goes to stderr with a syslog
+// `journalctl DROPQ_QUEUE=images` works. If journald's socket is not there
+// at start-up, or journald refuses an entry, the line goes to stderr with a syslog
 // priority prefix (<3>, <6>...), which the journal's stream reads. On a
 // terminal or a file a line carries a UTC timestamp and level instead. Each
 // line is one write(2) or one datagram, so concurrent threads never

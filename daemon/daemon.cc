@@ -134,8 +134,9 @@ Status Daemon::Setup() {
         self->RefreshStatus();
         for (size_t i = 0; i < self->runners_.size(); ++i) {
           if (self->watchers_[i])
-            self->PushWatcherStats(self->watchers_[i].get(), *self->runners_[i]);
+            self->TakeWatcherStats(self->watchers_[i].get(), *self->runners_[i]);
         }
+        self->PushStats();
       },
       tick, tick);
   drain_timer_ = MakeTimer(l, this);
@@ -186,7 +187,8 @@ void Daemon::RetireQueue(size_t i) {
   scanned_.erase(q->runner.get());
   if (q->watcher) {
     q->watcher->Stop();
-    PushWatcherStats(q->watcher.get(), *q->runner);
+    TakeWatcherStats(q->watcher.get(), *q->runner);
+    PushStats();
   }
   LogInfo("queue.stopping", {{"queue", q->cfg->name}, {"running", q->runner->running()}});
   Retiring* p = q.get();
@@ -417,27 +419,28 @@ void Daemon::OnRedisUp() {
   for (auto& q : retiring_) q->runner->OnRedisUp([] {});
 }
 
-void Daemon::PushWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
-  const std::string& queue = runner.config().name;
-  std::map<std::string, uint64_t> add;
-  if (auto it = unpushed_stats_.find(queue); it != unpushed_stats_.end()) {
-    add = std::move(it->second);
-    unpushed_stats_.erase(it);
-  }
+void Daemon::TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
+  std::map<std::string, uint64_t>& add = unpushed_stats_[runner.keys().Stats()];
   for (const auto& [field, n] : w->TakeStatDeltas()) add[field] += n;
-  for (const auto& [field, n] : add) {
-    redis_->Command({"HINCRBY", runner.keys().Stats(), field, std::to_string(n)},
-                    [this, queue, field = field, n = n](Result<Reply> r) {
-                      if (!r.ok()) {
-                        unpushed_stats_[queue][field] += n;  // not sent, or no answer: try again
-                      } else if (r->is_error()) {
-                        // A stats hash edited into something else: the count is dropped, said here.
-                        LogWarn(
-                            "stats.refused",
-                            {{"queue", queue}, {"field", field}, {"count", n}, {"err", r->str}});
-                      }
-                    });
+}
+
+void Daemon::PushStats() {
+  if (!redis_->up()) return;  // kept for the next push
+  for (const auto& [key, fields] : unpushed_stats_) {
+    for (const auto& [field, n] : fields) {
+      redis_->Command({"HINCRBY", key, field, std::to_string(n)}, [key = key, field = field,
+                                                                   n = n](Result<Reply> r) {
+        // No answer (the connection dropped meanwhile): Redis may
+        // have added it or not. It is not sent again, so a count
+        // is never added twice; it may be lost.
+        if (r.ok() && r->is_error()) {
+          // A stats hash edited into something else.
+          LogWarn("stats.refused", {{"key", key}, {"field", field}, {"count", n}, {"err", r->str}});
+        }
+      });
+    }
   }
+  unpushed_stats_.clear();
 }
 
 void Daemon::Heartbeat() {
@@ -666,8 +669,9 @@ void Daemon::BeginShutdown() {
   for (size_t i = 0; i < watchers_.size(); ++i) {
     if (!watchers_[i]) continue;
     watchers_[i]->Stop();
-    PushWatcherStats(watchers_[i].get(), *runners_[i]);
+    TakeWatcherStats(watchers_[i].get(), *runners_[i]);
   }
+  PushStats();
   uv_timer_start(
       drain_timer_.get(),
       [](uv_timer_t* t) {

@@ -94,12 +94,15 @@ class Daemon {
   void RefreshStatus();
   // metrics.listen: brings /metrics up to date (every second).
   void SyncMetrics();
-  // Adds what `w` counted since the last push (files seen, skipped by reason),
-  // and what an earlier push could not add, to the stats hash of `runner`'s
-  // queue, so that redis-cli shows the counters /metrics shows. Each tick,
-  // when a queue is retired, and when the shutdown begins; what a crash
-  // catches unpushed (at most one tick's worth) is lost to the counters.
-  void PushWatcherStats(QueueWatcher* w, const QueueRunner& runner);
+  // The watchers' counters (files seen, skipped by reason) in the stats hash
+  // of their queue, so that redis-cli shows what /metrics shows, for every
+  // instance together. Take adds what `w` counted since its last take to
+  // unpushed_stats_; Push sends all of that (if Redis is up) with HINCRBY.
+  // Both run every tick, when a queue is retired and when the shutdown
+  // begins. Lost: what a crash, or a stop while Redis is down, catches
+  // unpushed, and a push whose connection drops before its answer.
+  void TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner);
+  void PushStats();
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
   // (whose configs live in queue_cfgs_, where runners point).
@@ -134,12 +137,11 @@ class Daemon {
   bool fenced_ = false;
   std::vector<int64_t> pending_;  // per queue, from the last RefreshStatus(); -1: unknown
   int status_replies_ = 0;        // LLEN replies RefreshStatus() still waits for
-  // queue -> stats field -> count a push could not add (Redis was down): the
-  // next push adds it.
+  // stats hash key -> field -> count taken from a watcher, not yet pushed
+  // (Redis is down); a queue a reload removed keeps its entry until pushed.
   std::map<std::string, std::map<std::string, uint64_t>> unpushed_stats_;
-  std::vector<uint64_t> last_done_;
-  std::set<std::string>
-      reaping_;  // expired instances being reclaimed now  // per queue, for the summary rate
+  std::vector<uint64_t> last_done_;  // per queue, for the summary rate
+  std::set<std::string> reaping_;    // expired instances being reclaimed now
 };
 
 }  // namespace dropq

@@ -23,6 +23,11 @@ TEST(LogTest, JournalStreamMustNameTheFileExactly) {
   EXPECT_FALSE(JournalStreamIsFd("", st));
   EXPECT_FALSE(JournalStreamIsFd("27", st));
   EXPECT_FALSE(JournalStreamIsFd("-1:-1", st));
+  EXPECT_FALSE(JournalStreamIsFd("+27:123456", st));  // digits only
+  EXPECT_FALSE(JournalStreamIsFd(" 27:123456", st));
+  EXPECT_FALSE(JournalStreamIsFd("27: 123456", st));
+  EXPECT_FALSE(JournalStreamIsFd(":123456", st));
+  EXPECT_FALSE(JournalStreamIsFd("99999999999999999999999:123456", st));  // out of range
 }
 
 TEST(LogTest, FieldNamesAreDropqUpperCase) {
