@@ -111,6 +111,7 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
   if (view.empty()) return;
   std::string name(view);
   if (mask & (IN_DELETE | IN_MOVED_FROM)) {
+    turned_away_.erase(name);  // a new entry under this name is reported anew
     if (auto it = waiting_.find(name); it != waiting_.end()) {
       by_due_.erase({it->second.due_ms, name});
       waiting_.erase(it);
@@ -119,7 +120,11 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
     return;
   }
   if (mask & IN_ISDIR) {
-    if (own_dirs_.count(name) == 0 && (mask & (IN_CREATE | IN_MOVED_TO))) Skip(name, S_IFDIR);
+    if (own_dirs_.count(name) == 0 && (mask & (IN_CREATE | IN_MOVED_TO))) {
+      struct stat st;
+      const std::string path = q_.watch + "/" + name;
+      Skip(name, S_IFDIR, lstat(path.c_str(), &st) == 0 ? st.st_ino : 0);
+    }
     return;
   }
   if (mask & (IN_MODIFY | IN_ATTRIB)) {
@@ -133,14 +138,14 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
   if (!Selected(name, complete)) return;  // before the lstat: *.part files close often
   const std::string path = q_.watch + "/" + name;
   if (path.size() >= PATH_MAX) {
-    Skip(name, "path_too_long");  // no handler could open it by its path
+    Skip(name, "path_too_long", 0);  // no handler could open it by its path
     return;
   }
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return;  // already gone again
   if (mask & IN_CREATE) {
     // A regular file is taken on its close; anything else never closes-after-write.
-    if (!S_ISREG(st.st_mode)) Skip(name, st.st_mode);
+    if (!S_ISREG(st.st_mode)) Skip(name, st.st_mode, st.st_ino);
     return;
   }
   if (complete) Consider(name, st, false);
@@ -149,7 +154,7 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
 bool QueueWatcher::Selected(const std::string& name, bool count) {
   if (own_dirs_.count(name) != 0) return false;
   if (NameSelected(q_, name)) return true;
-  if (count) {
+  if (count && FirstSight(name, 0)) {
     ++counters_.excluded;
     LogDebug("file.excluded", {{"queue", q_.name}, {"path", q_.watch + "/" + name}});
   }
@@ -158,11 +163,11 @@ bool QueueWatcher::Selected(const std::string& name, bool count) {
 
 void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool from_scan) {
   if (!S_ISREG(st.st_mode)) {
-    Skip(name, st.st_mode);
+    Skip(name, st.st_mode, st.st_ino);
     return;
   }
   if (q_.watch.size() + 1 + name.size() >= PATH_MAX) {
-    Skip(name, "path_too_long");  // no handler could open it by its path
+    Skip(name, "path_too_long", st.st_ino);  // no handler could open it by its path
     return;
   }
   if (from_scan) {
@@ -185,9 +190,25 @@ void QueueWatcher::Consider(const std::string& name, const struct stat& st, bool
   runner_->Enqueue(name, FileIdentity::FromStat(st));
 }
 
-void QueueWatcher::Skip(const std::string& name, mode_t mode) { Skip(name, FileKindName(mode)); }
+void QueueWatcher::Skip(const std::string& name, mode_t mode, ino_t ino) {
+  Skip(name, FileKindName(mode), ino);
+}
 
-void QueueWatcher::Skip(const std::string& name, std::string_view reason) {
+bool QueueWatcher::FirstSight(const std::string& name, ino_t ino) {
+  auto it = turned_away_.find(name);
+  if (it != turned_away_.end()) {
+    it->second.scan = scan_gen_;
+    if (ino != 0 && it->second.ino == ino) return false;
+    if (ino == 0 && it->second.ino == 0) return false;
+    it->second.ino = ino;  // another entry under the same name
+    return true;
+  }
+  if (turned_away_.size() < kMaxTurnedAway) turned_away_.emplace(name, TurnedAway{ino, scan_gen_});
+  return true;
+}
+
+void QueueWatcher::Skip(const std::string& name, std::string_view reason, ino_t ino) {
+  if (!FirstSight(name, ino)) return;
   ++counters_.skipped;
   ++counters_.skipped_by[std::string(reason)];
   LogWarn("file.skip", {{"queue", q_.name}, {"path", q_.watch + "/" + name}, {"reason", reason}});
@@ -233,6 +254,7 @@ void QueueWatcher::OnSettleTimer() {
 void QueueWatcher::Rescan() {
   if (stopped_) return;
   ++counters_.scans;
+  ++scan_gen_;
   scanning_ = true;
   LogInfo("scan.start", {{"queue", q_.name}, {"dir", q_.watch}});
   scan_paused_ = false;
@@ -254,6 +276,8 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
     } else {
       if (forget_on_leave_) runner_->SweepMarkers();  // kept files that left unwatched
       runner_->SweepProcessing();                     // files of jobs that will not run again
+      // Names turned away that this whole scan did not find are gone.
+      std::erase_if(turned_away_, [this](const auto& e) { return e.second.scan != scan_gen_; });
     }
     LogInfo("scan.done", {{"queue", q_.name}});
     return;  // the finished scanner is replaced by the next Rescan()

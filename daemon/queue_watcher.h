@@ -28,6 +28,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -70,8 +71,7 @@ class QueueWatcher {
 
   // What the counters gained since the last call, as fields of the queue's
   // stats hash in Redis: `seen`, `skipped_excluded` and `skipped_<reason>`
-  // (zero gains left out). The caller adds them to Redis; what it could not
-  // add is its own to carry to the next attempt.
+  // (zero gains left out). The caller adds them to Redis.
   std::vector<std::pair<std::string, uint64_t>> TakeStatDeltas();
 
  private:
@@ -87,9 +87,14 @@ class QueueWatcher {
   // then enqueues it or lets it settle.
   void Consider(const std::string& name, const struct stat& st, bool from_scan);
   // Logs and counts a file that is not taken: its kind (symlink, fifo...) or
-  // another reason ("path_too_long").
-  void Skip(const std::string& name, mode_t mode);
-  void Skip(const std::string& name, std::string_view reason);
+  // another reason ("path_too_long"). `ino` (0: unknown) tells the same entry
+  // found again by a rescan, which is neither logged nor counted again.
+  void Skip(const std::string& name, mode_t mode, ino_t ino);
+  void Skip(const std::string& name, std::string_view reason, ino_t ino);
+  // True the first time `name` (with inode `ino`; 0 for a name alone) is
+  // turned away while it stays in the directory: the caller logs and counts it.
+  // A rescan finds the same entries again; each is reported once.
+  bool FirstSight(const std::string& name, ino_t ino);
   void Settle(const std::string& name, int64_t due_ms, bool from_scan);
   void ArmSettleTimer();
   void OnSettleTimer();
@@ -115,6 +120,17 @@ class QueueWatcher {
   Inotify* inotify_ = nullptr;          // owned by the Daemon, outlives this watcher
   bool scanning_ = false;
   Counters counters_;
+  // Names turned away (skipped or excluded) and still in the directory, so
+  // that rescans do not report them again: name -> inode and the last scan
+  // that saw it. Entries a finished scan did not see are dropped. At most
+  // kMaxTurnedAway names (about 1 MiB); beyond that, reports repeat.
+  struct TurnedAway {
+    ino_t ino;
+    uint64_t scan;
+  };
+  static constexpr size_t kMaxTurnedAway = 10000;
+  std::unordered_map<std::string, TurnedAway> turned_away_;
+  uint64_t scan_gen_ = 0;                  // incremented by each Rescan()
   std::map<std::string, uint64_t> taken_;  // stats field -> total at the last TakeStatDeltas()
 };
 

@@ -2,6 +2,7 @@
 // socket in the watched directory, whether there at start-up, created in it
 // or renamed into it, are skipped with a `file.skip ... reason=<kind>` log
 // line; none becomes a job, none is touched, and the daemon keeps going.
+// Rescans do not report an entry again while it stays.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,6 +134,53 @@ TEST(SkipKindsTest, OnlyRegularFilesBecomeJobs) {
   EXPECT_EQ(ListDir(env.done), std::vector<std::string>{"after.txt"});
   EXPECT_TRUE(ListDir(env.failed).empty());
   EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), 1);
+  EXPECT_EQ(env.Stop(), 0);
+  for (int s : sockets) ::close(s);
+}
+
+// A rescan finds the entries it skipped before: each is reported (logged and
+// counted in the stats hash) once while it stays, and again only if it is
+// replaced by another entry under the same name.
+TEST(SkipKindsTest, RescansReportASkippedEntryOnce) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  QueueSpec q;
+  q.extra = "rescan_interval: 1s\nexclude: [\"*.log\"]";
+  env.WriteConfig(q);
+  const std::string target = env.tmp.Sub("target.txt");
+  WriteFile(target, "x");
+  std::vector<int> sockets;
+  const std::vector<Entry> entries = {
+      {"a-dir", "directory"}, {"a-fifo", "fifo"}, {"a-link", "symlink"}};
+  for (const Entry& e : entries) {
+    ASSERT_TRUE(Make(e.kind, env.inbox + "/" + e.name, target, &sockets)) << e.name;
+  }
+  WriteFile(env.inbox + "/debug.log", "excluded");
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  // The start-up scan and at least three rescans.
+  ASSERT_TRUE(
+      WaitFor([&] { return Count(env.DaemonLog(), "scan.done queue=q") >= 4; }, seconds(20)))
+      << env.DaemonLog();
+  std::string log = env.DaemonLog();
+  for (const Entry& e : entries) EXPECT_EQ(Count(log, SkipLine(env, e)), 1u) << e.name << log;
+  EXPECT_EQ(Count(log, "file.excluded queue=q path=" + env.inbox + "/debug.log\n"), 1u) << log;
+
+  // Another FIFO under the same name is another entry: reported once more.
+  ASSERT_EQ(::unlink((env.inbox + "/a-fifo").c_str()), 0);
+  ASSERT_TRUE(Make("fifo", env.inbox + "/a-fifo", target, &sockets));
+  const size_t scans = Count(env.DaemonLog(), "scan.done queue=q");
+  ASSERT_TRUE(WaitFor([&] { return Count(env.DaemonLog(), "scan.done queue=q") >= scans + 2; },
+                      seconds(20)));
+  log = env.DaemonLog();
+  EXPECT_EQ(Count(log, SkipLine(env, entries[1])), 2u) << log;
+  EXPECT_EQ(Count(log, SkipLine(env, entries[0])), 1u) << log;
+
+  // The stats hash counts reports, pushed every tick (5 s).
+  EXPECT_TRUE(
+      WaitFor([&] { return StatCounter(env.redis, "q", "skipped_fifo") == 2; }, seconds(15)));
+  EXPECT_EQ(StatCounter(env.redis, "q", "skipped_directory"), 1);
+  EXPECT_EQ(StatCounter(env.redis, "q", "skipped_symlink"), 1);
+  EXPECT_EQ(StatCounter(env.redis, "q", "skipped_excluded"), 1);
   EXPECT_EQ(env.Stop(), 0);
   for (int s : sockets) ::close(s);
 }

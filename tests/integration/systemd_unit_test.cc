@@ -5,6 +5,8 @@
 // from dropq.service by the build) gets the same checks.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <regex>
 #include <string>
 
@@ -51,12 +53,23 @@ TEST(SystemdUnitTest, SecurityExposureIsAtMost1_2) {
 
 TEST(SystemdUnitTest, VerifyIsClean) {
   TempDir tmp;
+  // verify runs man(1) on each Documentation=man: page: the pages of this
+  // build, laid out as an installed manual (MANPATH for those runs only).
+  for (const char* page : {"dropqd.8", "dropqctl.1", "dropq.yaml.5"}) {
+    const std::string p = page;
+    const std::string dir = tmp.Sub("man/man" + p.substr(p.size() - 1));
+    std::filesystem::create_directories(dir);
+    WriteFile(dir + "/" + p, ReadFile(std::string(DROPQ_BINARY_DIR) + "/docs/man/" + p));
+  }
+  ::setenv("MANPATH", tmp.Sub("man").c_str(), 1);
   for (const auto& [unit, name] : {std::pair{kUnit, std::string("dropq.service")},
                                    std::pair{kTemplate, std::string("dropq@.service")}}) {
     CommandResult r = RunCommand({"systemd-analyze", "verify", VerifyCopy(tmp, unit, name)});
     EXPECT_EQ(r.status, 0) << unit << "\n" << r.out << r.err;
     EXPECT_EQ(r.out + r.err, "") << unit;
   }
+  ::unsetenv("MANPATH");
+  EXPECT_NE(ReadFile(kUnit).find("Documentation=man:dropqd(8)"), std::string::npos);
 }
 
 TEST(SystemdUnitTest, TheUnitsSayWhatTheIssueAsks) {
