@@ -44,6 +44,8 @@ TEST(KillStormTest, NothingLostNothingStuck) {
   QueueSpec q;
   q.handler = "exec: [\"/bin/sh\", \"" + script + "\", \"" + log + "\", \"{name}\"]";
   q.workers = 2;
+  // Every job's record is checked below: none may be trimmed (default 10,000).
+  q.extra = "keep_done: " + std::to_string(files);
   env.WriteConfig(q);
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
 
