@@ -100,6 +100,22 @@ const QueueConfig* FindJob(const Env& env, const std::string& id) {
   return nullptr;
 }
 
+// The queue named `queue`, or nullptr after a line on stderr (exit 64).
+const QueueConfig* QueueOrUsage(const Env& env, const std::string& queue) {
+  const QueueConfig* q = env.cfg->FindQueue(queue);
+  if (q == nullptr) {
+    std::fprintf(stderr, "dropqctl: no queue %s in %s\n", EscapeName(queue).c_str(),
+                 env.cfg->path.c_str());
+  }
+  return q;
+}
+
+// Redis is unreachable: one line on stderr, exit 69.
+int Down(const RedisDown& e) {
+  std::fprintf(stderr, "dropqctl: %s\n", e.what());
+  return kUnavailable;
+}
+
 }  // namespace
 
 int Status(const Env& env) try {
@@ -162,8 +178,7 @@ int Status(const Env& env) try {
   }
   return kOk;
 } catch (const RedisDown& e) {
-  std::fprintf(stderr, "dropqctl: %s\n", e.what());
-  return kUnavailable;
+  return Down(e);
 }
 
 int Show(const Env& env, const std::string& id) try {
@@ -252,8 +267,7 @@ int Show(const Env& env, const std::string& id) try {
   }
   return kOk;
 } catch (const RedisDown& e) {
-  std::fprintf(stderr, "dropqctl: %s\n", e.what());
-  return kUnavailable;
+  return Down(e);
 }
 
 namespace {
@@ -318,17 +332,12 @@ int Retry(const Env& env, const std::string& id) try {
   if (!err.empty()) return Fail(id + ": " + err);
   return kOk;
 } catch (const RedisDown& e) {
-  std::fprintf(stderr, "dropqctl: %s\n", e.what());
-  return kUnavailable;
+  return Down(e);
 }
 
 int RetryAllFailed(const Env& env, const std::string& queue) try {
-  const QueueConfig* q = env.cfg->FindQueue(queue);
-  if (q == nullptr) {
-    std::fprintf(stderr, "dropqctl: no queue %s in %s\n", EscapeName(queue).c_str(),
-                 env.cfg->path.c_str());
-    return kUsage;
-  }
+  const QueueConfig* q = QueueOrUsage(env, queue);
+  if (q == nullptr) return kUsage;
   const Reply ids = Call(env, {"ZRANGE", QueueKeys(env.cfg->prefix, q->name).Failed(), "0", "-1"});
   json retried = json::array();
   json errors = json::object();
@@ -349,46 +358,25 @@ int RetryAllFailed(const Env& env, const std::string& queue) try {
   }
   return errors.empty() ? kOk : kFailed;
 } catch (const RedisDown& e) {
-  std::fprintf(stderr, "dropqctl: %s\n", e.what());
-  return kUnavailable;
+  return Down(e);
 }
-
-namespace {
-
-// The queue named `queue`, or nullptr after a line on stderr (exit 64).
-const QueueConfig* QueueOrUsage(const Env& env, const std::string& queue) {
-  const QueueConfig* q = env.cfg->FindQueue(queue);
-  if (q == nullptr) {
-    std::fprintf(stderr, "dropqctl: no queue %s in %s\n", EscapeName(queue).c_str(),
-                 env.cfg->path.c_str());
-  }
-  return q;
-}
-
-int Down(const RedisDown& e) {
-  std::fprintf(stderr, "dropqctl: %s\n", e.what());
-  return kUnavailable;
-}
-
-}  // namespace
 
 int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
   const QueueKeys k(env.cfg->prefix, q->name);
-  const std::string n = std::to_string(std::max<int64_t>(limit, 1));
+  const int64_t count = std::max<int64_t>(limit, 1);
+  const std::string last = std::to_string(count - 1);  // of a 0-based range
   // Pending in the order jobs will start (the list's tail first); active and
   // scheduled by claim or due time; done and failed newest first.
   Reply ids;
   if (state == "pending") {
-    ids = Call(env, {"LRANGE", k.Pending(), "-" + n, "-1"});
+    ids = Call(env, {"LRANGE", k.Pending(), "-" + std::to_string(count), "-1"});
     std::reverse(ids.elements.begin(), ids.elements.end());
   } else if (state == "active" || state == "scheduled") {
-    ids = Call(env, {"ZRANGE", state == "active" ? k.Active() : k.Scheduled(), "0",
-                     std::to_string(std::max<int64_t>(limit, 1) - 1)});
+    ids = Call(env, {"ZRANGE", state == "active" ? k.Active() : k.Scheduled(), "0", last});
   } else {
-    ids = Call(env, {"ZREVRANGE", state == "done" ? k.Done() : k.Failed(), "0",
-                     std::to_string(std::max<int64_t>(limit, 1) - 1)});
+    ids = Call(env, {"ZREVRANGE", state == "done" ? k.Done() : k.Failed(), "0", last});
   }
   static const std::vector<std::string> kFields = {"name",  "state", "attempt",  "result", "error",
                                                    "owner", "enq",   "finished", "due",    "ms"};

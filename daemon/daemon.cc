@@ -322,8 +322,7 @@ void Daemon::SyncMetrics() {
     t.depth = static_cast<int64_t>(r.queued());
     if (const QueueWatcher* w = watchers_[i].get()) {
       t.seen = w->counters().seen;
-      t.skipped["excluded"] = w->counters().excluded;
-      for (const auto& [reason, n] : w->counters().skipped_by) t.skipped[reason] = n;
+      for (const auto& [reason, n] : w->TurnedAwayByReason()) t.skipped[reason] = n;
     }
     const std::string name = r.config().name;
     metrics_->Sync(name, t);

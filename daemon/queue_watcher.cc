@@ -301,9 +301,14 @@ std::vector<std::pair<std::string, uint64_t>> QueueWatcher::TakeStatDeltas() {
     last = total;
   };
   take("seen", counters_.seen);
-  take("skipped_excluded", counters_.excluded);
-  for (const auto& [reason, n] : counters_.skipped_by) take("skipped_" + reason, n);
+  for (const auto& [reason, n] : TurnedAwayByReason()) take("skipped_" + reason, n);
   return out;
+}
+
+std::map<std::string, uint64_t> QueueWatcher::TurnedAwayByReason() const {
+  std::map<std::string, uint64_t> by = counters_.skipped_by;
+  by["excluded"] = counters_.excluded;
+  return by;
 }
 
 }  // namespace dropq

@@ -68,6 +68,9 @@ class QueueWatcher {
   void Stop();
 
   const Counters& counters() const { return counters_; }
+  // Names turned away so far by reason: `excluded` (the globs), then each
+  // kind of entry skipped (fifo, symlink...) and path_too_long.
+  std::map<std::string, uint64_t> TurnedAwayByReason() const;
 
   // What the counters gained since the last call, as fields of the queue's
   // stats hash in Redis: `seen`, `skipped_excluded` and `skipped_<reason>`
