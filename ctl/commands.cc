@@ -14,10 +14,11 @@
 #include "common/clock.h"
 #include "common/escape.h"
 #include "common/job.h"
+#include "common/rename.h"
 #include "store/job_record.h"
 #include "store/keys.h"
+#include "store/protocol.h"
 #include "store/scripts.h"
-#include "workers/disposition.h"
 
 namespace dropq::ctl {
 namespace {
@@ -283,9 +284,11 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
     const size_t sp = e.find(' ');
     return sp == std::string::npos ? e : e.substr(sp + 1);
   }
-  const std::string name = prep.elements.at(0).AsString();
-  const std::string where = prep.elements.at(1).AsString();
-  const std::string previous = prep.elements.at(3).AsString();
+  auto prepared = DecodeRetryPrepare(prep);
+  if (!prepared.ok()) return prepared.error().what;
+  const std::string& name = prepared->name;
+  const std::string& where = prepared->disposed_to;
+  const std::string& previous = prepared->previous;
   const std::string home = q.watch + "/" + name;
   struct stat st;
   std::string err;

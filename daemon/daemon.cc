@@ -319,6 +319,9 @@ void Daemon::SyncMetrics() {
     t.retried = c.retries;
     t.interrupted = c.interrupted;
     t.skipped["vanished_or_replaced"] = c.skipped;
+    t.anomalies["duplicate_claim"] = c.duplicate_claims;
+    t.anomalies["bad_reply"] = c.bad_replies;
+    t.anomalies["lost_outcome"] = c.lost_outcomes;
     t.depth = static_cast<int64_t>(r.queued());
     if (const QueueWatcher* w = watchers_[i].get()) {
       t.seen = w->counters().seen;

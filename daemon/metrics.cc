@@ -10,7 +10,8 @@ struct Metrics::Series {
   prometheus::Counter *seen, *enqueued, *done, *failed, *retried, *interrupted;
   prometheus::Gauge *pending, *active, *scheduled, *depth;
   prometheus::Histogram* duration;
-  std::map<std::string, prometheus::Counter*> skipped;  // by reason
+  std::map<std::string, prometheus::Counter*> skipped;    // by reason
+  std::map<std::string, prometheus::Counter*> anomalies;  // by kind
   QueueTotals last;
 };
 
@@ -47,6 +48,11 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                    .Name("dropq_files_skipped_total")
                    .Help("Entries not processed, by reason")
                    .Register(*registry_)),
+      anomalies_(prometheus::BuildCounter()
+                     .Name("dropq_redis_anomalies_total")
+                     .Help("Replies Redis should not have given: a job claimed twice (a lost "
+                           "write), a reply of the wrong shape, a late outcome refused")
+                     .Register(*registry_)),
       enqueued_(prometheus::BuildCounter()
                     .Name("dropq_jobs_enqueued_total")
                     .Help("Jobs this instance enqueued")
@@ -138,6 +144,11 @@ void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
     auto& c = s.skipped[reason];
     if (c == nullptr) c = &skipped_.Add({{"queue", queue}, {"reason", reason}});
     Add(*c, &s.last.skipped[reason], n);
+  }
+  for (const auto& [kind, n] : t.anomalies) {
+    auto& c = s.anomalies[kind];
+    if (c == nullptr) c = &anomalies_.Add({{"queue", queue}, {"kind", kind}});
+    Add(*c, &s.last.anomalies[kind], n);
   }
   s.depth->Set(static_cast<double>(t.depth));
 }

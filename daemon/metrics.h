@@ -13,6 +13,8 @@
 //   dropq_jobs_pending / _active / _scheduled   the queue in Redis (all instances)
 //   dropq_queue_depth{queue}                    jobs waiting in this instance's memory
 //   dropq_redis_connected                       1 while Redis is reachable
+//   dropq_redis_anomalies_total{queue,kind}     what Redis answered that cannot be
+//                                               (duplicate_claim, bad_reply, lost_outcome)
 //   dropq_job_duration_seconds{queue}           histogram of handler run times
 //
 // The counters are this instance's since it started (a Prometheus counter
@@ -45,7 +47,8 @@ class Metrics {
   // watcher's counters), and its state now.
   struct QueueTotals {
     uint64_t seen = 0, enqueued = 0, done = 0, failed = 0, retried = 0, interrupted = 0;
-    std::map<std::string, uint64_t> skipped;  // by reason
+    std::map<std::string, uint64_t> skipped;    // by reason
+    std::map<std::string, uint64_t> anomalies;  // by kind
     int64_t depth = 0;
   };
 
@@ -78,6 +81,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& seen_;
   prometheus::Family<prometheus::Counter>& skipped_;
+  prometheus::Family<prometheus::Counter>& anomalies_;
   prometheus::Family<prometheus::Counter>& enqueued_;
   prometheus::Family<prometheus::Counter>& done_;
   prometheus::Family<prometheus::Counter>& failed_;

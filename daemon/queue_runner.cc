@@ -14,6 +14,7 @@
 #include "common/job_id.h"
 #include "common/log.h"
 #include "daemon/pool_work.h"
+#include "store/protocol.h"
 #include "store/scripts.h"
 #include "workers/disposition.h"
 #include "workers/processing.h"
@@ -28,17 +29,6 @@ constexpr int64_t kReconcileRetryMs = 1000;  // after Redis refused the reconcil
 // How often a queue looks for due retries when it knows of none (other
 // instances schedule retries too).
 constexpr int64_t kIdlePromoteMs = 2000;
-
-using Fields = std::vector<std::pair<std::string, std::string>>;
-
-// Appends "nfields, k1, v1, ..." to `args`.
-void AppendFields(std::vector<std::string>* args, const Fields& fields) {
-  args->push_back(std::to_string(fields.size()));
-  for (const auto& [k, v] : fields) {
-    args->push_back(k);
-    args->push_back(v);
-  }
-}
 
 // Makes `dir` (mode 0700) if it is missing, and checks it is a directory of
 // this user's that nobody else can write: whoever could write it could swap
@@ -194,31 +184,26 @@ void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
     return;
   }
   if (!enqueue_names_.insert(name).second) return;  // twice in one batch
-  enqueue_batch_.push_back(NewJobId());
-  enqueue_batch_.push_back(name);
-  enqueue_batch_.push_back(ident.ToString());
-  enqueue_batch_.push_back(std::to_string(ident.size));
-  if (enqueue_batch_.size() >= kMaxBatch * 4) SendEnqueue();
+  enqueue_batch_.push_back(EnqueueItem{NewJobId(), name, ident});
+  if (enqueue_batch_.size() >= kMaxBatch) SendEnqueue();
 }
 
 void QueueRunner::SendEnqueue() {
   if (enqueue_batch_.empty()) return;
-  std::vector<std::string> args;
-  args.reserve(enqueue_batch_.size() + 1);
-  args.push_back(std::to_string(NowUnixMs()));
-  for (auto& a : enqueue_batch_) args.push_back(std::move(a));
+  std::vector<std::string> args = EncodeEnqueue(NowUnixMs(), enqueue_batch_);
+  const size_t sent = enqueue_batch_.size();
   enqueue_batch_.clear();
   enqueue_names_.clear();
   ++enqueue_inflight_;
-  redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), [this](Result<Reply> r) {
+  redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), [this, sent](Result<Reply> r) {
     --enqueue_inflight_;
-    if (!r.ok() || r->is_error()) {
-      LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+    Result<uint64_t> taken = r.ok() ? DecodeEnqueue(*r, sent) : Result<uint64_t>(r.error());
+    if (!taken.ok()) {
+      LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", taken.error().what}});
       rescan_needed_ = true;
       return;
     }
-    uint64_t n = 0;
-    for (const auto& e : r->elements) n += e.AsInt() == 1 ? 1 : 0;
+    const uint64_t n = *taken;
     counters_.enqueued += n;
     if (n > 0) {
       pending_maybe_ = true;
@@ -310,9 +295,10 @@ void QueueRunner::SweepProcessing() {
           return;
         }
         redis_->Eval(StatesScript(), keys_.base(), args, [this, args](Result<Reply> r) {
-          if (!r.ok() || r->is_error() || r->elements.size() != args.size()) {
-            LogWarn("processing.sweep_failed",
-                    {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+          auto states =
+              r.ok() ? DecodeStates(*r, args.size()) : Result<std::vector<std::string>>(r.error());
+          if (!states.ok()) {
+            LogWarn("processing.sweep_failed", {{"queue", q_.name}, {"err", states.error().what}});
             sweeping_processing_ = false;
             return;
           }
@@ -320,7 +306,7 @@ void QueueRunner::SweepProcessing() {
           // their file back to the watched directory, where it is new.
           std::vector<std::string> orphans;
           for (size_t i = 0; i < args.size(); ++i) {
-            const std::string st = r->elements[i].AsString();
+            const std::string& st = (*states)[i];
             if (held_.count(args[i]) == 0 && (st.empty() || st == "done" || st == "failed")) {
               orphans.push_back(args[i]);
             }
@@ -370,14 +356,13 @@ void QueueRunner::MaybeClaim() {
   const int ask = std::min({free_slots, unacked_room, kMaxClaim});
   if (ask <= 0) return;
   claim_inflight_ = ask;
-  redis_->Eval(ClaimScript(), keys_.base(),
-               {std::to_string(NowUnixMs()), cfg_.instance, std::to_string(ask)},
+  redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask),
                [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); });
 }
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   claim_inflight_ = 0;
-  if (r.ok() && r->is_error() && r->str.rfind("PAUSED", 0) == 0) {
+  if (r.ok() && IsPausedReply(*r)) {
     SetPaused(true);
     return;  // the idle poll looks again
   }
@@ -385,43 +370,55 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
     LogWarn("claim.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
     return;  // the idle poll tries again; a claim that ran is reconciled after reconnect
   }
+  auto claimed = DecodeClaim(*r);
+  if (!claimed.ok()) {
+    // Whatever the call took is active under this instance but held by
+    // nobody: the reconcile gives it back to pending.
+    ++counters_.bad_replies;
+    LogError("claim.bad_reply", {{"queue", q_.name}, {"err", claimed.error().what}});
+    OnRedisUp([] {});
+    return;
+  }
   SetPaused(false);
-  const auto& e = r->elements;
-  int got = 0;
-  // Counts from a record that may have been edited by hand: anything that is
-  // not a number in range counts as 0.
-  const auto count = [](const Reply& r) {
-    const int64_t v = r.AsInt(0);
-    return v < 0 || v > INT32_MAX ? 0u : static_cast<uint32_t>(v);
-  };
-  for (size_t i = 0; i + 7 < e.size(); i += 8) {
-    ++got;
-    if (e[i + 6].AsString() == "corrupt") {
+  for (ClaimedJob& c : *claimed) {
+    if (c.kind == ClaimedJob::Kind::kCorrupt) {
       // CLAIM found a record it cannot use (no name, or not a hash) and set it aside.
-      LogError("job.corrupt", {{"queue", q_.name}, {"job", e[i].AsString()}});
+      LogError("job.corrupt", {{"queue", q_.name}, {"job", c.job.id}});
       continue;
     }
-    Job job;
-    job.id = e[i].AsString();
+    if (held_.count(c.job.id) != 0) {
+      // Redis handed back a job this instance holds already: it lost a
+      // write (a crash under everysec, a failover) and the job was pending
+      // again. The one held here goes on; the copy is dropped.
+      ++counters_.duplicate_claims;
+      LogWarn("job.duplicate_claim", {{"queue", q_.name}, {"job", c.job.id}});
+      continue;
+    }
+    Job job = std::move(c.job);
     job.queue = q_.name;
-    job.name = e[i + 1].AsString();
-    job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
-    job.attempt = count(e[i + 3]);
-    job.failures = count(e[i + 4]);
-    job.tempfails = count(e[i + 5]);
     Held& h = held_[job.id];
     h.job = job;
     h.stage = Stage::kQueued;
-    if (std::string recorded = e[i + 6].AsString(); !recorded.empty()) {
+    if (c.kind == ClaimedJob::Kind::kInvalid) {
+      // Its record was edited into something dropqd cannot act on safely
+      // (a name with a slash, an identity that is not one): it ends failed
+      // where an operator sees it, and no file is touched.
+      LogError("job.corrupt", {{"queue", q_.name}, {"job", job.id}, {"err", c.problem}});
+      QueueAck(h, AckAs::kFailed, "",
+               {{"result", std::string(RunResultName(RunResult::kError))}, {"error", c.problem}});
+      continue;
+    }
+    if (c.kind == ClaimedJob::Kind::kRedispose) {
       // Its run ended and its outcome was recorded, then its holder died
       // before the acknowledgement: only the disposition is left to do.
-      LogInfo("job.redispose", {{"queue", q_.name}, {"job", job.id}, {"state", recorded}});
+      LogInfo("job.redispose",
+              {{"queue", q_.name}, {"job", job.id}, {"state", AckAsName(c.recorded)}});
       h.recovering = true;
-      h.ack_state = recorded;
+      h.ack_as = c.recorded;
       h.outcome = std::make_unique<Outcome>();
       h.outcome->job = job;
-      h.outcome->ident = FileIdentity::Parse(e[i + 7].AsString()).value_or(job.ident);
-      const Disposition& d = recorded == "done" ? q_.on_success : q_.on_failure;
+      h.outcome->ident = c.processed;
+      const Disposition& d = c.recorded == AckAs::kDone ? q_.on_success : q_.on_failure;
       if (d.kind == Disposition::Kind::kKeep) h.keep_marker = "~" + h.outcome->ident.ToString();
       StartDispose(job.id);
       continue;
@@ -430,7 +427,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
       QueueRelease(h.job.id, false);  // shutdown began while the claim was in flight
     }
   }
-  pending_maybe_ = got == asked;
+  pending_maybe_ = claimed->size() == static_cast<size_t>(asked);
   if (pending_maybe_) MaybeClaim();
 }
 
@@ -442,8 +439,7 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
   it->second.stage = Stage::kRunning;
   it->second.job.attempt = attempt;
   ++running_;
-  started_batch_.push_back(id);
-  started_batch_.push_back(std::to_string(attempt));
+  started_batch_.push_back({id, attempt});
   MaybeClaim();
 }
 
@@ -469,7 +465,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
   // nothing ran, nothing failed; the job ends done with that result.
   const bool skipped = o.result == RunResult::kVanished || o.result == RunResult::kReplaced;
   const bool ok = o.result == RunResult::kOk;
-  const std::string state = ok || skipped ? "done" : "failed";
+  const AckAs state = ok || skipped ? AckAs::kDone : AckAs::kFailed;
   if (!skipped && on_run_) on_run_(static_cast<double>(o.duration_ms) / 1000.0);
   if (ok) {
     if (LogEnabled(LogLevel::kDebug)) {  // spares the fields' strings on every job
@@ -512,7 +508,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
                             {"delay_ms", rd.delay_ms}});
       Fields f = OutcomeFields(o);
       f.emplace_back("due", std::to_string(NowUnixMs() + rd.delay_ms));
-      QueueAck(h, "scheduled", "", std::move(f));
+      QueueAck(h, AckAs::kScheduled, "", std::move(f));
       ArmPromote(rd.delay_ms);
       MaybeClaim();
       return;
@@ -528,7 +524,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
   } else {
     // The file moves (a kept one back from the processing area): the
     // outcome is recorded first, so a crash redoes only the move.
-    h.ack_state = state;
+    h.ack_as = state;
     h.target = d.kind == Disposition::Kind::kMoveTo ? MoveTarget(d, o.job.name)
                : d.kind == Disposition::Kind::kKeep ? q_.watch + "/" + o.job.name
                                                     : "";
@@ -544,32 +540,6 @@ void QueueRunner::OnWorkerExited() {
   CheckDrained();
 }
 
-Fields QueueRunner::OutcomeFields(const Outcome& o) const {
-  Fields f;
-  f.emplace_back("result", std::string(RunResultName(o.result)));
-  f.emplace_back("attempt", std::to_string(o.job.attempt));
-  f.emplace_back("ms", std::to_string(o.duration_ms));
-  if (o.result == RunResult::kExit) f.emplace_back("exit", std::to_string(o.exit_code));
-  if (o.signal != 0) f.emplace_back("signal", std::to_string(o.signal));
-  if (!o.error.empty()) f.emplace_back("error", o.error);
-  if (!o.stderr_tail.empty()) f.emplace_back("stderr", o.stderr_tail);
-  if (!o.sha256.empty()) f.emplace_back("sha256", o.sha256);
-  f.emplace_back("failures", std::to_string(o.job.failures));
-  f.emplace_back("tempfails", std::to_string(o.job.tempfails));
-  if (o.result != RunResult::kOk && o.job.attempt > 0) {
-    // Every failed run keeps its own line (and stderr tail): the error history.
-    const std::string n = std::to_string(o.job.attempt);
-    std::string line = "result=" + std::string(RunResultName(o.result));
-    if (o.result == RunResult::kExit) line += " exit=" + std::to_string(o.exit_code);
-    if (o.signal != 0) line += " signal=" + std::to_string(o.signal);
-    line += " ms=" + std::to_string(o.duration_ms);
-    if (!o.error.empty()) line += " error=" + o.error;
-    f.emplace_back("attempt." + n, std::move(line));
-    if (!o.stderr_tail.empty()) f.emplace_back("stderr." + n, o.stderr_tail);
-  }
-  return f;
-}
-
 // ---------------------------------------------------------------- record, dispose, ack
 
 void QueueRunner::QueueRecord(Held& h) {
@@ -581,26 +551,27 @@ void QueueRunner::QueueRecord(Held& h) {
 void QueueRunner::SendRecords() {
   if (record_ids_.empty()) return;
   std::vector<std::string> ids = std::exchange(record_ids_, {});
-  std::vector<std::string> args = {cfg_.instance};
+  std::vector<RecordItem> items;
+  items.reserve(ids.size());
   for (const auto& id : ids) {
     const Held& h = held_.at(id);
-    Fields f = OutcomeFields(*h.outcome);
-    f.emplace_back("target", h.target.empty() ? "(delete)" : h.target);
-    f.emplace_back("outcome", h.ack_state);
-    f.emplace_back("pident", h.outcome->ident.ToString());
-    args.push_back(id);
-    AppendFields(&args, f);
+    items.push_back(
+        RecordItem{id, OutcomeFields(*h.outcome), h.ack_as, h.target, h.outcome->ident});
   }
-  redis_->Eval(RecordScript(), keys_.base(), std::move(args),
+  redis_->Eval(RecordScript(), keys_.base(), EncodeRecord(cfg_.instance, items),
                [this, ids = std::move(ids)](Result<Reply> r) {
-                 const bool sent = r.ok() && !r->is_error();
+                 auto taken =
+                     r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
+                 if (!taken.ok()) {
+                   LogWarn("record.failed", {{"queue", q_.name}, {"err", taken.error().what}});
+                 }
                  std::vector<std::string> recorded;
                  for (size_t i = 0; i < ids.size(); ++i) {
                    auto it = held_.find(ids[i]);
                    if (it == held_.end()) continue;
-                   if (!sent) {
+                   if (!taken.ok()) {
                      it->second.unsent = true;  // resent after the reconnect
-                   } else if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
+                   } else if ((*taken)[i]) {
                      recorded.push_back(ids[i]);
                    } else {
                      // No longer ours: another instance took the job over. Its
@@ -638,7 +609,7 @@ void QueueRunner::StartDisposals(const std::vector<std::string>& ids) {
       Held& h = held_.at(id);
       h.stage = Stage::kDisposing;
       ++disposing_;
-      Move m{id, h.ack_state == "done" ? q_.on_success : q_.on_failure,
+      Move m{id, h.ack_as == AckAs::kDone ? q_.on_success : q_.on_failure,
              WorkPath(q_.watch, area_, id, h.job.name), h.job.name, DisposeOptions{}};
       m.opt.ident = h.outcome->ident;
       if (m.src != q_.watch + "/" + h.job.name) m.opt.keep_dir = q_.watch;  // not in place
@@ -673,7 +644,7 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
   if (it == held_.end()) return;
   Held& h = it->second;
   Fields f;
-  std::string state = h.ack_state;
+  const AckAs state = h.ack_as;
   std::string files_value;  // the file left the directory: forget its name
   if (where.ok()) {
     f.emplace_back("disposed_to", where->empty() ? "(deleted)" : *where);
@@ -704,9 +675,10 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
                                     {"err", where.error().what},
                                     {"failures", h.dispose_failures},
                                     {"retry_ms", delay_ms}});
-    redis_->Command({"HSET", keys_.Job(id), "dispose_error", where.error().what, "dispose_failures",
-                     std::to_string(h.dispose_failures)},
-                    [](Result<Reply>) {});
+    // Only on a record this instance still owns (the script checks).
+    redis_->Eval(DisposeFailedScript(), keys_.base(),
+                 EncodeDisposeFailed(cfg_.instance, {{id, where.error().what, h.dispose_failures}}),
+                 [](Result<Reply>) {});
     return;
   }
   QueueAck(h, state, files_value, std::move(f));
@@ -729,14 +701,10 @@ void QueueRunner::RetryDisposals() {
   StartDisposals(due);
 }
 
-void QueueRunner::QueueAck(Held& h, const std::string& state, const std::string& files_value,
-                           Fields fields) {
+void QueueRunner::QueueAck(Held& h, AckAs state, const std::string& files_value, Fields fields) {
   h.stage = Stage::kAcking;
-  h.ack_state = state;
-  h.ack_args.clear();
-  h.ack_args.push_back(state);
-  h.ack_args.push_back(files_value);
-  AppendFields(&h.ack_args, fields);
+  h.ack_as = state;
+  h.ack = AckItem{h.job.id, state, files_value, std::move(fields)};
   ack_ids_.push_back(h.job.id);
   if (ack_ids_.size() >= kMaxBatch) SendAcks();
 }
@@ -748,43 +716,41 @@ void QueueRunner::SendAcks() {
   if (ack_ids_.empty() || acks_inflight_) return;
   acks_inflight_ = true;
   std::vector<std::string> ids = std::exchange(ack_ids_, {});
-  std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs()),
-                                   std::to_string(q_.keep_done), std::to_string(q_.keep_failed)};
-  for (const auto& id : ids) {
-    const Held& h = held_.at(id);
-    args.push_back(id);
-    args.insert(args.end(), h.ack_args.begin(), h.ack_args.end());
-  }
-  redis_->Eval(
-      AckScript(), keys_.base(), std::move(args), [this, ids = std::move(ids)](Result<Reply> r) {
-        acks_inflight_ = false;  // the next Flush() sends what collected meanwhile
-        const bool sent = r.ok() && !r->is_error();
-        if (!sent) {
-          LogWarn("ack.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
-        }
-        for (size_t i = 0; i < ids.size(); ++i) {
-          auto it = held_.find(ids[i]);
-          if (it == held_.end()) continue;
-          if (!sent) {
-            it->second.unsent = true;
-            continue;
-          }
-          if (i < r->elements.size() && r->elements[i].AsInt() == 1) {
-            const Held& h = it->second;
-            (h.skip                       ? counters_.skipped
-             : h.ack_state == "done"      ? counters_.done
-             : h.ack_state == "scheduled" ? counters_.retries
-                                          : counters_.failed) += 1;
-          } else {
-            // Already acknowledged (a resend after a lost reply) or
-            // taken over by another instance.
-            LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
-          }
-          held_.erase(it);
-        }
-        CheckDrained();
-        MaybeClaim();
-      });
+  std::vector<AckItem> items;
+  items.reserve(ids.size());
+  for (const auto& id : ids) items.push_back(held_.at(id).ack);
+  redis_->Eval(AckScript(), keys_.base(),
+               EncodeAck(cfg_.instance, NowUnixMs(), q_.keep_done, q_.keep_failed, items),
+               [this, ids = std::move(ids)](Result<Reply> r) {
+                 acks_inflight_ = false;  // the next Flush() sends what collected meanwhile
+                 auto taken =
+                     r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
+                 if (!taken.ok()) {
+                   LogWarn("ack.failed", {{"queue", q_.name}, {"err", taken.error().what}});
+                 }
+                 for (size_t i = 0; i < ids.size(); ++i) {
+                   auto it = held_.find(ids[i]);
+                   if (it == held_.end()) continue;
+                   if (!taken.ok()) {
+                     it->second.unsent = true;
+                     continue;
+                   }
+                   if ((*taken)[i]) {
+                     const Held& h = it->second;
+                     (h.skip                          ? counters_.skipped
+                      : h.ack_as == AckAs::kDone      ? counters_.done
+                      : h.ack_as == AckAs::kScheduled ? counters_.retries
+                                                      : counters_.failed) += 1;
+                   } else {
+                     // Already acknowledged (a resend after a lost reply) or
+                     // taken over by another instance.
+                     LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
+                   }
+                   held_.erase(it);
+                 }
+                 CheckDrained();
+                 MaybeClaim();
+               });
 }
 
 // ---------------------------------------------------------------- release, started
@@ -792,19 +758,17 @@ void QueueRunner::SendAcks() {
 void QueueRunner::QueueRelease(const std::string& id, bool interrupted) {
   Held& h = held_.at(id);
   h.stage = Stage::kReleasing;
-  h.ack_args = {interrupted ? "1" : "0"};
+  h.release_interrupted = interrupted;
   release_batch_.push_back(id);
 }
 
 void QueueRunner::SendReleases() {
   if (release_batch_.empty()) return;
   std::vector<std::string> ids = std::exchange(release_batch_, {});
-  std::vector<std::string> args = {cfg_.instance};
-  for (const auto& id : ids) {
-    args.push_back(id);
-    args.push_back(held_.at(id).ack_args.at(0));
-  }
-  redis_->Eval(ReleaseScript(), keys_.base(), std::move(args),
+  std::vector<ReleaseItem> items;
+  items.reserve(ids.size());
+  for (const auto& id : ids) items.push_back({id, held_.at(id).release_interrupted});
+  redis_->Eval(ReleaseScript(), keys_.base(), EncodeRelease(cfg_.instance, items),
                [this, ids = std::move(ids)](Result<Reply> r) {
                  const bool sent = r.ok() && !r->is_error();
                  for (const auto& id : ids) {
@@ -824,9 +788,8 @@ void QueueRunner::SendReleases() {
 void QueueRunner::SendStarted() {
   if (started_batch_.empty() || started_inflight_) return;  // batched as SendAcks()
   started_inflight_ = true;
-  std::vector<std::string> args = {cfg_.instance, std::to_string(NowUnixMs())};
-  for (auto& a : started_batch_) args.push_back(std::move(a));
-  started_batch_.clear();
+  std::vector<std::string> args =
+      EncodeStarted(cfg_.instance, NowUnixMs(), std::exchange(started_batch_, {}));
   // Best effort: the outcome carries the attempt again, so a lost STARTED
   // only hides for a moment that the run began.
   redis_->Eval(StartedScript(), keys_.base(), std::move(args),
@@ -876,25 +839,26 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
   Resend();
   // ...then every active job of this instance that it does not hold goes
   // back to pending (left over from a crash, or a claim whose reply was lost).
-  std::vector<std::string> args = {cfg_.instance};
-  for (const auto& [id, h] : held_) args.push_back(id);
-  redis_->Eval(RequeueScript(), keys_.base(), std::move(args),
+  std::vector<std::string> held;
+  held.reserve(held_.size());
+  for (const auto& [id, h] : held_) held.push_back(id);
+  redis_->Eval(RequeueScript(), keys_.base(), EncodeRequeue(cfg_.instance, held),
                [this, done = std::move(done)](Result<Reply> r) {
-                 if (!r.ok() || r->is_error()) {
-                   LogWarn("requeue.failed",
-                           {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+                 auto ids = r.ok() ? DecodeIds(*r) : Result<std::vector<std::string>>(r.error());
+                 if (!ids.ok()) {
+                   LogWarn("requeue.failed", {{"queue", q_.name}, {"err", ids.error().what}});
                    // Connection lost: the reconnect reconciles again. Redis
                    // answered with an error (LOADING after a restart, a key
                    // of the wrong type): no reconnect is coming, so the idle
                    // poll tries again in a second.
-                   if (r.ok()) {
+                   if (r.ok()) {  // an answer, not a lost connection
                      reconcile_done_ = std::move(done);
                      reconcile_due_ms_ = MonoMs() + kReconcileRetryMs;
                    }
                    return;
                  }
-                 if (!r->elements.empty()) {
-                   LogInfo("job.requeued", {{"queue", q_.name}, {"count", r->elements.size()}});
+                 if (!ids->empty()) {
+                   LogInfo("job.requeued", {{"queue", q_.name}, {"count", ids->size()}});
                  }
                  ready_ = true;
                  pending_maybe_ = true;
@@ -914,15 +878,16 @@ void QueueRunner::RetryReconcile() {
 void QueueRunner::Promote() {
   if (!ready_ || draining_) return;
   constexpr int kMaxPromote = 256;
-  redis_->Eval(PromoteScript(), keys_.base(),
-               {std::to_string(NowUnixMs()), std::to_string(kMaxPromote)}, [this](Result<Reply> r) {
+  redis_->Eval(PromoteScript(), keys_.base(), EncodePromote(NowUnixMs(), kMaxPromote),
+               [this](Result<Reply> r) {
                  if (draining_) return;
-                 if (!r.ok() || r->is_error() || r->elements.size() != 2) {
+                 auto p = r.ok() ? DecodePromote(*r) : Result<Promoted>(r.error());
+                 if (!p.ok()) {
                    ArmPromote(kIdlePromoteMs);  // Redis away: try again later
                    return;
                  }
-                 const int64_t moved = r->elements[0].AsInt();
-                 const int64_t next = r->elements[1].AsInt(-1);
+                 const int64_t moved = p->moved;
+                 const int64_t next = p->next_due_ms;
                  if (moved > 0) {
                    pending_maybe_ = true;
                    MaybeClaim();

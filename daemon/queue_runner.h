@@ -32,6 +32,7 @@
 #include "daemon/redis_conn.h"
 #include "daemon/uv_handle.h"
 #include "store/keys.h"
+#include "store/protocol.h"
 #include "workers/handler.h"
 #include "workers/job_queue.h"
 #include "workers/retry_policy.h"
@@ -48,6 +49,8 @@ class QueueRunner {
     uint64_t skipped = 0;  // vanished or replaced before their run
     uint64_t retries = 0;  // failed runs scheduled to run again
     uint64_t dispose_errors = 0, lost_outcomes = 0;
+    uint64_t duplicate_claims = 0;  // CLAIM handed back a job held here (Redis lost a write)
+    uint64_t bad_replies = 0;       // a CLAIM reply not of CLAIM's shape
   };
 
   // `cfg`, `loop` and `redis` must outlive the runner.
@@ -120,16 +123,17 @@ class QueueRunner {
   struct Held {
     Job job;
     Stage stage = Stage::kQueued;
-    std::unique_ptr<Outcome> outcome;   // from kRecording on
-    std::string target;                 // planned move target (recorded before the move)
-    std::string ack_state;              // "done" | "failed"
-    std::vector<std::string> ack_args;  // (state, files value, nfields, k, v...) once known
-    std::string keep_marker;            // kept file: "~ident" for :files once it is back
-    bool unsent = false;                // a send failed: resend after reconnect
-    bool skip = false;                  // vanished or replaced before its run
-    bool recovering = false;            // outcome recorded by an earlier holder: dispose only
-    int dispose_failures = 0;           // failed moves/deletes of its file so far
-    int64_t dispose_due_ms = 0;         // monotonic: when to try the disposition again
+    std::unique_ptr<Outcome> outcome;  // from kRecording on
+    std::string target;                // planned move target (recorded before the move)
+    AckAs ack_as = AckAs::kDone;       // the state the job ends in, once known
+    AckItem ack;                       // kAcking: what ACK sends
+    bool release_interrupted = false;  // kReleasing: its run was cut short
+    std::string keep_marker;           // kept file: "~ident" for :files once it is back
+    bool unsent = false;               // a send failed: resend after reconnect
+    bool skip = false;                 // vanished or replaced before its run
+    bool recovering = false;           // outcome recorded by an earlier holder: dispose only
+    int dispose_failures = 0;          // failed moves/deletes of its file so far
+    int64_t dispose_due_ms = 0;        // monotonic: when to try the disposition again
   };
 
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
@@ -149,8 +153,7 @@ class QueueRunner {
   void OnStarted(const std::string& id, uint32_t attempt);
   void OnFinished(Outcome&& o);
   void OnWorkerExited();
-  void QueueAck(Held& h, const std::string& state, const std::string& files_value,
-                std::vector<std::pair<std::string, std::string>> fields);
+  void QueueAck(Held& h, AckAs state, const std::string& files_value, Fields fields);
   void QueueRecord(Held& h);
   // Moves the files of recorded jobs (on the threadpool, a few per item) to
   // where their outcome sends them; OnDisposed() follows for each.
@@ -179,7 +182,6 @@ class QueueRunner {
   // Makes the promote timer fire within `delay_ms` (a retry was just scheduled).
   void ArmPromote(int64_t delay_ms);
   void SweepPage(std::string cursor);
-  std::vector<std::pair<std::string, std::string>> OutcomeFields(const Outcome& o) const;
 
   const Config& cfg_;
   const QueueConfig& q_;
@@ -217,16 +219,16 @@ class QueueRunner {
   std::function<void()> drained_;
 
   // Batches collected during this loop turn.
-  std::vector<std::string> enqueue_batch_;  // (id, name, ident, size) ...
+  std::vector<EnqueueItem> enqueue_batch_;
   std::unordered_set<std::string> enqueue_names_;
   int enqueue_inflight_ = 0;
   bool rescan_needed_ = false;
-  std::vector<std::string> started_batch_;  // (id, attempt) ...
+  std::vector<StartedItem> started_batch_;
   std::vector<std::string> record_ids_;
   std::vector<std::string> ack_ids_;
   bool acks_inflight_ = false;              // an ACK call awaits its reply
   bool started_inflight_ = false;           // a STARTED call awaits its reply
-  std::vector<std::string> release_batch_;  // (id, interrupted) ...
+  std::vector<std::string> release_batch_;  // ids; each Held says whether it was interrupted
   std::vector<std::string> forget_batch_;
   bool sweeping_ = false;
   bool sweeping_processing_ = false;

@@ -215,9 +215,13 @@ void RedisConn::Eval(const Script& script, const std::string& key_base,
             if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
               (*retry_argv)[0] = "EVAL";
               (*retry_argv)[1] = std::string(script.body);
-              Command(std::move(*retry_argv), std::move(cb));
+              Command(std::move(*retry_argv), [&script, cb = std::move(cb)](Result<Reply> r2) {
+                if (r2.ok() && r2->is_error()) r2->str = DescribeScriptError(script, r2->str);
+                cb(std::move(r2));
+              });
               return;
             }
+            if (r.ok() && r->is_error()) r->str = DescribeScriptError(script, r->str);
             cb(std::move(r));
           });
 }

@@ -9,9 +9,12 @@
 #include <limits>
 
 #include "common/escape.h"
+#include "store/job_fields.h"
 
 namespace dropq {
 namespace {
+
+namespace jf = jobfield;
 
 constexpr int64_t kMaxCount = std::numeric_limits<uint32_t>::max();
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
@@ -32,42 +35,39 @@ const std::map<std::string_view, Spec>& Specs() {
     return Spec{nullptr, m, false, lo, hi};
   };
   static const std::map<std::string_view, Spec> kSpecs = {
-      {"name", text(&R::name)},
-      {"state", text(&R::state)},
-      {"owner", text(&R::owner)},
-      {"result", text(&R::result)},
-      {"error", text(&R::error)},
-      {"stderr", text(&R::stderr_tail)},
-      {"sha256", text(&R::sha256)},
-      {"phase", text(&R::phase)},
-      {"target", text(&R::target)},
-      {"disposed_to", text(&R::disposed_to)},
-      {"dispose_error", text(&R::dispose_error)},
-      {"last_result", text(&R::last_result)},
-      {"ident", Spec{nullptr, nullptr, true, 0, 0}},
-      {"size", num(&R::size, 0, kMaxInt)},
-      {"enq", num(&R::enq, 0, kMaxRecordTimeMs)},
-      {"claimed", num(&R::claimed, 0, kMaxRecordTimeMs)},
-      {"started", num(&R::started, 0, kMaxRecordTimeMs)},
-      {"finished", num(&R::finished, 0, kMaxRecordTimeMs)},
-      {"due", num(&R::due, 0, kMaxRecordTimeMs)},
-      {"attempt", num(&R::attempt, 0, kMaxCount)},
-      {"failures", num(&R::failures, 0, kMaxCount)},
-      {"tempfails", num(&R::tempfails, 0, kMaxCount)},
-      {"interrupted", num(&R::interrupted, 0, kMaxCount)},
-      {"retried", num(&R::retried, 0, kMaxCount)},
-      {"exit", num(&R::exit_code, 0, 255)},
-      {"signal", num(&R::signal, 0, 127)},
-      {"ms", num(&R::ms, 0, kMaxInt)},
+      {jf::kName, text(&R::name)},
+      {jf::kState, text(&R::state)},
+      {jf::kOwner, text(&R::owner)},
+      {jf::kResult, text(&R::result)},
+      {jf::kError, text(&R::error)},
+      {jf::kStderr, text(&R::stderr_tail)},
+      {jf::kSha256, text(&R::sha256)},
+      {jf::kPhase, text(&R::phase)},
+      {jf::kTarget, text(&R::target)},
+      {jf::kDisposedTo, text(&R::disposed_to)},
+      {jf::kDisposeError, text(&R::dispose_error)},
+      {jf::kLastResult, text(&R::last_result)},
+      {jf::kIdent, Spec{nullptr, nullptr, true, 0, 0}},
+      {jf::kSize, num(&R::size, 0, kMaxInt)},
+      {jf::kEnq, num(&R::enq, 0, kMaxRecordTimeMs)},
+      {jf::kClaimed, num(&R::claimed, 0, kMaxRecordTimeMs)},
+      {jf::kStarted, num(&R::started, 0, kMaxRecordTimeMs)},
+      {jf::kFinished, num(&R::finished, 0, kMaxRecordTimeMs)},
+      {jf::kDue, num(&R::due, 0, kMaxRecordTimeMs)},
+      {jf::kAttempt, num(&R::attempt, 0, kMaxCount)},
+      {jf::kFailures, num(&R::failures, 0, kMaxCount)},
+      {jf::kTempfails, num(&R::tempfails, 0, kMaxCount)},
+      {jf::kInterrupted, num(&R::interrupted, 0, kMaxCount)},
+      {jf::kRetried, num(&R::retried, 0, kMaxCount)},
+      {jf::kExit, num(&R::exit_code, 0, 255)},
+      {jf::kSignal, num(&R::signal, 0, 127)},
+      {jf::kMs, num(&R::ms, 0, kMaxInt)},
   };
   return kSpecs;
 }
 
 // Fields every record has from ENQUEUE on.
-constexpr std::string_view kRequired[] = {"name", "size", "ident", "state", "enq"};
-
-constexpr std::string_view kStates[] = {"pending", "active", "scheduled",
-                                        "done",    "failed", "retrying"};
+constexpr std::string_view kRequired[] = {jf::kName, jf::kSize, jf::kIdent, jf::kState, jf::kEnq};
 
 // At most kMaxQuotedBytes of `v`, quoted and escaped: safe on one line.
 std::string Quote(std::string_view v) {
@@ -113,9 +113,9 @@ void Decode(const std::string& field, const std::string& value, JobRecord* r) {
     if (s.text != nullptr) {
       r->*s.text = value;  // text is always kept; name and state are checked too
       std::string why;
-      if (field == "name" && !ValidJobName(value, &why)) problem(Quote(value) + ": " + why);
-      if (field == "state" &&
-          std::find(std::begin(kStates), std::end(kStates), value) == std::end(kStates)) {
+      if (field == jf::kName && !ValidJobName(value, &why)) problem(Quote(value) + ": " + why);
+      if (field == jf::kState && std::find(std::begin(jf::kStates), std::end(jf::kStates), value) ==
+                                     std::end(jf::kStates)) {
         problem("unknown state " + Quote(value));
       }
     } else if (s.number != nullptr) {
@@ -132,13 +132,13 @@ void Decode(const std::string& field, const std::string& value, JobRecord* r) {
     }
     return;
   }
-  for (std::string_view prefix : {std::string_view("attempt."), std::string_view("stderr.")}) {
+  for (std::string_view prefix : {jf::kAttemptPrefix, jf::kStderrPrefix}) {
     if (std::string_view(field).substr(0, prefix.size()) != prefix) continue;
     const uint32_t n = RunNumber(std::string_view(field).substr(prefix.size()));
     if (n == 0) {
       problem("not a run of the error history (want " + std::string(prefix) +
               "N, N a whole number from 1)");
-    } else if (prefix == "attempt.") {
+    } else if (prefix == jf::kAttemptPrefix) {
       r->history[n].line = value;
     } else {
       r->history[n].stderr_tail = value;

@@ -60,6 +60,7 @@ Result<Reply> RedisSync::Eval(const Script& script, const std::string& key_base,
     argv[1] = std::string(script.body);
     r = Command(argv);
   }
+  if (r.ok() && r->is_error()) r->str = DescribeScriptError(script, r->str);
   return r;
 }
 

@@ -1,4 +1,7 @@
-// The Lua scripts that make every job state change atomic. Each takes the
+// The Lua scripts that make every job state change atomic, one file each in
+// store/lua/ (lib.lua is prepended to all of them), compiled in at build
+// time. Their arguments and replies are encoded and decoded in one place,
+// store/protocol.h; nothing else builds ARGV for them. Each takes the
 // queue's key base ("<prefix>:{<queue>}:") as KEYS[1] and works on a batch of
 // jobs, so that a burst costs one script call per batch, not one per file.
 // docs/redis-keys.md describes the states and what each script does.
@@ -12,6 +15,7 @@
 //   RELEASE  active (own)       -> pending      (front of the queue; shutdown)
 //   REQUEUE  active (own, not held in memory) -> pending   (start-up, reconnect)
 //   FORGET   :files "~identity" entries of files that left the directory
+//   DISPOSE_FAILED  active (own, disposing) -> active (dispose_error, dispose_failures)
 //   STATES   the state of each of some jobs (read only; the processing-area sweep)
 //   RETRY_PREPARE / RETRY_COMMIT / RETRY_ABORT   failed -> retrying -> pending
 //
@@ -26,10 +30,16 @@
 namespace dropq {
 
 struct Script {
-  std::string_view name;
-  std::string body;  // Lua source
-  std::string sha1;  // lower-case hex, what EVALSHA takes
+  std::string_view name;  // the file's name: "claim" for store/lua/claim.lua
+  std::string body;       // Lua source: lib.lua, then the script
+  std::string sha1;       // lower-case hex, what EVALSHA takes
+  int lib_lines = 0;      // lines of lib.lua before the script's own first line
 };
+
+// Redis names a line of a failing script "user_script:<n>", counted in the
+// joined body. Returns `message` with each such mention replaced by the file
+// and line it comes from ("store/lua/claim.lua:12", "store/lua/lib.lua:3").
+std::string DescribeScriptError(const Script& script, std::string_view message);
 
 const Script& EnqueueScript();
 const Script& ClaimScript();
@@ -45,5 +55,6 @@ const Script& RetryPrepareScript();
 const Script& RetryCommitScript();
 const Script& RetryAbortScript();
 const Script& PurgeScript();
+const Script& DisposeFailedScript();
 
 }  // namespace dropq

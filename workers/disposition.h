@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/job.h"
+#include "common/rename.h"
 #include "common/result.h"
 #include "config/config.h"
 
@@ -46,14 +47,6 @@ struct DisposeOptions {
 // that file has a job of its own and is left alone).
 Result<std::string> Dispose(const Disposition& d, const std::string& src, const std::string& name,
                             const std::string& job_id, const DisposeOptions& opt = {});
-
-// Moves `src` to `dst` without ever replacing an existing `dst`:
-// renameat2(RENAME_NOREPLACE), or link(2) + unlink(2) where the filesystem
-// refuses that flag (EINVAL, as NFS does). Returns 0 or an errno value:
-// EEXIST if `dst` is taken, EXDEV across filesystems, ENOENT if `src` (or
-// the directory of `dst`) is missing. `force_link` skips renameat2, so tests
-// can run the fallback on a filesystem that supports the flag.
-int RenameNoReplace(const std::string& src, const std::string& dst, bool force_link = false);
 
 // The cross-filesystem (EXDEV) half of a kMoveTo, callable on its own since
 // tests cannot easily make a second filesystem: copies the regular file `src`

@@ -170,6 +170,32 @@ TEST_F(HostileRedisTest, JobRecordsEditedByHandAreRunOrCountedNeverACrash) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
+// A record whose name was edited into a path ("../x", "a/b") would send the
+// handler and the disposition outside the watched directory: the job ends
+// failed as corrupt, and no file anywhere is touched.
+TEST_F(HostileRedisTest, AJobNameThatIsAPathEndsFailedAndTouchesNoFile) {
+  WriteConfig();
+  const std::string outside = env_.tmp.Sub("outside.txt");
+  WriteFile(outside, "not dropq's\n");
+  const std::string id = "01JH0STILE0000000000000010";
+  SeedPendingJob(id, "traversal.txt");
+  env_.redis.Cmd({"HSET", Key("job:" + id), "name", "../outside.txt"});
+  env_.redis.Cmd({"HSET", Key("files"), "../outside.txt", id});
+  ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
+  ASSERT_TRUE(
+      WaitFor([&] { return JobRecord(env_.redis, "q", id)["state"] == "failed"; }, seconds(15)))
+      << env_.DaemonLog();
+  auto rec = JobRecord(env_.redis, "q", id);
+  EXPECT_EQ(rec["error"].rfind("corrupt job record: name", 0), 0u) << rec["error"];
+  EXPECT_TRUE(Logged("job.corrupt queue=q job=" + id)) << env_.DaemonLog();
+  EXPECT_EQ(ReadFile(outside), "not dropq's\n");
+  EXPECT_FALSE(Exists(env_.done + "/outside.txt"));
+  EXPECT_FALSE(Exists(env_.failed + "/outside.txt"));
+  EXPECT_TRUE(Processes("after.txt")) << env_.DaemonLog();
+  ExpectHealthy();
+  EXPECT_EQ(env_.Stop(), 0);
+}
+
 // ---------------------------------------------------------------- wrong types
 
 struct WrongType {

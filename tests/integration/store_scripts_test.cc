@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "config/redis_url.h"
+#include "store/job_fields.h"
 #include "store/keys.h"
+#include "store/protocol.h"
 #include "store/redis_sync.h"
 #include "store/scripts.h"
 #include "tests/support/redis_server.h"
@@ -474,6 +476,92 @@ TEST_F(StoreScriptsTest, EnqueueTreatsAnEntryForAnotherNameAsStale) {
   EXPECT_EQ(Ints(Enqueue("J4", "d.txt", "4:5:7")), std::vector<int64_t>{1});
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "d.txt"}), "J4");
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "enqueued"}), "4");
+}
+
+// DISPOSE_FAILED writes only a record this instance owns, active and in its
+// disposing phase: never a record another instance took over, and never a
+// deleted one (which a plain HSET would recreate as a two-field hash).
+TEST_F(StoreScriptsTest, DisposeFailedIsOwnerChecked) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  Enqueue("J2", "b.txt", "2:5:7");
+  ASSERT_EQ(Claim("i1", 2).size(), 2u);
+  Record("i1", "J1", "done", "1:5:7");
+  const auto write = [&](const std::string& inst, const std::string& id) {
+    auto r = conn_->Eval(DisposeFailedScript(), keys_.base(),
+                         EncodeDisposeFailed(inst, {{id, "rename: EACCES", 3}}));
+    EXPECT_TRUE(r.ok());
+    auto taken = DecodeTaken(*r, 1);
+    EXPECT_TRUE(taken.ok()) << taken.error().what;
+    return taken.ok() && (*taken)[0];
+  };
+  EXPECT_FALSE(write("i2", "J1"));  // not the owner
+  EXPECT_FALSE(write("i1", "J2"));  // not disposing: no outcome recorded
+  EXPECT_TRUE(write("i1", "J1"));
+  EXPECT_EQ(Field("J1", "dispose_error"), "rename: EACCES");
+  EXPECT_EQ(Field("J1", "dispose_failures"), "3");
+  EXPECT_EQ(Field("J2", "dispose_error"), "");
+  redis_.Cmd({"DEL", keys_.Job("J1")});
+  EXPECT_FALSE(write("i1", "J1"));
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
+}
+
+// Redis reports a failing script at a line of lib.lua and the script joined;
+// the error names the file and the line in it instead.
+TEST_F(StoreScriptsTest, ScriptErrorsNameTheLuaFileAndLine) {
+  // RECORD with a field count that is not a number fails inside record.lua.
+  Reply r = Raw(RecordScript(), {"i1", "J1", "not-a-number"});
+  ASSERT_TRUE(r.is_error());
+  EXPECT_NE(r.str.find("store/lua/record.lua:"), std::string::npos) << r.str;
+  EXPECT_EQ(r.str.find("user_script:"), std::string::npos) << r.str;
+}
+
+// Every field a job's life leaves in its record is in the one table of field
+// names (store/job_fields.h), whatever path it took: retried, failed, done,
+// disposed, released, requeued, retried by hand.
+TEST_F(StoreScriptsTest, EveryFieldTheScriptsWriteIsInTheFieldTable) {
+  for (int i = 1; i <= 4; ++i) {
+    const std::string n = std::to_string(i);
+    Enqueue("J" + n, n + ".txt", n + ":5:7");
+  }
+  ASSERT_EQ(Claim("i1", 4).size(), 4u);
+  Eval(StartedScript(), EncodeStarted("i1", 2500, {{"J1", 1}, {"J2", 1}, {"J3", 1}, {"J4", 1}}));
+  Outcome failed;
+  failed.job.attempt = 1;
+  failed.job.failures = 1;
+  failed.result = RunResult::kExit;
+  failed.exit_code = 3;
+  failed.stderr_tail = "boom";
+  failed.error = "exit 3";
+  Outcome ok;
+  ok.job.attempt = 1;
+  ok.sha256 = "ab";
+  Fields sched = OutcomeFields(failed);
+  sched.emplace_back(jobfield::kDue, "1");
+  // J1 is scheduled for a retry, promoted, claimed, released as interrupted
+  // and requeued; J2 fails after its outcome is recorded and its move
+  // failed once; J3 ends done; J4 fails and is retried by hand.
+  Eval(AckScript(), EncodeAck("i1", 3000, 100, -1, {{"J1", AckAs::kScheduled, "", sched}}));
+  Eval(RecordScript(), EncodeRecord("i1", {{"J2", OutcomeFields(failed), AckAs::kFailed, "",
+                                            FileIdentity{2, 5, 7}}}));
+  Eval(DisposeFailedScript(), EncodeDisposeFailed("i1", {{"J2", "EACCES", 1}}));
+  Eval(AckScript(), EncodeAck("i1", 3000, 100, -1,
+                              {{"J2", AckAs::kFailed, "", {{"disposed_to", "(deleted)"}}},
+                               {"J3", AckAs::kDone, "~3:5:7", OutcomeFields(ok)},
+                               {"J4", AckAs::kFailed, "", OutcomeFields(failed)}}));
+  Eval(PromoteScript(), EncodePromote(5000, 10));
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  Eval(ReleaseScript(), EncodeRelease("i1", {{"J1", true}}));
+  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  Eval(RequeueScript(), EncodeRequeue("i1", {}));
+  Eval(RetryPrepareScript(), {"J4"});
+  Eval(RetryCommitScript(), {"J4", "6000"});
+  for (const char* id : {"J1", "J2", "J3", "J4"}) {
+    const std::vector<std::string> kv = redis_.CmdList({"HGETALL", keys_.Job(id)});
+    ASSERT_FALSE(kv.empty()) << id;
+    for (size_t i = 0; i < kv.size(); i += 2) {
+      EXPECT_TRUE(jobfield::IsKnown(kv[i])) << id << " has field " << kv[i];
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,20 @@
+-- ARGV: state ('done' | 'failed'), time (unix ms), limit. Deletes the
+-- records of up to `limit` jobs of that state that finished at or before the
+-- time, oldest first. Returns how many left the set.
+local base = KEYS[1]
+local state, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if state ~= 'done' and state ~= 'failed' then
+  return redis.error_reply('ERR state must be done or failed')
+end
+local bad = check_types(base, {state, 'stats'})
+if bad then return bad end
+local set = base .. state
+local ids = redis.call('ZRANGEBYSCORE', set, '-inf', before, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local key = base .. 'job:' .. id
+  -- A record that moved on meanwhile (retried) keeps its record.
+  if hmget(key, 'state')[1] == state then redis.call('DEL', key) end
+  redis.call('ZREM', set, id)
+end
+if #ids > 0 then redis.call('HINCRBY', base .. 'stats', 'purged_' .. state, #ids) end
+return #ids

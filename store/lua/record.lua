@@ -1,0 +1,23 @@
+-- ARGV: instance, then (id, nfields, field, value, ...) per job.
+-- Records an outcome before the file moves: phase=disposing plus the fields.
+-- Returns 1 per job recorded, 0 per job this instance does not own.
+local base = KEYS[1]
+-- Writes job records alone, each read through hmget() first.
+local inst = ARGV[1]
+local out = {}
+local i = 2
+while i <= #ARGV do
+  local id, nf = ARGV[i], tonumber(ARGV[i + 1])
+  local key = base .. 'job:' .. id
+  local f = hmget(key, 'owner', 'state')
+  if f[1] == inst and f[2] == 'active' then
+    local kv = {'phase', 'disposing'}
+    for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 2 + k] end
+    redis.call('HSET', key, unpack(kv))
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  i = i + 2 + 2 * nf
+end
+return out

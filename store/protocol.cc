@@ -1,0 +1,321 @@
+#include "store/protocol.h"
+
+#include <limits>
+
+#include "common/escape.h"
+#include "store/job_fields.h"
+#include "store/job_record.h"
+
+namespace dropq {
+namespace {
+
+namespace jf = jobfield;
+
+Error BadReply(std::string_view call, const std::string& why) {
+  return Error{Errc::kRedis, std::string(call) + " reply: " + why};
+}
+
+// An error reply is Redis refusing the call: its text, as it came.
+Error Refused(const Reply& r) { return Error{Errc::kRedis, r.str}; }
+
+bool IsScalar(const Reply& e) {
+  return e.type == Reply::Type::kString || e.type == Reply::Type::kInteger;
+}
+
+// A count from a record that may have been edited by hand: anything that is
+// not a whole number in 0..UINT32_MAX reads as 0, as a missing field does.
+uint32_t Count(const Reply& e) {
+  const int64_t v = e.AsInt(-1);
+  return v < 0 || v > std::numeric_limits<uint32_t>::max() ? 0u : static_cast<uint32_t>(v);
+}
+
+void AppendFields(std::vector<std::string>* args, const Fields& fields) {
+  args->push_back(std::to_string(fields.size()));
+  for (const auto& [k, v] : fields) {
+    args->push_back(k);
+    args->push_back(v);
+  }
+}
+
+// What CLAIM's script accepts as an id (see claim.lua): it names a directory
+// in the processing area.
+bool UsableId(std::string_view id) {
+  return !id.empty() && id.size() <= 64 && id.find('/') == std::string_view::npos &&
+         id.find('\0') == std::string_view::npos && id[0] != '.';
+}
+
+constexpr size_t kClaimWidth = 8;  // elements per job in CLAIM's reply (claim.lua)
+
+}  // namespace
+
+std::string_view AckAsName(AckAs a) {
+  switch (a) {
+    case AckAs::kDone:
+      return jf::kDone;
+    case AckAs::kFailed:
+      return jf::kFailed;
+    case AckAs::kScheduled:
+      return jf::kScheduled;
+  }
+  return "?";
+}
+
+Fields OutcomeFields(const Outcome& o) {
+  Fields f;
+  f.reserve(12);
+  f.emplace_back(jf::kResult, RunResultName(o.result));
+  f.emplace_back(jf::kAttempt, std::to_string(o.job.attempt));
+  f.emplace_back(jf::kMs, std::to_string(o.duration_ms));
+  if (o.result == RunResult::kExit) f.emplace_back(jf::kExit, std::to_string(o.exit_code));
+  if (o.signal != 0) f.emplace_back(jf::kSignal, std::to_string(o.signal));
+  if (!o.error.empty()) f.emplace_back(jf::kError, o.error);
+  if (!o.stderr_tail.empty()) f.emplace_back(jf::kStderr, o.stderr_tail);
+  if (!o.sha256.empty()) f.emplace_back(jf::kSha256, o.sha256);
+  f.emplace_back(jf::kFailures, std::to_string(o.job.failures));
+  f.emplace_back(jf::kTempfails, std::to_string(o.job.tempfails));
+  if (o.result != RunResult::kOk && o.job.attempt > 0) {
+    // Every failed run keeps its own line (and stderr tail): the error history.
+    const std::string n = std::to_string(o.job.attempt);
+    std::string line = "result=" + std::string(RunResultName(o.result));
+    if (o.result == RunResult::kExit) line += " exit=" + std::to_string(o.exit_code);
+    if (o.signal != 0) line += " signal=" + std::to_string(o.signal);
+    line += " ms=" + std::to_string(o.duration_ms);
+    if (!o.error.empty()) line += " error=" + o.error;
+    f.emplace_back(std::string(jf::kAttemptPrefix) + n, std::move(line));
+    if (!o.stderr_tail.empty()) f.emplace_back(std::string(jf::kStderrPrefix) + n, o.stderr_tail);
+  }
+  return f;
+}
+
+// ---------------------------------------------------------------- ENQUEUE
+
+std::vector<std::string> EncodeEnqueue(int64_t now_ms, const std::vector<EnqueueItem>& items) {
+  std::vector<std::string> args;
+  args.reserve(1 + 4 * items.size());
+  args.push_back(std::to_string(now_ms));
+  for (const EnqueueItem& it : items) {
+    args.push_back(it.id);
+    args.push_back(it.name);
+    args.push_back(it.ident.ToString());
+    args.push_back(std::to_string(it.ident.size));
+  }
+  return args;
+}
+
+Result<uint64_t> DecodeEnqueue(const Reply& r, size_t n) {
+  auto taken = DecodeTaken(r, n);
+  if (!taken.ok()) return taken.error();
+  uint64_t count = 0;
+  for (bool t : *taken) count += t ? 1 : 0;
+  return count;
+}
+
+// ---------------------------------------------------------------- CLAIM
+
+std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max) {
+  return {std::to_string(now_ms), std::string(instance), std::to_string(max)};
+}
+
+bool IsPausedReply(const Reply& r) { return r.is_error() && r.str.rfind("PAUSED", 0) == 0; }
+
+Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r) {
+  constexpr std::string_view kCall = "CLAIM";
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray) return BadReply(kCall, "not an array");
+  const auto& e = r.elements;
+  if (e.size() % kClaimWidth != 0) {
+    return BadReply(kCall, std::to_string(e.size()) + " elements, not a multiple of " +
+                               std::to_string(kClaimWidth));
+  }
+  std::vector<ClaimedJob> out;
+  out.reserve(e.size() / kClaimWidth);
+  for (size_t i = 0; i < e.size(); i += kClaimWidth) {
+    for (size_t k = i; k < i + kClaimWidth; ++k) {
+      if (!IsScalar(e[k])) {
+        return BadReply(kCall, "element " + std::to_string(k) + " is not a string");
+      }
+    }
+    ClaimedJob c;
+    c.job.id = e[i].AsString();
+    const std::string recorded = e[i + 6].AsString();
+    if (recorded == "corrupt") {
+      c.kind = ClaimedJob::Kind::kCorrupt;
+      out.push_back(std::move(c));
+      continue;
+    }
+    if (!recorded.empty() && recorded != jf::kDone && recorded != jf::kFailed) {
+      return BadReply(kCall, "job " + EscapeName(c.job.id) + ": unknown outcome \"" +
+                                 EscapeText(recorded.substr(0, 40)) + "\"");
+    }
+    if (!UsableId(c.job.id)) {
+      // The script refuses these itself; one here means the reply is not its.
+      return BadReply(kCall, "unusable job id \"" + EscapeText(c.job.id.substr(0, 40)) + "\"");
+    }
+    c.job.name = e[i + 1].AsString();
+    c.job.attempt = Count(e[i + 3]);
+    c.job.failures = Count(e[i + 4]);
+    c.job.tempfails = Count(e[i + 5]);
+    // An identity edited away reads as unknown (inode 0): the file is still
+    // checked to be a regular file, just not to be the one enqueued.
+    c.job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
+    if (std::string why; !ValidJobName(c.job.name, &why)) {
+      c.kind = ClaimedJob::Kind::kInvalid;
+      c.problem = "corrupt job record: name: " + why;
+    }
+    if (c.kind == ClaimedJob::Kind::kRun && !recorded.empty()) {
+      c.kind = ClaimedJob::Kind::kRedispose;
+      c.recorded = recorded == jf::kDone ? AckAs::kDone : AckAs::kFailed;
+      c.processed = FileIdentity::Parse(e[i + 7].AsString()).value_or(c.job.ident);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- per-job calls
+
+std::vector<std::string> EncodeStarted(std::string_view instance, int64_t now_ms,
+                                       const std::vector<StartedItem>& items) {
+  std::vector<std::string> args;
+  args.reserve(2 + 2 * items.size());
+  args.emplace_back(instance);
+  args.push_back(std::to_string(now_ms));
+  for (const StartedItem& it : items) {
+    args.push_back(it.id);
+    args.push_back(std::to_string(it.attempt));
+  }
+  return args;
+}
+
+std::vector<std::string> EncodeRecord(std::string_view instance,
+                                      const std::vector<RecordItem>& items) {
+  std::vector<std::string> args;
+  args.emplace_back(instance);
+  for (const RecordItem& it : items) {
+    Fields f = it.outcome;
+    f.emplace_back(jf::kTarget, it.target.empty() ? "(delete)" : it.target);
+    f.emplace_back(jf::kOutcome, AckAsName(it.as));
+    f.emplace_back(jf::kPident, it.processed.ToString());
+    args.push_back(it.id);
+    AppendFields(&args, f);
+  }
+  return args;
+}
+
+std::vector<std::string> EncodeAck(std::string_view instance, int64_t now_ms, int64_t keep_done,
+                                   int64_t keep_failed, const std::vector<AckItem>& items) {
+  std::vector<std::string> args = {std::string(instance), std::to_string(now_ms),
+                                   std::to_string(keep_done), std::to_string(keep_failed)};
+  for (const AckItem& it : items) {
+    args.push_back(it.id);
+    args.emplace_back(AckAsName(it.as));
+    args.push_back(it.files_value);
+    AppendFields(&args, it.fields);
+  }
+  return args;
+}
+
+std::vector<std::string> EncodeRelease(std::string_view instance,
+                                       const std::vector<ReleaseItem>& items) {
+  std::vector<std::string> args;
+  args.reserve(1 + 2 * items.size());
+  args.emplace_back(instance);
+  for (const ReleaseItem& it : items) {
+    args.push_back(it.id);
+    args.push_back(it.interrupted ? "1" : "0");
+  }
+  return args;
+}
+
+std::vector<std::string> EncodeDisposeFailed(std::string_view instance,
+                                             const std::vector<DisposeFailedItem>& items) {
+  std::vector<std::string> args;
+  args.reserve(1 + 3 * items.size());
+  args.emplace_back(instance);
+  for (const DisposeFailedItem& it : items) {
+    args.push_back(it.id);
+    args.push_back(it.error);
+    args.push_back(std::to_string(it.failures));
+  }
+  return args;
+}
+
+Result<std::vector<bool>> DecodeTaken(const Reply& r, size_t n) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray || r.elements.size() != n) {
+    return BadReply("script", "expected " + std::to_string(n) + " flags");
+  }
+  std::vector<bool> out;
+  out.reserve(n);
+  for (const Reply& e : r.elements) {
+    if (e.type != Reply::Type::kInteger || (e.integer != 0 && e.integer != 1)) {
+      return BadReply("script", "a flag that is not 0 or 1");
+    }
+    out.push_back(e.integer == 1);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- recovery and reads
+
+std::vector<std::string> EncodeRequeue(std::string_view instance,
+                                       const std::vector<std::string>& held) {
+  std::vector<std::string> args;
+  args.reserve(1 + held.size());
+  args.emplace_back(instance);
+  args.insert(args.end(), held.begin(), held.end());
+  return args;
+}
+
+Result<std::vector<std::string>> DecodeIds(const Reply& r) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray) return BadReply("REQUEUE", "not an array");
+  std::vector<std::string> out;
+  out.reserve(r.elements.size());
+  for (const Reply& e : r.elements) {
+    if (!IsScalar(e)) return BadReply("REQUEUE", "an id that is not a string");
+    out.push_back(e.AsString());
+  }
+  return out;
+}
+
+std::vector<std::string> EncodePromote(int64_t now_ms, int max) {
+  return {std::to_string(now_ms), std::to_string(max)};
+}
+
+Result<Promoted> DecodePromote(const Reply& r) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray || r.elements.size() != 2 ||
+      r.elements[0].type != Reply::Type::kInteger || !IsScalar(r.elements[1])) {
+    return BadReply("PROMOTE", "not {moved, next due}");
+  }
+  return Promoted{r.elements[0].integer, r.elements[1].AsInt(-1)};
+}
+
+Result<std::vector<std::string>> DecodeStates(const Reply& r, size_t n) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray || r.elements.size() != n) {
+    return BadReply("STATES", "expected " + std::to_string(n) + " states");
+  }
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (const Reply& e : r.elements) {
+    if (!IsScalar(e)) return BadReply("STATES", "a state that is not a string");
+    out.push_back(e.AsString());
+  }
+  return out;
+}
+
+Result<RetryPrepared> DecodeRetryPrepare(const Reply& r) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray || r.elements.size() != 4) {
+    return BadReply("RETRY_PREPARE", "not {name, disposed_to, ident, previous}");
+  }
+  for (const Reply& e : r.elements) {
+    if (!IsScalar(e)) return BadReply("RETRY_PREPARE", "an element that is not a string");
+  }
+  return RetryPrepared{r.elements[0].AsString(), r.elements[1].AsString(), r.elements[2].AsString(),
+                       r.elements[3].AsString()};
+}
+
+}  // namespace dropq
