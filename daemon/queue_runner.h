@@ -10,8 +10,15 @@
 // State changes are collected during a loop turn and sent as one script call
 // per kind per turn (Flush()), so a burst costs a few calls per batch rather
 // than a round trip per file. Every job this instance holds — queued,
-// running, or with an outcome not yet acknowledged — is in held_, so after a
-// reconnect it can resend what was lost and requeue what it no longer holds.
+// running, or with an outcome not yet acknowledged — is in its JobTable,
+// whose one Move() checks every change of state; so after a reconnect it can
+// resend what was lost and requeue what it no longer holds. The moves of
+// files are the Disposer's, the clean-ups after a scan the AreaSweeper's.
+//
+// Lifetime: every reply, post and threadpool completion the runner waits
+// for is guarded (a shared flag, or the Disposer's and AreaSweeper's shared
+// states, cleared on destruction), and BeginDrain()'s `drained` runs only
+// once none of them is counted as outstanding: the owner may then destroy it.
 //
 // Thread: loop (the WorkerPool's hooks Post() back to it).
 #pragma once
@@ -28,6 +35,9 @@
 
 #include "common/job.h"
 #include "config/config.h"
+#include "daemon/area_sweeper.h"
+#include "daemon/disposer.h"
+#include "daemon/job_table.h"
 #include "daemon/loop.h"
 #include "daemon/redis_conn.h"
 #include "daemon/uv_handle.h"
@@ -106,12 +116,12 @@ class QueueRunner {
 
   const QueueConfig& config() const { return q_; }
   const Counters& counters() const { return counters_; }
-  size_t held() const { return held_.size(); }
+  size_t held() const { return jobs_.size(); }
   size_t queued() const { return queue_.size(); }
   // Called with the run time of every handler run that ended (not skips,
   // not interrupted runs): the metrics' histogram.
   void set_on_run(std::function<void(double seconds)> f) { on_run_ = std::move(f); }
-  size_t running() const { return running_; }
+  size_t running() const { return jobs_.count(JobState::kRunning); }
   const QueueKeys& keys() const { return keys_; }
   // Redis is reachable and this queue's leftovers are reconciled.
   bool ready() const { return ready_; }
@@ -119,23 +129,6 @@ class QueueRunner {
   bool paused() const { return paused_; }
 
  private:
-  enum class Stage { kQueued, kRunning, kRecording, kDisposing, kAcking, kReleasing };
-  struct Held {
-    Job job;
-    Stage stage = Stage::kQueued;
-    std::unique_ptr<Outcome> outcome;  // from kRecording on
-    std::string target;                // planned move target (recorded before the move)
-    AckAs ack_as = AckAs::kDone;       // the state the job ends in, once known
-    AckItem ack;                       // kAcking: what ACK sends
-    bool release_interrupted = false;  // kReleasing: its run was cut short
-    std::string keep_marker;           // kept file: "~ident" for :files once it is back
-    bool unsent = false;               // a send failed: resend after reconnect
-    bool skip = false;                 // vanished or replaced before its run
-    bool recovering = false;           // outcome recorded by an earlier holder: dispose only
-    int dispose_failures = 0;          // failed moves/deletes of its file so far
-    int64_t dispose_due_ms = 0;        // monotonic: when to try the disposition again
-  };
-
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
               std::unique_ptr<Handler> handler);
 
@@ -153,14 +146,18 @@ class QueueRunner {
   void OnStarted(const std::string& id, uint32_t attempt);
   void OnFinished(Outcome&& o);
   void OnWorkerExited();
-  void QueueAck(Held& h, AckAs state, const std::string& files_value, Fields fields);
-  void QueueRecord(Held& h);
-  // Moves the files of recorded jobs (on the threadpool, a few per item) to
-  // where their outcome sends them; OnDisposed() follows for each.
-  void StartDisposals(const std::vector<std::string>& ids);
-  void StartDispose(const std::string& id);
+  // `h` (kAcking) ends with the ACK of the next flush: its :files entry
+  // becomes `files_value`, `fields` go into its record.
+  void SetAck(HeldJob& h, const std::string& files_value, Fields fields);
+  // Moves the files of recorded jobs (kDisposing) to where their outcome
+  // sends them, on the threadpool; OnDisposed() follows for each.
+  void StartDisposals(const std::vector<HeldJob*>& jobs);
   void OnDisposed(const std::string& id, Result<std::string> where);
-  void QueueRelease(const std::string& id, bool interrupted);
+  // `h` goes back to pending with the next flush's RELEASE.
+  void QueueRelease(HeldJob& h, bool interrupted);
+  // Wraps a reply callback so that it does nothing once the runner is gone.
+  template <typename F>
+  RedisConn::Callback Guarded(F f);
   // Starts the dispositions whose retry is due (called by the idle poll).
   void RetryDisposals();
   void SendEnqueue();
@@ -181,7 +178,6 @@ class QueueRunner {
   void Promote();
   // Makes the promote timer fire within `delay_ms` (a retry was just scheduled).
   void ArmPromote(int64_t delay_ms);
-  void SweepPage(std::string cursor);
 
   const Config& cfg_;
   const QueueConfig& q_;
@@ -200,8 +196,7 @@ class QueueRunner {
   UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
   RetryPolicy retry_;
 
-  std::unordered_map<std::string, Held> held_;  // job id -> what this instance holds
-  size_t running_ = 0;
+  JobTable jobs_;              // every job this instance holds, by id
   int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
   bool paused_ = false;
@@ -212,10 +207,8 @@ class QueueRunner {
   int workers_exited_ = 0;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
   int64_t resend_backoff_ms_ = 1000;
-  int64_t reconcile_due_ms_ = 0;              // monotonic: retry a refused reconcile then; 0: none
-  std::function<void()> reconcile_done_;      // OnRedisUp()'s `done`, kept for that retry
-  int disposing_ = 0;                         // threadpool moves in flight
-  std::vector<std::string> dispose_waiting_;  // failed dispositions waiting to be retried
+  int64_t reconcile_due_ms_ = 0;          // monotonic: retry a refused reconcile then; 0: none
+  std::function<void()> reconcile_done_;  // OnRedisUp()'s `done`, kept for that retry
   std::function<void()> drained_;
 
   // Batches collected during this loop turn.
@@ -230,9 +223,12 @@ class QueueRunner {
   bool started_inflight_ = false;           // a STARTED call awaits its reply
   std::vector<std::string> release_batch_;  // ids; each Held says whether it was interrupted
   std::vector<std::string> forget_batch_;
-  bool sweeping_ = false;
-  bool sweeping_processing_ = false;
   Counters counters_;
+  // False once the runner is destroyed: replies and posts still to come
+  // (guarded by it) then do nothing. Shared with those callbacks.
+  const std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Disposer disposer_;  // after alive_, keys_, area_ and spares_, which it uses
+  AreaSweeper sweeper_;
 };
 
 }  // namespace dropq

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/file_kind.h"
+#include "common/log.h"
 #include "workers/disposition.h"
 
 namespace dropq {
@@ -183,6 +184,51 @@ void RemoveJobDir(const std::string& processing_dir, const std::string& job_id, 
   } else {
     ::rmdir(dir.c_str());
   }
+}
+
+// Makes `dir` (mode 0700) if it is missing, and checks it is a directory of
+// this user's that nobody else can write: whoever could write it could swap
+// a file between its check and its handler.
+namespace {
+
+Status PrivateDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return IoError("processing_dir: mkdir " + dir, errno);
+  }
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return IoError("processing_dir: " + dir, errno);
+  if (!S_ISDIR(st.st_mode)) {
+    return Error{Errc::kInvalid, "processing_dir: " + dir + " is a " +
+                                     std::string(FileKindName(st.st_mode)) + ", not a directory"};
+  }
+  if (st.st_uid != geteuid()) {
+    return Error{Errc::kInvalid, "processing_dir: " + dir + " belongs to uid " +
+                                     std::to_string(st.st_uid) + ", not to dropqd (uid " +
+                                     std::to_string(geteuid()) + "): remove it or chown it"};
+  }
+  if ((st.st_mode & 0077) != 0 && chmod(dir.c_str(), 0700) != 0) {
+    return IoError("processing_dir: chmod 700 " + dir, errno);
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status PrepareProcessingArea(const QueueConfig& q) {
+  const std::string& dir = q.processing_dir;
+  if (dir.empty()) return OkStatus();
+  if (Status s = PrivateDir(dir); !s.ok()) return s;
+  if (Status s = PrivateDir(ProcessingArea(dir, q.name)); !s.ok()) return s;
+  struct stat parent;
+  const std::string up = dir.substr(0, dir.rfind('/'));
+  if (stat(up.empty() ? "/" : up.c_str(), &parent) == 0 && (parent.st_mode & 0022) != 0 &&
+      (parent.st_mode & S_ISVTX) == 0) {
+    LogWarn("processing.unprotected",
+            {{"queue", q.name},
+             {"dir", dir},
+             {"why", "others can write its parent, which lacks the sticky bit (chmod +t it)"}});
+  }
+  return OkStatus();
 }
 
 }  // namespace dropq

@@ -26,6 +26,7 @@
 
 #include "common/job.h"
 #include "common/result.h"
+#include "config/config.h"
 #include "workers/spare_dirs.h"
 
 namespace dropq {
@@ -76,5 +77,14 @@ Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::
 // not empty (or gone) is left as it is.
 void RemoveJobDir(const std::string& processing_dir, const std::string& job_id,
                   SpareDirs* spares = nullptr);
+
+// Creates the queue's processing area "<processing_dir>/<queue>" (and
+// processing_dir), each mode 0700, and checks that they are directories of
+// dropqd's user that nobody else can write: whoever could write them could
+// swap a file between its check and its handler (Errc::kInvalid otherwise).
+// Warns (processing.unprotected) when uploaders could rename processing_dir
+// away: it sits in a directory that others may write and that lacks the
+// sticky bit. Does nothing when the area is off.
+Status PrepareProcessingArea(const QueueConfig& q);
 
 }  // namespace dropq
