@@ -576,7 +576,13 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
   if (q->runs_handlers()) {
     if (Status s = Require(at, seen, {"handler"}); !s) return s;
   }
-  if (seen.count("capacity") == 0) q->capacity = 4 * q->workers;
+  if (seen.count("capacity") == 0) {
+    // A builtin takes microseconds a file, against the milliseconds of the
+    // Redis round trips around it: it needs many jobs in memory to keep its
+    // workers busy. A program takes milliseconds or more: a few each do.
+    const int per_worker = q->handler.kind == HandlerConfig::Kind::kExec ? 4 : 64;
+    q->capacity = std::min(1000000, per_worker * q->workers);
+  }
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;
   if (!processing_off && q->processing_dir.empty())

@@ -67,7 +67,7 @@ struct QueueConfig {
   std::vector<std::string> exclude;  // the user's globs; DefaultExcludes() always apply too
   Millis settle{0};
   int workers = 2;
-  int capacity = 8;  // default 4 x workers
+  int capacity = 8;  // default 4 x workers (exec), 64 x workers (builtins)
   HandlerConfig handler;
   Disposition on_success;  // default keep
   Disposition on_failure;  // default keep (never kDelete)

@@ -18,6 +18,13 @@ constexpr size_t kMaxBatch = 256;            // jobs per script call
 constexpr int kMaxClaim = 128;               // jobs per CLAIM call
 constexpr uint64_t kIdlePollMs = 500;        // how often an idle queue looks for work
 constexpr int64_t kReconcileRetryMs = 1000;  // after Redis refused the reconcile
+// A run's start is recorded (STARTED) only once it has gone on this long.
+constexpr uint64_t kStartedDelayMs = 20;
+// ACK calls a queue has in flight at once: a second one goes out while the
+// first waits for its reply; what finishes meanwhile waits and goes as one batch.
+constexpr int kMaxAcksInFlight = 2;
+// How long a kept file's return into the watched directory waits for its event.
+constexpr int64_t kMaxReturnWaitMs = 30000;
 // How often a queue looks for due retries when it knows of none (other
 // instances schedule retries too).
 constexpr int64_t kIdlePromoteMs = 2000;
@@ -59,6 +66,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                              [this](const std::string& name) { Forget(name); }}) {
   poll_timer_ = MakeTimer(loop_->get(), this);
   promote_timer_ = MakeTimer(loop_->get(), this);
+  started_timer_ = MakeTimer(loop_->get(), this);
 
   WorkerPool::Hooks hooks;
   // The hooks run on worker threads: they only Post() to the loop.
@@ -109,6 +117,7 @@ void QueueRunner::Start() {
       [](uv_timer_t* t) {
         auto* self = static_cast<QueueRunner*>(t->data);
         self->CheckDrained();  // a sweep that ended meanwhile
+        self->ForgetOldReturns();
         self->RetryReconcile();
         self->RetryDisposals();  // also while draining: those jobs are not done yet
         self->ResendRefused();
@@ -297,7 +306,15 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
   if (h == nullptr || h->state != JobState::kQueued) return;
   jobs_.Move(*h, JobState::kRunning);
   h->job.attempt = attempt;
-  started_batch_.push_back({id, attempt});
+  // STARTED waits kStartedDelayMs: a run that is over by then never needs
+  // it (its outcome records the attempt), and most builtin runs are.
+  if (started_batch_.empty()) {
+    uv_timer_start(
+        started_timer_.get(),
+        [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); }, kStartedDelayMs,
+        0);
+  }
+  started_batch_.push_back({MonoMs() + static_cast<int64_t>(kStartedDelayMs), {id, attempt}});
   MaybeClaim();
 }
 
@@ -457,6 +474,10 @@ void QueueRunner::StartDisposals(const std::vector<HeldJob*>& jobs) {
     m.opt.ident = h->outcome->ident;
     if (m.src != q_.watch + "/" + h->job.name) m.opt.keep_dir = q_.watch;  // not in place
     m.opt.recovering = h->redispose;
+    if (m.d.kind == Disposition::Kind::kKeep && !m.opt.keep_dir.empty()) {
+      // Back into the watched directory: its IN_MOVED_TO is our own.
+      returning_[h->job.name] = Returning{h->outcome->ident, MonoMs()};
+    }
     moves.push_back(std::move(m));
   }
   disposer_.Start(std::move(moves));
@@ -532,8 +553,8 @@ void QueueRunner::SendAcks() {
   // One ACK call in flight at a time: what finishes meanwhile waits for its
   // reply and goes out as one batch, so a burst costs a few round trips per
   // batch instead of one per job, and a quiet queue still acknowledges at once.
-  if (ack_ids_.empty() || acks_inflight_) return;
-  acks_inflight_ = true;
+  if (ack_ids_.empty() || acks_inflight_ >= kMaxAcksInFlight) return;
+  ++acks_inflight_;
   std::vector<std::string> ids = std::exchange(ack_ids_, {});
   std::vector<AckItem> items;
   items.reserve(ids.size());
@@ -545,7 +566,7 @@ void QueueRunner::SendAcks() {
   redis_->Eval(AckScript(), keys_.base(),
                EncodeAck(cfg_.instance, NowUnixMs(), q_.keep_done, q_.keep_failed, items),
                Guarded([this, ids = std::move(ids)](Result<Reply> r) {
-                 acks_inflight_ = false;  // the next Flush() sends what collected meanwhile
+                 --acks_inflight_;  // the next Flush() sends what collected meanwhile
                  auto taken =
                      r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
                  if (!taken.ok()) {
@@ -583,6 +604,20 @@ void QueueRunner::SendAcks() {
                  CheckDrained();
                  MaybeClaim();
                }));
+}
+
+void QueueRunner::ForgetOldReturns() {
+  // The event of a return that failed (the name was taken: the file came
+  // back under another one) or was lost (an inotify overflow) never comes.
+  const int64_t oldest = MonoMs() - kMaxReturnWaitMs;
+  std::erase_if(returning_, [oldest](const auto& e) { return e.second.since_ms < oldest; });
+}
+
+bool QueueRunner::TakeOwnReturn(const std::string& name, const FileIdentity& ident) {
+  auto it = returning_.find(name);
+  if (it == returning_.end() || !(it->second.ident == ident)) return false;
+  returning_.erase(it);
+  return true;
 }
 
 // ---------------------------------------------------------------- release, started
@@ -627,20 +662,36 @@ void QueueRunner::SendReleases() {
 }
 
 void QueueRunner::SendStarted() {
-  if (started_batch_.empty() || started_inflight_) return;  // batched as SendAcks()
-  started_inflight_ = true;
-  std::vector<std::string> args =
-      EncodeStarted(cfg_.instance, NowUnixMs(), std::exchange(started_batch_, {}));
-  // Best effort: the outcome carries the attempt again, so a lost STARTED
-  // only hides for a moment that the run began.
-  redis_->Eval(StartedScript(), keys_.base(), std::move(args),
-               Guarded([this](Result<Reply>) { started_inflight_ = false; }));
+  // Runs that are still going kStartedDelayMs after they began get their
+  // start recorded; the others ended meanwhile and their outcome carries
+  // the attempt. Best effort: a lost STARTED only hides for a moment that
+  // the run began (docs/guarantees.md says what `attempt` then counts).
+  const int64_t now = MonoMs();
+  std::vector<StartedItem> due;
+  size_t kept = 0;
+  for (auto& [due_ms, item] : started_batch_) {
+    if (due_ms > now) {
+      started_batch_[kept++] = {due_ms, std::move(item)};
+      continue;
+    }
+    const HeldJob* h = jobs_.Find(item.id);
+    if (h != nullptr && h->state == JobState::kRunning) due.push_back(std::move(item));
+  }
+  started_batch_.resize(kept);
+  if (!started_batch_.empty()) {
+    uv_timer_start(
+        started_timer_.get(),
+        [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); },
+        static_cast<uint64_t>(std::max<int64_t>(started_batch_.front().first - now, 0)), 0);
+  }
+  if (due.empty() || !redis_->up()) return;
+  redis_->Eval(StartedScript(), keys_.base(), EncodeStarted(cfg_.instance, NowUnixMs(), due),
+               [](Result<Reply>) {});
 }
 
 void QueueRunner::Flush() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   SendEnqueue();
-  SendStarted();
   SendRecords();
   SendAcks();
   SendReleases();
@@ -793,6 +844,7 @@ void QueueRunner::CheckDrained() {
   }
   poll_timer_.Reset();
   promote_timer_.Reset();
+  started_timer_.Reset();
   std::exchange(drained_, nullptr)();
 }
 

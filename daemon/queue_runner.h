@@ -76,6 +76,12 @@ class QueueRunner {
   void Enqueue(const std::string& name, const FileIdentity& ident);
   // A file left the watched directory: drop its "handled" marker.
   void Forget(const std::string& name);
+  // True (once) if the file `name` with identity `ident` that just arrived
+  // in the watched directory is a kept file this runner put back from the
+  // processing area: no job to make, its own job ends with it. ENQUEUE
+  // would have found the name taken by that job anyway; this spares the
+  // call and a job id.
+  bool TakeOwnReturn(const std::string& name, const FileIdentity& ident);
   // Drops the "handled" markers of kept files that are no longer in the
   // directory (they left while dropqd was not watching). Walks :files with
   // HSCAN, checking names on the threadpool; called after a full scan.
@@ -155,6 +161,8 @@ class QueueRunner {
   void OnDisposed(const std::string& id, Result<std::string> where);
   // `h` goes back to pending with the next flush's RELEASE.
   void QueueRelease(HeldJob& h, bool interrupted);
+  // Drops the returns whose event has not come for a long while.
+  void ForgetOldReturns();
   // Wraps a reply callback so that it does nothing once the runner is gone.
   template <typename F>
   RedisConn::Callback Guarded(F f);
@@ -194,9 +202,18 @@ class QueueRunner {
   std::unique_ptr<WorkerPool> pool_;
   UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle
   UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
+  UvHandle<uv_timer_t> started_timer_;  // STARTED for the runs still going
   RetryPolicy retry_;
 
-  JobTable jobs_;              // every job this instance holds, by id
+  JobTable jobs_;  // every job this instance holds, by id
+  // Kept files the Disposer is putting back into the watched directory, by
+  // name. An entry leaves with its event (TakeOwnReturn()), or after 30 s
+  // without one (ForgetOldReturns()); the event may come after the job's ACK.
+  struct Returning {
+    FileIdentity ident;  // the identity the file returns with
+    int64_t since_ms;    // monotonic: when its move started
+  };
+  std::unordered_map<std::string, Returning> returning_;
   int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
   bool paused_ = false;
@@ -216,11 +233,11 @@ class QueueRunner {
   std::unordered_set<std::string> enqueue_names_;
   int enqueue_inflight_ = 0;
   bool rescan_needed_ = false;
-  std::vector<StartedItem> started_batch_;
+  // Runs to record with STARTED, with the monotonic ms from which they are due.
+  std::vector<std::pair<int64_t, StartedItem>> started_batch_;
   std::vector<std::string> record_ids_;
   std::vector<std::string> ack_ids_;
-  bool acks_inflight_ = false;              // an ACK call awaits its reply
-  bool started_inflight_ = false;           // a STARTED call awaits its reply
+  int acks_inflight_ = 0;                   // ACK calls awaiting their reply
   std::vector<std::string> release_batch_;  // ids; each Held says whether it was interrupted
   std::vector<std::string> forget_batch_;
   Counters counters_;

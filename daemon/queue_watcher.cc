@@ -148,6 +148,8 @@ void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
     if (!S_ISREG(st.st_mode)) Skip(name, st.st_mode, st.st_ino);
     return;
   }
+  // A kept file the runner put back from the processing area is its own.
+  if ((mask & IN_MOVED_TO) && runner_->TakeOwnReturn(name, FileIdentity::FromStat(st))) return;
   if (complete) Consider(name, st, false);
 }
 

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
@@ -171,6 +172,34 @@ TEST(ProcessingTest, AnAreaOfAnotherUserIsRefused) {
   EXPECT_EQ(daemon.Wait(seconds(20)), 78) << daemon.Log();
   EXPECT_NE(daemon.Log().find("belongs\\x20to\\x20uid\\x2065534"), std::string::npos)
       << daemon.Log();
+}
+
+// A kept file goes into the area and back under its name. Its return is
+// dropqd's own move, not an upload: it is not taken up again (the stats'
+// `seen` counts each file once, no second ENQUEUE), and nothing runs twice.
+TEST(ProcessingTest, AKeptFileMovedBackIsNotTakenUpAgain) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  QueueSpec q;
+  q.handler = "builtin: sha256";
+  q.on_success = "keep";
+  env.WriteConfig(q);
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  constexpr int kFiles = 200;
+  const std::string staging = env.tmp.Mkdir("staging");
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string name = "k-" + std::to_string(i) + ".txt";
+    WriteAndRename(staging + "/" + name, env.inbox + "/" + name, name);
+  }
+  ASSERT_TRUE(WaitForOutcomes(env.redis, kFiles, 0)) << env.DaemonLog();
+  EXPECT_EQ(ListDir(env.inbox).size(), static_cast<size_t>(kFiles));  // all back, kept
+  // The watchers' counts reach the stats hash every few seconds.
+  EXPECT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "seen") >= kFiles; }, seconds(15)));
+  std::this_thread::sleep_for(std::chrono::seconds(6));  // one more push, if there were more
+  EXPECT_EQ(StatCounter(env.redis, "q", "seen"), kFiles);
+  EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), kFiles);
+  EXPECT_EQ(StatCounter(env.redis, "q", "done"), kFiles);
+  EXPECT_EQ(env.Stop(), 0);
 }
 
 }  // namespace

@@ -39,6 +39,9 @@ class ReclaimTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
     ASSERT_TRUE(WaitFor([&] { return (first_run = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
     id = JobIdsByName(env.redis, "q").at("a.txt").at(0);
+    // Its start is recorded once it has gone on 20 ms (docs/guarantees.md).
+    ASSERT_TRUE(WaitFor([&] { return JobRecord(env.redis, "q", id)["attempt"] == "1"; }))
+        << env.DaemonLog();
   }
 
   // Instance test-2 (`second`) kills test-1's handler, takes the job over,

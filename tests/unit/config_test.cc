@@ -88,7 +88,7 @@ TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_TRUE(q.exclude.empty());
   EXPECT_EQ(q.settle, Millis(0));
   EXPECT_EQ(q.workers, 2);
-  EXPECT_EQ(q.capacity, 8);
+  EXPECT_EQ(q.capacity, 128);  // 64 x workers for a builtin
   EXPECT_EQ(q.handler.kind, HandlerConfig::Kind::kNoop);
   EXPECT_TRUE(q.handler.argv.empty());
   EXPECT_EQ(q.handler.manifest, "");
@@ -161,11 +161,18 @@ TEST_F(ConfigTest, RetryAndHousekeepingKeysAreRead) {
   EXPECT_EQ(f->queues[0].retry.initial_delay, Millis(10 * 60 * 1000));
 }
 
-TEST_F(ConfigTest, CapacityDefaultsToFourTimesWorkers) {
-  auto c = Parse(Queue({"workers: 5"}));
+TEST_F(ConfigTest, CapacityDefaultsByHandlerKind) {
+  auto c = Parse(Queue({"workers: 5"}));  // builtin: noop
   ASSERT_TRUE(c.ok()) << c.error().what;
   EXPECT_EQ(c->queues[0].workers, 5);
+  EXPECT_EQ(c->queues[0].capacity, 320);
+  c = Parse(Lines({"queues:", "  - workers: 5", "    name: q", "    watch: " + inbox_,
+                   "    handler: {exec: [/bin/true]}"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
   EXPECT_EQ(c->queues[0].capacity, 20);
+  c = Parse(Queue({"workers: 1024"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].capacity, 65536);
   // Whatever the order of the keys.
   c = Parse(Lines({"queues:", "  - capacity: 3", "    workers: 7", "    name: q",
                    "    watch: " + inbox_, "    handler: {builtin: noop}"}));
