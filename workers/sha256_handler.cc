@@ -7,8 +7,8 @@
 
 #include <cerrno>
 #include <exception>
+#include <memory>
 #include <utility>
-#include <vector>
 
 #include "common/clock.h"
 #include "common/escape.h"
@@ -64,20 +64,28 @@ bool HashFile(const std::string& path, const CancelToken& cancel, Outcome* o) {
     return false;
   }
 
+  // OpenSSL 3 looks the algorithm up in its provider table on every init
+  // given EVP_sha256(); fetched once, the lookup is done for good (the
+  // method is kept for the life of the process).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+  if (!ctx ||
+      EVP_DigestInit_ex(ctx.get(), kSha256 != nullptr ? kSha256 : EVP_sha256(), nullptr) != 1) {
     o->result = RunResult::kError;
     o->error = "sha256: EVP_DigestInit_ex failed";
     return false;
   }
-  std::vector<unsigned char> buf(Sha256Handler::kChunkBytes);
+  // One buffer per worker thread, never zero-filled: a fresh zeroed 64 KiB
+  // per file costs more than hashing a small file.
+  thread_local const std::unique_ptr<unsigned char[]> buf(
+      new unsigned char[Sha256Handler::kChunkBytes]);
   while (true) {
     if (cancel.cancelled()) {
       o->result = RunResult::kInterrupted;
       o->error = "cancelled";
       return false;
     }
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    const ssize_t n = ::read(fd.get(), buf.get(), Sha256Handler::kChunkBytes);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -85,7 +93,7 @@ bool HashFile(const std::string& path, const CancelToken& cancel, Outcome* o) {
       o->error = IoError("read " + path, errno).what;
       return false;
     }
-    if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n)) != 1) {
+    if (EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<std::size_t>(n)) != 1) {
       o->result = RunResult::kError;
       o->error = "sha256: EVP_DigestUpdate failed";
       return false;
