@@ -487,6 +487,14 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
   HeldJob* hp = jobs_.Find(id);
   DROPQ_CHECK(hp != nullptr && hp->state == JobState::kDisposing);  // nothing else drops it
   HeldJob& h = *hp;
+  if (!where.ok() || *where != q_.watch + "/" + h.job.name) {
+    // No return under its name to wait for: an event for the name now is
+    // someone else's.
+    auto it = returning_.find(h.job.name);
+    if (it != returning_.end() && h.outcome != nullptr && it->second.ident == h.outcome->ident) {
+      returning_.erase(it);
+    }
+  }
   Fields f;
   std::string files_value;  // the file left the directory: forget its name
   if (where.ok()) {
@@ -550,8 +558,8 @@ void QueueRunner::SetAck(HeldJob& h, const std::string& files_value, Fields fiel
 }
 
 void QueueRunner::SendAcks() {
-  // One ACK call in flight at a time: what finishes meanwhile waits for its
-  // reply and goes out as one batch, so a burst costs a few round trips per
+  // At most kMaxAcksInFlight ACK calls in flight: what finishes meanwhile
+  // waits for a reply and goes out as one batch, so a burst costs a few round trips per
   // batch instead of one per job, and a quiet queue still acknowledges at once.
   if (ack_ids_.empty() || acks_inflight_ >= kMaxAcksInFlight) return;
   ++acks_inflight_;
@@ -839,7 +847,7 @@ void QueueRunner::CheckDrained() {
   // Every job acknowledged or released, every worker gone, every move
   // reported and every sweep over: nothing the runner started is left.
   if (workers_exited_ < workers_ || disposer_.in_flight() > 0 || !jobs_.empty() ||
-      sweeper_.busy()) {
+      sweeper_.busy() || claim_inflight_ > 0) {
     return;
   }
   poll_timer_.Reset();
