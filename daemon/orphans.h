@@ -3,9 +3,12 @@
 // DROPQ_INSTANCE in its environment, so a scan of /proc/*/environ finds them
 // without relying on anything the dead dropqd wrote (a kill -9 can interrupt
 // any write). Their jobs are then requeued; killing them first means two runs
-// of one job never overlap. Call it only while holding the InstanceLock: no
-// other live dropqd of this instance exists then, so every match is an orphan.
-// Blocking (reads /proc): call at start-up, before the loop runs.
+// of one job never overlap. For this instance's own orphans call it only
+// while holding the InstanceLock: no other live dropqd of this instance
+// exists then, so every match is an orphan. For another instance's, only
+// once its heartbeat expired (the reaper).
+// Blocking (reads /proc): at start-up before the loop runs, or on the
+// threadpool (the reaper looks for the orphans of an expired instance).
 #pragma once
 
 #include <sys/types.h>

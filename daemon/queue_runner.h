@@ -110,8 +110,12 @@ class QueueRunner {
   void OnRedisUp(std::function<void()> done);
 
   // Shutdown: stop claiming, return queued jobs to pending, send one stop
-  // sentinel per worker. `drained` runs once every worker exited and every
-  // held job was acknowledged or released (or Redis is down and cannot take them).
+  // sentinel per worker. `drained` runs once every worker exited, every held
+  // job was acknowledged or released, and nothing the runner started (a
+  // move, a sweep, a CLAIM) is outstanding. While Redis is down the held
+  // jobs cannot be released, so `drained` waits: the owner's drain timeout
+  // decides (they stay active under this instance and are requeued at its
+  // next start).
   void BeginDrain(std::function<void()> drained);
   // Past the drain timeout: kill running handlers (their jobs go back to pending).
   void KillRunning();
