@@ -308,12 +308,7 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
   h->job.attempt = attempt;
   // STARTED waits kStartedDelayMs: a run that is over by then never needs
   // it (its outcome records the attempt), and most builtin runs are.
-  if (started_batch_.empty()) {
-    uv_timer_start(
-        started_timer_.get(),
-        [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); }, kStartedDelayMs,
-        0);
-  }
+  if (started_batch_.empty()) ArmStarted(static_cast<int64_t>(kStartedDelayMs));
   started_batch_.push_back({MonoMs() + static_cast<int64_t>(kStartedDelayMs), {id, attempt}});
   MaybeClaim();
 }
@@ -487,7 +482,8 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
   HeldJob* hp = jobs_.Find(id);
   DROPQ_CHECK(hp != nullptr && hp->state == JobState::kDisposing);  // nothing else drops it
   HeldJob& h = *hp;
-  if (!where.ok() || *where != q_.watch + "/" + h.job.name) {
+  const std::string home = q_.watch + "/" + h.job.name;  // where a kept file returns
+  if (!where.ok() || *where != home) {
     // No return under its name to wait for: an event for the name now is
     // someone else's.
     auto it = returning_.find(h.job.name);
@@ -500,7 +496,7 @@ void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
   if (where.ok()) {
     f.emplace_back("disposed_to", where->empty() ? "(deleted)" : *where);
     if (!h.keep_marker.empty()) {
-      if (*where == q_.watch + "/" + h.job.name) {
+      if (*where == home) {
         files_value = h.keep_marker;  // back under its name: not to be redone
       } else {
         // A new file took its name during the run; it has a job of its own,
@@ -669,6 +665,13 @@ void QueueRunner::SendReleases() {
                }));
 }
 
+void QueueRunner::ArmStarted(int64_t delay_ms) {
+  uv_timer_start(
+      started_timer_.get(),
+      [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); },
+      static_cast<uint64_t>(std::max<int64_t>(delay_ms, 0)), 0);
+}
+
 void QueueRunner::SendStarted() {
   // Runs that are still going kStartedDelayMs after they began get their
   // start recorded; the others ended meanwhile and their outcome carries
@@ -686,12 +689,7 @@ void QueueRunner::SendStarted() {
     if (h != nullptr && h->state == JobState::kRunning) due.push_back(std::move(item));
   }
   started_batch_.resize(kept);
-  if (!started_batch_.empty()) {
-    uv_timer_start(
-        started_timer_.get(),
-        [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); },
-        static_cast<uint64_t>(std::max<int64_t>(started_batch_.front().first - now, 0)), 0);
-  }
+  if (!started_batch_.empty()) ArmStarted(started_batch_.front().first - now);
   if (due.empty() || !redis_->up()) return;
   redis_->Eval(StartedScript(), keys_.base(), EncodeStarted(cfg_.instance, NowUnixMs(), due),
                [](Result<Reply>) {});

@@ -177,6 +177,8 @@ class QueueRunner {
   void SendRecords();
   void SendReleases();
   void SendStarted();
+  // Makes the STARTED timer fire in `delay_ms` (0 if negative).
+  void ArmStarted(int64_t delay_ms);
   void SendForgets();
   // Queues every outcome or release that Redis did not take for sending again.
   void Resend();
