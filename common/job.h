@@ -62,7 +62,8 @@ struct Outcome {
   std::string error;        // kError, kVanished: what went wrong, one line
   int64_t started_ms = 0;   // unix ms
   int64_t duration_ms = 0;
-  FileIdentity ident;  // the identity the file had when it was processed
+  FileIdentity ident;     // the identity the file had when it was processed
+  std::string work_path;  // where the handler worked on it (""; it did not run)
 };
 
 }  // namespace dropq

@@ -558,11 +558,14 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          if (!s) return s.error();
          if (*s == "off") {
            processing_off = true;
+           q->processing_auto = false;
            return OkStatus();
          }
+         if (*s == "auto") return OkStatus();
          if (s->empty() || s->front() != '/') {
-           return Fail(v, "\"" + *s + "\" is not an absolute path (or off)");
+           return Fail(v, "\"" + *s + "\" is not an absolute path (or auto, or off)");
          }
+         q->processing_auto = false;
          if (s->find('\0') != std::string::npos) return Fail(v, "the path holds a NUL byte");
          q->processing_dir = StripTrailingSlashes(std::move(*s));
          return OkStatus();

@@ -75,10 +75,14 @@ struct QueueConfig {
   int64_t keep_failed = -1;  // failed-job records kept; -1: unlimited (the default)
   RetryConfig retry;
   Millis rescan_interval{5 * 60 * 1000};  // periodic safety rescan; 0 turns it off
-  // Where a file sits while its handler runs: "<processing_dir>/<queue>/<job id>/<name>".
-  // Absolute, on the watched directory's filesystem; default "<watch>/.dropq-processing".
-  // Empty ("off"): the handler works on the file in place.
+  // Where a file sits while its handler runs, under "<processing_dir>/<queue>"
+  // (workers/processing.h has the layouts). Absolute, on the watched
+  // directory's filesystem; default "<watch>/.dropq-processing". Empty
+  // ("off"): the handler works on the file in place.
   std::string processing_dir;
+  // processing_dir is "auto" or unset: the area is used only where a
+  // descriptor cannot give the same safety (workers/processing.h LayoutOf()).
+  bool processing_auto = true;
 
   bool watches() const { return role != Role::kConsume; }
   bool runs_handlers() const { return role != Role::kProduce; }

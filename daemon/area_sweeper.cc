@@ -82,65 +82,70 @@ void AreaSweeper::SweepProcessing() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (area_.empty() || processing_ || !hooks_.may_run()) return;
   processing_ = true;
-  // 1. (threadpool) the job directories in the processing area...
-  auto ids = std::make_shared<std::vector<std::string>>();
+  // 1. (threadpool) the jobs' entries in the processing area...
+  auto entries = std::make_shared<std::vector<AreaEntry>>();
   const int rc = QueueWork(
       loop_->get(),
-      [dir = area_, ids] {
+      [dir = area_, entries] {
         std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
         if (!d) return;
         while (const dirent* e = readdir(d.get())) {
-          const std::string_view n = e->d_name;
-          if (n != "." && n != ".." && IsJobId(n)) ids->emplace_back(n);
+          if (auto entry = ParseAreaEntry(e->d_name)) entries->push_back(std::move(*entry));
         }
       },
-      [shared = shared_, ids] {
-        if (AreaSweeper* self = shared->owner) self->ProcessingStates(std::move(*ids));
+      [shared = shared_, entries] {
+        if (AreaSweeper* self = shared->owner) self->ProcessingStates(std::move(*entries));
       });
   if (rc < 0) processing_ = false;
 }
 
-void AreaSweeper::ProcessingStates(std::vector<std::string> ids) {
+void AreaSweeper::ProcessingStates(std::vector<AreaEntry> all) {
   // 2. ...of jobs the runner does not hold...
-  std::vector<std::string> args;
-  for (auto& id : ids) {
-    if (!hooks_.holds(id)) args.push_back(std::move(id));
+  std::vector<AreaEntry> entries;
+  for (auto& e : all) {
+    if (!hooks_.holds(e.job_id)) entries.push_back(std::move(e));
   }
   // Many live jobs (retries waiting, other instances' runs): look at a
   // random part of them, so that every sweep can reach any orphan.
   constexpr size_t kMaxPerSweep = 4096;
-  if (args.size() > kMaxPerSweep) {
-    std::shuffle(args.begin(), args.end(), std::mt19937(std::random_device{}()));
-    args.resize(kMaxPerSweep);
+  if (entries.size() > kMaxPerSweep) {
+    std::shuffle(entries.begin(), entries.end(), std::mt19937(std::random_device{}()));
+    entries.resize(kMaxPerSweep);
   }
-  if (args.empty() || !hooks_.may_run() || !redis_->up()) {
+  if (entries.empty() || !hooks_.may_run() || !redis_->up()) {
     processing_ = false;
     return;
   }
-  redis_->Eval(StatesScript(), keys_->base(), args, [shared = shared_, args](Result<Reply> r) {
-    AreaSweeper* self = shared->owner;
-    if (self == nullptr) return;
-    auto states =
-        r.ok() ? DecodeStates(*r, args.size()) : Result<std::vector<std::string>>(r.error());
-    if (!states.ok()) {
-      LogWarn("processing.sweep_failed", {{"queue", self->queue_}, {"err", states.error().what}});
-      self->processing_ = false;
-      return;
-    }
-    // 3. ...that will not run again (record gone, or ended) give their file
-    // back to the watched directory, where it is new.
-    std::vector<std::string> orphans;
-    for (size_t i = 0; i < args.size(); ++i) {
-      const std::string& st = (*states)[i];
-      if (!self->hooks_.holds(args[i]) && (st.empty() || st == "done" || st == "failed")) {
-        orphans.push_back(args[i]);
-      }
-    }
-    self->PutBackOrphans(std::move(orphans));
-  });
+  std::vector<std::string> args;
+  args.reserve(entries.size());
+  for (const auto& e : entries) args.push_back(e.job_id);
+  redis_->Eval(StatesScript(), keys_->base(), args,
+               [shared = shared_, entries = std::move(entries)](Result<Reply> r) {
+                 AreaSweeper* self = shared->owner;
+                 if (self == nullptr) return;
+                 auto states = r.ok() ? DecodeStates(*r, entries.size())
+                                      : Result<std::vector<std::string>>(r.error());
+                 if (!states.ok()) {
+                   LogWarn("processing.sweep_failed",
+                           {{"queue", self->queue_}, {"err", states.error().what}});
+                   self->processing_ = false;
+                   return;
+                 }
+                 // 3. ...that will not run again (record gone, or ended) give their file
+                 // back to the watched directory, where it is new.
+                 std::vector<AreaEntry> orphans;
+                 for (size_t i = 0; i < entries.size(); ++i) {
+                   const std::string& st = (*states)[i];
+                   if (!self->hooks_.holds(entries[i].job_id) &&
+                       (st.empty() || st == "done" || st == "failed")) {
+                     orphans.push_back(entries[i]);
+                   }
+                 }
+                 self->PutBackOrphans(std::move(orphans));
+               });
 }
 
-void AreaSweeper::PutBackOrphans(std::vector<std::string> orphans) {
+void AreaSweeper::PutBackOrphans(std::vector<AreaEntry> orphans) {
   struct PutBackResult {
     std::string id;
     Result<std::vector<std::string>> moved{std::vector<std::string>()};
@@ -149,9 +154,7 @@ void AreaSweeper::PutBackOrphans(std::vector<std::string> orphans) {
   const int rc = QueueWork(
       loop_->get(),
       [area = area_, watch = watch_, orphans = std::move(orphans), results] {
-        for (const auto& id : orphans) {
-          results->push_back({id, PutBack(JobDir(area, id), watch, id)});
-        }
+        for (const auto& e : orphans) results->push_back({e.job_id, PutBack(area, e, watch)});
       },
       [shared = shared_, results] {
         AreaSweeper* self = shared->owner;

@@ -25,6 +25,7 @@
 #include "daemon/loop.h"
 #include "daemon/redis_conn.h"
 #include "store/keys.h"
+#include "workers/processing.h"
 
 namespace dropq {
 
@@ -58,8 +59,8 @@ class AreaSweeper {
     AreaSweeper* owner;  // null once the sweeper is gone
   };
   void MarkersPage(std::string cursor);
-  void ProcessingStates(std::vector<std::string> ids);
-  void PutBackOrphans(std::vector<std::string> orphans);
+  void ProcessingStates(std::vector<AreaEntry> entries);
+  void PutBackOrphans(std::vector<AreaEntry> orphans);
 
   Loop* const loop_;
   RedisConn* const redis_;

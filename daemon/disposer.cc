@@ -22,8 +22,11 @@ struct Item {
 
 }  // namespace
 
-Disposer::Disposer(Loop* loop, std::string area, std::shared_ptr<SpareDirs> spares, Done done)
+Disposer::Disposer(Loop* loop, std::string watch, AreaLayout layout, std::string area,
+                   std::shared_ptr<SpareDirs> spares, Done done)
     : loop_(loop),
+      watch_(std::move(watch)),
+      layout_(layout),
       area_(std::move(area)),
       spares_(std::move(spares)),
       done_(std::move(done)),
@@ -47,11 +50,14 @@ void Disposer::Start(std::vector<Move> moves) {
     in_flight_ += static_cast<int>(items->size());
     const int rc = QueueWork(
         loop_->get(),
-        [items, area = area_, spares = spares_] {  // threadpool
+        [items, watch = watch_, layout = layout_, area = area_, spares = spares_] {  // threadpool
           for (Item& it : *items) {
-            const Move& m = it.move;
+            Move& m = it.move;
+            if (m.src.empty()) m.src = LocateWork(layout, watch, area, m.id, m.name);
+            if (m.src != watch + "/" + m.name) m.opt.keep_dir = watch;  // home for kKeep
             it.where = Dispose(m.d, m.src, m.name, m.id, m.opt);
-            if (!area.empty() && (it.where.ok() || it.where.error().code == Errc::kVanished)) {
+            if (InJobDir(area, m.id, m.src) &&
+                (it.where.ok() || it.where.error().code == Errc::kVanished)) {
               RemoveJobDir(area, m.id, spares.get());
             }
           }

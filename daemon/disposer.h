@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "daemon/loop.h"
 #include "workers/disposition.h"
+#include "workers/processing.h"
 #include "workers/spare_dirs.h"
 
 namespace dropq {
@@ -31,17 +32,19 @@ class Disposer {
   struct Move {
     std::string id;    // the job's id
     Disposition d;     // what to do with the file
-    std::string src;   // where the file is now (in the processing area, or in place)
+    std::string src;   // where the file is now; "": not known (a redisposal), looked for
     std::string name;  // its name in the watched directory
     DisposeOptions opt;
   };
   // Where the file ended up ("" for a delete), or why it did not move.
   using Done = std::function<void(const std::string& id, Result<std::string> where)>;
 
-  // `loop` must outlive the Disposer. `area` is the queue's processing area
-  // ("" when off): a job's directory there is removed (or kept as a spare in
-  // `spares`, may be null) once its file left it.
-  Disposer(Loop* loop, std::string area, std::shared_ptr<SpareDirs> spares, Done done);
+  // `loop` must outlive the Disposer. `watch` is the queue's directory,
+  // `area` its processing area ("" when off) used as `layout` says: a file
+  // out of place goes home for kKeep, and a job's directory is removed (or
+  // kept as a spare in `spares`, may be null) once its file left it.
+  Disposer(Loop* loop, std::string watch, AreaLayout layout, std::string area,
+           std::shared_ptr<SpareDirs> spares, Done done);
   ~Disposer();
   Disposer(const Disposer&) = delete;
   Disposer& operator=(const Disposer&) = delete;
@@ -59,6 +62,8 @@ class Disposer {
   void Report(const std::string& id, Result<std::string> where);
 
   Loop* const loop_;
+  const std::string watch_;
+  const AreaLayout layout_;
   const std::string area_;
   const std::shared_ptr<SpareDirs> spares_;  // may be null
   const Done done_;

@@ -46,8 +46,9 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       loop_(loop),
       redis_(redis),
       keys_(cfg.prefix, q.name),
+      layout_(LayoutOf(q)),
       area_(ProcessingArea(q.processing_dir, q.name)),
-      spares_(area_.empty() || !q.runs_handlers()
+      spares_(layout_ != AreaLayout::kJobDirs || !q.runs_handlers()
                   ? nullptr
                   : std::make_shared<SpareDirs>(area_, cfg.instance,
                                                 static_cast<size_t>(2 * q.workers + 2))),
@@ -55,7 +56,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       workers_(q.runs_handlers() ? q.workers : 0),
       queue_(static_cast<size_t>(q.capacity)),
       retry_(q.retry),
-      disposer_(loop, area_, spares_,
+      disposer_(loop, q.watch, layout_, area_, spares_,
                 [this](const std::string& id, Result<std::string> where) {
                   OnDisposed(id, std::move(where));
                 }),
@@ -88,7 +89,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
   };
   // Blocking, once: spares an earlier run left go before any worker starts.
   if (spares_) spares_->Reset();
-  pool_ = std::make_unique<WorkerPool>(q.watch, area_, workers_, &queue_, handler_.get(),
+  pool_ = std::make_unique<WorkerPool>(q.watch, layout_, area_, workers_, &queue_, handler_.get(),
                                        std::move(hooks), spares_.get());
 }
 
@@ -392,7 +393,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
   if (skipped) {
     jobs_.Move(h, JobState::kAcking);
     SetAck(h, "", OutcomeFields(o));  // nothing of ours left to move
-  } else if (d.kind == Disposition::Kind::kKeep && q_.processing_dir.empty()) {
+  } else if (d.kind == Disposition::Kind::kKeep && o.work_path == path) {
     // The file stays: remember its identity so a restart does not redo it.
     jobs_.Move(h, JobState::kAcking);
     SetAck(h, "~" + o.ident.ToString(), OutcomeFields(o));
@@ -463,13 +464,15 @@ void QueueRunner::StartDisposals(const std::vector<HeldJob*>& jobs) {
   moves.reserve(jobs.size());
   for (HeldJob* h : jobs) {
     DROPQ_CHECK(h->state == JobState::kDisposing);
+    // A redisposal does not know where the file is: the disposer looks.
     Disposer::Move m{h->job.id, h->ending == Ending::kDone ? q_.on_success : q_.on_failure,
-                     WorkPath(q_.watch, area_, h->job.id, h->job.name), h->job.name,
+                     h->redispose ? std::string() : h->outcome->work_path, h->job.name,
                      DisposeOptions{}};
     m.opt.ident = h->outcome->ident;
-    if (m.src != q_.watch + "/" + h->job.name) m.opt.keep_dir = q_.watch;  // not in place
     m.opt.recovering = h->redispose;
-    if (m.d.kind == Disposition::Kind::kKeep && !m.opt.keep_dir.empty()) {
+    const bool in_place =
+        m.src.empty() ? layout_ == AreaLayout::kInPlace : m.src == q_.watch + "/" + h->job.name;
+    if (m.d.kind == Disposition::Kind::kKeep && !in_place) {
       // Back into the watched directory: its IN_MOVED_TO is our own.
       returning_[h->job.name] = Returning{h->outcome->ident, MonoMs()};
     }

@@ -198,7 +198,8 @@ class QueueRunner {
   Loop* const loop_;
   RedisConn* const redis_;
   const QueueKeys keys_;
-  const std::string area_;  // the queue's processing area; "" when off
+  const AreaLayout layout_;  // how the area is used
+  const std::string area_;   // the queue's processing area; "" when off
   // Empty job directories for reuse (null when the area is off); shared with
   // the workers and with threadpool work that may outlive a callback.
   const std::shared_ptr<SpareDirs> spares_;

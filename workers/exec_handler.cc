@@ -69,7 +69,7 @@ std::vector<std::string> ExecHandler::BuildEnv(const Job& job, const std::string
   return env;
 }
 
-Outcome ExecHandler::Run(const Job& job, const std::string& path,
+Outcome ExecHandler::Run(const Job& job, const std::string& path, int /*fd*/,
                          const CancelToken& cancel) noexcept {
   Outcome o;
   o.started_ms = NowUnixMs();

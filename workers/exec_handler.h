@@ -29,7 +29,8 @@ class ExecHandler final : public Handler {
 
   // See Handler::Run(). kTimeout and kInterrupted come with signal == SIGKILL;
   // stderr_tail holds the last 4096 bytes the child wrote to stderr.
-  Outcome Run(const Job& job, const std::string& path, const CancelToken& cancel) noexcept override;
+  Outcome Run(const Job& job, const std::string& path, int fd,
+              const CancelToken& cancel) noexcept override;
 
   // The argv a run of `job` on `path` gets: the template with every
   // placeholder expanded, one element per template element.

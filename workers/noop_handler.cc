@@ -4,7 +4,7 @@
 
 namespace dropq {
 
-Outcome NoopHandler::Run(const Job& /*job*/, const std::string& /*path*/,
+Outcome NoopHandler::Run(const Job& /*job*/, const std::string& /*path*/, int /*fd*/,
                          const CancelToken& /*cancel*/) noexcept {
   Outcome o;
   o.started_ms = NowUnixMs();

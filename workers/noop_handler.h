@@ -14,7 +14,8 @@ namespace dropq {
 class NoopHandler final : public Handler {
  public:
   // Returns kOk with started_ms and duration_ms filled; ignores `cancel`.
-  Outcome Run(const Job& job, const std::string& path, const CancelToken& cancel) noexcept override;
+  Outcome Run(const Job& job, const std::string& path, int fd,
+              const CancelToken& cancel) noexcept override;
 };
 
 }  // namespace dropq

@@ -1,6 +1,7 @@
 #include "workers/processing.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <memory>
 
 #include "common/file_kind.h"
+#include "common/job_id.h"
 #include "common/log.h"
 #include "workers/disposition.h"
 
@@ -24,6 +26,17 @@ int MakeDir(const std::string& dir) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) return errno;
   return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+// Makes the area and, if missing, processing_dir above it. Returns 0 or an
+// errno value.
+int MakeArea(const std::string& area) {
+  int err = MakeDir(area);
+  if (err == ENOENT) {
+    err = MakeDir(area.substr(0, area.rfind('/')));
+    if (err == 0) err = MakeDir(area);
+  }
+  return err;
 }
 
 Entered Fail(RunResult r, std::string error) {
@@ -51,124 +64,236 @@ int MoveBack(const std::string& path, const std::string& watch_dir, const std::s
   return err;
 }
 
+std::string FlatPath(const std::string& area, const std::string& job_id, const std::string& name) {
+  return area + "/" + job_id + "." + name;
+}
+
+// Where an earlier attempt of a job may have left its file in the area:
+// `layout`'s own path first, then the other area layout's.
+std::vector<std::string> AreaPaths(AreaLayout layout, const std::string& area,
+                                   const std::string& job_id, const std::string& name) {
+  std::vector<std::string> paths;
+  if (job_id.size() + 1 + name.size() <= NAME_MAX) paths.push_back(FlatPath(area, job_id, name));
+  paths.push_back(JobDir(area, job_id) + "/" + name);
+  if (layout == AreaLayout::kJobDirs && paths.size() == 2) std::swap(paths[0], paths[1]);
+  return paths;
+}
+
+// Takes a job directory from `spares` or makes it; makes the area (and
+// processing_dir above it) too if it is missing (the watched directory was
+// removed and made again). Returns 0 or an errno value.
+int MakeJobDir(const std::string& area, const std::string& dir, SpareDirs* spares) {
+  if (spares != nullptr && spares->Take(dir)) return 0;
+  int err = MakeDir(dir);
+  if (err == ENOENT) {
+    err = MakeArea(area);
+    if (err == 0) err = MakeDir(dir);
+  }
+  return err;
+}
+
+// Checks the file at `path` is the regular file `job` was made for: by
+// lstat(), or with `open` by fstat() of a descriptor kept in `in`.
+RunResult Check(const std::string& path, const Job& job, bool open, Entered* in) {
+  if (open) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    // O_NOFOLLOW: a symlink could point anywhere, /dev/zero included.
+    in->fd.Reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!in->fd.valid()) {
+      const int err = errno;
+      if (err == ENOENT) return RunResult::kVanished;
+      if (err == ELOOP) {
+        in->st.st_mode = S_IFLNK;
+        return RunResult::kReplaced;
+      }
+      in->error = ErrnoText("open " + path, err);
+      return RunResult::kError;
+    }
+    if (::fstat(in->fd.get(), &in->st) != 0) {
+      in->error = ErrnoText("fstat " + path, errno);
+      in->fd.Reset();
+      return RunResult::kError;
+    }
+  } else if (::lstat(path.c_str(), &in->st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return RunResult::kVanished;
+    in->error = ErrnoText("lstat " + path, err);
+    return RunResult::kError;
+  }
+  if (!S_ISREG(in->st.st_mode) || (job.ident.ino != 0 && in->st.st_ino != job.ident.ino)) {
+    in->fd.Reset();
+    return RunResult::kReplaced;
+  }
+  return RunResult::kOk;
+}
+
+// The check of a file in the area, at `in.path`. Whatever came in that is
+// not the job's file (swapped in between the check and the rename) goes
+// back out, untouched, and is seen there again as what it is.
+Entered CheckEntered(const std::string& watch, const std::string& area, const Job& job, bool open,
+                     Entered in) {
+  const RunResult r = Check(in.path, job, open, &in);
+  if (r == RunResult::kOk) return in;
+  if (r != RunResult::kReplaced) return Fail(r, std::move(in.error));
+  std::string where;
+  if (int back = MoveBack(in.path, watch, job.name, job.id, &where); back != 0) {
+    return Fail(RunResult::kError, ErrnoText("put back " + in.path, back));
+  }
+  if (InJobDir(area, job.id, in.path)) ::rmdir(JobDir(area, job.id).c_str());
+  return Fail(RunResult::kReplaced, "replaced by another file (" +
+                                        std::string(FileKindName(in.st.st_mode)) +
+                                        ") before it ran; put back as " + where);
+}
+
 }  // namespace
+
+AreaLayout LayoutOf(const QueueConfig& q) {
+  if (q.processing_dir.empty()) return AreaLayout::kInPlace;
+  if (q.handler.kind == HandlerConfig::Kind::kExec) return AreaLayout::kJobDirs;
+  const bool keeps = q.on_success.kind == Disposition::Kind::kKeep &&
+                     q.on_failure.kind == Disposition::Kind::kKeep;
+  return q.processing_auto && keeps ? AreaLayout::kInPlace : AreaLayout::kFlat;
+}
 
 std::string ProcessingArea(const std::string& processing_dir, const std::string& queue) {
   return processing_dir.empty() ? std::string() : processing_dir + "/" + queue;
 }
 
-std::string JobDir(const std::string& processing_dir, const std::string& job_id) {
-  return processing_dir + "/" + job_id;
+std::string JobDir(const std::string& area, const std::string& job_id) {
+  return area + "/" + job_id;
 }
 
-std::string WorkPath(const std::string& watch_dir, const std::string& processing_dir,
+bool InJobDir(const std::string& area, const std::string& job_id, const std::string& path) {
+  return !area.empty() && path.size() > area.size() + 1 + job_id.size() + 1 &&
+         path.compare(0, area.size(), area) == 0 && path[area.size()] == '/' &&
+         path.compare(area.size() + 1, job_id.size(), job_id) == 0 &&
+         path[area.size() + 1 + job_id.size()] == '/';
+}
+
+std::string WorkPath(AreaLayout layout, const std::string& watch, const std::string& area,
                      const std::string& job_id, const std::string& name) {
-  if (!processing_dir.empty()) {
-    std::string p = JobDir(processing_dir, job_id) + "/" + name;
+  if (layout != AreaLayout::kInPlace && !area.empty()) {
+    std::string p;
+    if (layout == AreaLayout::kFlat && job_id.size() + 1 + name.size() <= NAME_MAX) {
+      p = FlatPath(area, job_id, name);
+    } else {
+      p = JobDir(area, job_id) + "/" + name;
+    }
     if (p.size() < PATH_MAX) return p;
   }
-  return watch_dir + "/" + name;
+  return watch + "/" + name;
 }
 
-Entered Enter(const std::string& watch_dir, const std::string& processing_dir, const Job& job,
-              SpareDirs* spares) {
-  const std::string dir = JobDir(processing_dir, job.id);
+Entered Enter(AreaLayout layout, const std::string& watch, const std::string& area, const Job& job,
+              bool open, SpareDirs* spares) {
+  const std::string src = watch + "/" + job.name;
+  const std::string dst = WorkPath(layout, watch, area, job.id, job.name);
   Entered in;
-  in.path = WorkPath(watch_dir, processing_dir, job.id, job.name);
-  if (in.path == watch_dir + "/" + job.name) {
-    if (::lstat(in.path.c_str(), &in.st) != 0) {
-      const int err = errno;
-      return Fail(err == ENOENT ? RunResult::kVanished : RunResult::kError,
-                  ErrnoText("lstat", err));
+  in.path = dst;
+  RunResult found;
+  if (dst == src) {
+    found = Check(src, job, open, &in);
+    if (found == RunResult::kOk) return in;
+  } else {
+    // The usual case first: the file is in the watched directory.
+    found = Check(src, job, /*open=*/false, &in);
+    if (found == RunResult::kOk) {
+      const std::string dir = InJobDir(area, job.id, dst) ? JobDir(area, job.id) : std::string();
+      if (!dir.empty()) {
+        if (int err = MakeJobDir(area, dir, spares); err != 0) {
+          return Fail(RunResult::kError, ErrnoText("mkdir " + dir, err));
+        }
+      }
+      int err = RenameNoReplace(src, dst);
+      if (err == ENOENT && dir.empty() && MakeArea(area) == 0) {
+        // The area itself was missing (the watched directory was removed
+        // and made again): made now.
+        err = RenameNoReplace(src, dst);
+      }
+      if (err == 0) return CheckEntered(watch, area, job, open, std::move(in));
+      if (!dir.empty()) ::rmdir(dir.c_str());
+      if (err == ENOENT) {
+        found = RunResult::kVanished;
+      } else if (err == EXDEV) {
+        return Fail(RunResult::kError,
+                    "the processing area " + area + " is on another filesystem than " + watch);
+      } else if (err != EEXIST) {
+        return Fail(RunResult::kError, ErrnoText("rename into " + area, err));
+      }
+      // EEXIST: an earlier attempt's file is in the way; looked for below.
     }
-    if (!S_ISREG(in.st.st_mode) || (job.ident.ino != 0 && in.st.st_ino != job.ident.ino)) {
-      return Fail(RunResult::kReplaced,
-                  "replaced before it ran (now: " + std::string(FileKindName(in.st.st_mode)) + ")");
-    }
-    return in;
   }
-
-  // Whatever came in that is not the job's file (swapped in between the
-  // check and the rename) goes back out, untouched, and is seen there again
-  // as what it is.
-  const auto put_back = [&]() -> Entered {
-    std::string where;
-    if (int back = MoveBack(in.path, watch_dir, job.name, job.id, &where); back != 0) {
-      return Fail(RunResult::kError, ErrnoText("put back " + in.path, back));
+  // Not in the watched directory (or another file is there now): an earlier
+  // attempt of this job (a crash, a retry, another layout) may have left it
+  // in the area.
+  const mode_t there = in.st.st_mode;  // what is under the name now
+  if (!area.empty()) {
+    for (const std::string& p : AreaPaths(layout, area, job.id, job.name)) {
+      if (::lstat(p.c_str(), &in.st) != 0) continue;
+      in.path = p;
+      return CheckEntered(watch, area, job, open, std::move(in));
     }
-    ::rmdir(dir.c_str());
-    return Fail(RunResult::kReplaced, "replaced by another file (" +
-                                          std::string(FileKindName(in.st.st_mode)) +
-                                          ") before it ran; put back as " + where);
-  };
-  const auto is_the_file = [&] {
-    return S_ISREG(in.st.st_mode) && (job.ident.ino == 0 || in.st.st_ino == job.ident.ino);
-  };
-
-  // An earlier attempt of this job (a crash, a retry) left the file here.
-  if (::lstat(in.path.c_str(), &in.st) == 0) return is_the_file() ? in : put_back();
-
-  const std::string src = watch_dir + "/" + job.name;
-  struct stat st;
-  if (::lstat(src.c_str(), &st) != 0) {
-    const int err = errno;
-    return Fail(err == ENOENT ? RunResult::kVanished : RunResult::kError, ErrnoText("lstat", err));
   }
-  if (!S_ISREG(st.st_mode) || (job.ident.ino != 0 && st.st_ino != job.ident.ino)) {
+  if (found == RunResult::kVanished) return Fail(found, "vanished before it ran");
+  if (found == RunResult::kReplaced) {
     // Another file, or a symlink, FIFO..., took the name before the run. A
     // regular file has a job of its own (ENQUEUE makes one for a new inode);
     // anything else is skipped when it is seen. This job's file is gone.
     return Fail(RunResult::kReplaced,
-                "replaced before it ran (now: " + std::string(FileKindName(st.st_mode)) + ")");
+                "replaced before it ran (now: " + std::string(FileKindName(there)) + ")");
   }
-
-  int err = spares != nullptr && spares->Take(dir) ? 0 : MakeDir(dir);
-  if (err == ENOENT) {
-    // The area itself is missing (the watched directory was removed and
-    // made again): make it, and processing_dir above it if need be.
-    err = MakeDir(processing_dir);
-    if (err == ENOENT) {
-      err = MakeDir(processing_dir.substr(0, processing_dir.rfind('/')));
-      if (err == 0) err = MakeDir(processing_dir);
-    }
-    if (err == 0) err = MakeDir(dir);
-  }
-  if (err != 0) return Fail(RunResult::kError, ErrnoText("mkdir " + dir, err));
-
-  err = RenameNoReplace(src, in.path);
-  if (err != 0) {
-    ::rmdir(dir.c_str());
-    if (err == ENOENT) return Fail(RunResult::kVanished, ErrnoText("rename", err));
-    if (err == EXDEV) {
-      return Fail(RunResult::kError, "processing_dir " + processing_dir +
-                                         " is on another filesystem than " + watch_dir);
-    }
-    return Fail(RunResult::kError, ErrnoText("rename into " + dir, err));
-  }
-
-  if (::lstat(in.path.c_str(), &in.st) != 0) {
-    return Fail(RunResult::kError, ErrnoText("lstat " + in.path, errno));
-  }
-  return is_the_file() ? in : put_back();
+  return Fail(found, std::move(in.error));
 }
 
-Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::string& watch_dir,
-                                         const std::string& job_id) {
+std::string LocateWork(AreaLayout layout, const std::string& watch, const std::string& area,
+                       const std::string& job_id, const std::string& name) {
+  struct stat st;
+  if (!area.empty()) {
+    for (const std::string& p : AreaPaths(layout, area, job_id, name)) {
+      if (::lstat(p.c_str(), &st) == 0) return p;
+    }
+  }
+  std::string here = watch + "/" + name;
+  if (::lstat(here.c_str(), &st) == 0) return here;
+  return WorkPath(layout, watch, area, job_id, name);
+}
+
+std::optional<AreaEntry> ParseAreaEntry(std::string_view n) {
+  constexpr size_t kIdLen = 26;
+  if (n.size() < kIdLen || !IsJobId(n.substr(0, kIdLen))) return std::nullopt;
+  if (n.size() == kIdLen) return AreaEntry{std::string(n), ""};
+  if (n[kIdLen] != '.' || n.size() == kIdLen + 1) return std::nullopt;
+  return AreaEntry{std::string(n.substr(0, kIdLen)), std::string(n.substr(kIdLen + 1))};
+}
+
+Result<std::vector<std::string>> PutBack(const std::string& area, const AreaEntry& e,
+                                         const std::string& watch) {
+  std::vector<std::string> moved;
+  if (!e.name.empty()) {
+    std::string where;
+    const std::string path = FlatPath(area, e.job_id, e.name);
+    if (int err = MoveBack(path, watch, e.name, e.job_id, &where); err != 0) {
+      if (err == ENOENT) return moved;  // its job just finished
+      return IoError("put back " + path, err);
+    }
+    moved.push_back(std::move(where));
+    return moved;
+  }
+  const std::string job_dir = JobDir(area, e.job_id);
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(job_dir.c_str()), ::closedir);
   if (!d) {
-    if (errno == ENOENT) return std::vector<std::string>();  // its job just finished
+    if (errno == ENOENT) return moved;  // its job just finished
     return IoError("opendir " + job_dir, errno);
   }
   std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d.get())) {
-    const std::string_view n = e->d_name;
+  while (const dirent* de = ::readdir(d.get())) {
+    const std::string_view n = de->d_name;
     if (n != "." && n != "..") names.emplace_back(n);
   }
   d.reset();
-  std::vector<std::string> moved;
   for (const std::string& n : names) {
     std::string where;
-    if (int err = MoveBack(job_dir + "/" + n, watch_dir, n, job_id, &where); err != 0) {
+    if (int err = MoveBack(job_dir + "/" + n, watch, n, e.job_id, &where); err != 0) {
       return IoError("put back " + job_dir + "/" + n, err);
     }
     moved.push_back(std::move(where));
@@ -177,8 +302,8 @@ Result<std::vector<std::string>> PutBack(const std::string& job_dir, const std::
   return moved;
 }
 
-void RemoveJobDir(const std::string& processing_dir, const std::string& job_id, SpareDirs* spares) {
-  const std::string dir = JobDir(processing_dir, job_id);
+void RemoveJobDir(const std::string& area, const std::string& job_id, SpareDirs* spares) {
+  const std::string dir = JobDir(area, job_id);
   if (spares != nullptr) {
     spares->Give(dir);
   } else {
@@ -216,7 +341,7 @@ Status PrivateDir(const std::string& dir) {
 
 Status PrepareProcessingArea(const QueueConfig& q) {
   const std::string& dir = q.processing_dir;
-  if (dir.empty()) return OkStatus();
+  if (LayoutOf(q) == AreaLayout::kInPlace) return OkStatus();
   if (Status s = PrivateDir(dir); !s.ok()) return s;
   if (Status s = PrivateDir(ProcessingArea(dir, q.name)); !s.ok()) return s;
   struct stat parent;

@@ -32,9 +32,10 @@ std::string LowerHex(const unsigned char* p, unsigned n) {
   return s;
 }
 
-// Hashes `path` into `o` (sha256, or result and error). Returns true if the
-// digest was computed.
-bool HashFile(const std::string& path, const CancelToken& cancel, Outcome* o) {
+// Opens `path` for HashFile() when the worker did not: refuses a symlink
+// and anything but a regular file. Returns the descriptor, or -1 with `o`
+// filled.
+UniqueFd OpenRegular(const std::string& path, Outcome* o) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
   // O_NOFOLLOW: a symlink could point anywhere, /dev/zero included.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
@@ -50,20 +51,24 @@ bool HashFile(const std::string& path, const CancelToken& cancel, Outcome* o) {
       o->result = RunResult::kError;
       o->error = IoError("open " + path, err).what;
     }
-    return false;
+    return fd;
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
     o->result = RunResult::kError;
     o->error = IoError("fstat " + path, errno).what;
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
+    fd.Reset();
+  } else if (!S_ISREG(st.st_mode)) {
     o->result = RunResult::kError;
     o->error = "not a regular file: " + path;
-    return false;
+    fd.Reset();
   }
+  return fd;
+}
 
+// Hashes the regular file open as `fd` (named `path` in messages) into `o`
+// (sha256, or result and error). Returns true if the digest was computed.
+bool HashFile(int fd, const std::string& path, const CancelToken& cancel, Outcome* o) {
   // OpenSSL 3 looks the algorithm up in its provider table on every init
   // given EVP_sha256(); fetched once, the lookup is done for good (the
   // method is kept for the life of the process).
@@ -85,7 +90,7 @@ bool HashFile(const std::string& path, const CancelToken& cancel, Outcome* o) {
       o->error = "cancelled";
       return false;
     }
-    const ssize_t n = ::read(fd.get(), buf.get(), Sha256Handler::kChunkBytes);
+    const ssize_t n = ::read(fd, buf.get(), Sha256Handler::kChunkBytes);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -124,13 +129,18 @@ Result<std::unique_ptr<Sha256Handler>> Sha256Handler::Make(const std::string& ma
 Sha256Handler::Sha256Handler(std::string manifest_path, UniqueFd manifest)
     : manifest_path_(std::move(manifest_path)), manifest_(std::move(manifest)) {}
 
-Outcome Sha256Handler::Run(const Job& job, const std::string& path,
+Outcome Sha256Handler::Run(const Job& job, const std::string& path, int fd,
                            const CancelToken& cancel) noexcept {
   Outcome o;
   o.started_ms = NowUnixMs();
   const int64_t t0 = MonoMs();
   try {
-    if (HashFile(path, cancel, &o)) {
+    UniqueFd own;  // when the worker gave no descriptor
+    if (fd < 0) {
+      own = OpenRegular(path, &o);
+      fd = own.get();
+    }
+    if (fd >= 0 && HashFile(fd, path, cancel, &o)) {
       o.result = RunResult::kOk;
       if (manifest_.valid()) {
         std::string line = EscapeName(job.name);

@@ -40,7 +40,9 @@ class Sha256Handler final : public Handler {
   // kError "not a regular file". A missing file is kVanished. A fired
   // `cancel` is kInterrupted (checked between chunks) and writes no manifest
   // line. A failed manifest write is kError: the digest is still filled in.
-  Outcome Run(const Job& job, const std::string& path, const CancelToken& cancel) noexcept override;
+  Outcome Run(const Job& job, const std::string& path, int fd,
+              const CancelToken& cancel) noexcept override;
+  bool ReadsDescriptor() const override { return true; }
 
  private:
   Sha256Handler(std::string manifest_path, UniqueFd manifest);

@@ -12,10 +12,11 @@
 
 namespace dropq {
 
-WorkerPool::WorkerPool(std::string watch_dir, std::string processing_dir, int workers,
+WorkerPool::WorkerPool(std::string watch_dir, AreaLayout layout, std::string area, int workers,
                        JobQueue* queue, Handler* handler, Hooks hooks, SpareDirs* spares)
     : watch_dir_(std::move(watch_dir)),
-      processing_dir_(std::move(processing_dir)),
+      layout_(layout),
+      area_(std::move(area)),
       workers_(workers),
       queue_(queue),
       handler_(handler),
@@ -63,7 +64,7 @@ void WorkerPool::Run(Slot* slot) noexcept {
 }
 
 Outcome WorkerPool::RunOne(Job job, Slot* slot) {
-  Entered in = Enter(watch_dir_, processing_dir_, job, spares_);
+  Entered in = Enter(layout_, watch_dir_, area_, job, handler_->ReadsDescriptor(), spares_);
   Outcome out;
   if (in.result != RunResult::kOk) {
     out.result = in.result;
@@ -85,7 +86,8 @@ Outcome WorkerPool::RunOne(Job job, Slot* slot) {
       slot->running = true;
       if (stop_all_.load()) slot->token.Cancel();
     }
-    out = handler_->Run(job, in.path, slot->token);
+    out = handler_->Run(job, in.path, in.fd.get(), slot->token);
+    in.fd.Reset();  // before the outcome is reported: the disposition may move the file
     {
       // A Cancel() meant for this run cannot reach the next one.
       std::lock_guard lock(slot->mu);
@@ -95,6 +97,7 @@ Outcome WorkerPool::RunOne(Job job, Slot* slot) {
     // The identity recorded is the one that was processed: if the file was
     // rewritten during the run it no longer matches, and is processed again.
     out.ident = FileIdentity::FromStat(in.st);
+    out.work_path = std::move(in.path);
   }
   out.job = std::move(job);
   return out;

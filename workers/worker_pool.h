@@ -1,9 +1,9 @@
 // WorkerPool runs `workers` threads for one queue. Each pops a job from the
-// JobQueue, moves its file into the processing area (workers/processing.h)
-// and checks it is still the regular file the job was made for, counts the
-// attempt, runs the Handler on it there and reports the Outcome, then takes
-// the next; a stop sentinel ends one thread. The pool never learns that a loop exists: it
-// reports through the Hooks it was given.
+// JobQueue, makes its file ready (workers/processing.h Enter(): in place or
+// moved into the processing area, and checked to be still the regular file
+// the job was made for, by descriptor for a builtin), counts the attempt, runs the Handler on it
+// there and reports the Outcome, then takes the next; a stop sentinel ends one thread. The pool
+// never learns that a loop exists: it reports through the Hooks it was given.
 //
 // Thread: the owner (the loop thread) constructs, starts, cancels and joins;
 // the hooks run on worker threads.
@@ -21,6 +21,7 @@
 #include "workers/cancel_token.h"
 #include "workers/handler.h"
 #include "workers/job_queue.h"
+#include "workers/processing.h"
 #include "workers/spare_dirs.h"
 
 namespace dropq {
@@ -37,11 +38,11 @@ class WorkerPool {
   };
 
   // `queue` and `handler` must outlive the pool. `watch_dir` is the absolute
-  // directory job names are relative to; `processing_dir` the queue's
-  // processing area, or "" to run handlers on files where they are; job
-  // directories come from `spares` (may be null; must outlive the pool).
-  WorkerPool(std::string watch_dir, std::string processing_dir, int workers, JobQueue* queue,
-             Handler* handler, Hooks hooks, SpareDirs* spares = nullptr);
+  // directory job names are relative to; `area` the queue's processing area
+  // ("" when off), used as `layout` says; job directories come from `spares`
+  // (may be null; must outlive the pool).
+  WorkerPool(std::string watch_dir, AreaLayout layout, std::string area, int workers,
+             JobQueue* queue, Handler* handler, Hooks hooks, SpareDirs* spares = nullptr);
   // Joins the threads; the owner must have pushed one sentinel per worker.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
@@ -74,7 +75,8 @@ class WorkerPool {
   Outcome RunOne(Job job, Slot* slot);
 
   const std::string watch_dir_;
-  const std::string processing_dir_;  // "" when off
+  const AreaLayout layout_;
+  const std::string area_;  // "" when off
   const int workers_;
   JobQueue* const queue_;
   Handler* const handler_;

@@ -44,7 +44,7 @@ TEST(DisposeRetryTest, FailedMoveIsRetriedAndTheJobIsNotDoneBefore) {
   EXPECT_EQ(rec["result"], "ok");
   EXPECT_NE(rec["dispose_error"].find("Not a directory"), std::string::npos)
       << rec["dispose_error"];
-  EXPECT_EQ(ReadFile(env.Processing(id, "a.txt")), "content");  // safe, where it was processed
+  EXPECT_EQ(ReadFile(env.FlatProcessing(id, "a.txt")), "content");  // safe, where it was processed
   EXPECT_EQ(StatCounter(env.redis, "q", "done"), 0);
 
   // Space (here: the directory) comes back: the job completes.

@@ -124,7 +124,7 @@ class ExecHandlerTest : public ::testing::Test {
     WriteFile(watch_ + "/" + name, "data");
     auto h = Make(q);
     if (!h) return Outcome{};
-    return h->Run(MakeJob(name), watch_ + "/" + name, cancel_);
+    return h->Run(MakeJob(name), watch_ + "/" + name, -1, cancel_);
   }
 
   TempDir tmp_;
@@ -253,7 +253,7 @@ TEST_F(ExecHandlerTest, EnvironmentHasDropqVariables) {
   ::unsetenv("DROPQ_TEST_INHERITED");
   ASSERT_TRUE(h);
   WriteFile(watch_ + "/a b.txt", "x");
-  const Outcome o = h->Run(MakeJob("a b.txt"), watch_ + "/a b.txt", cancel_);
+  const Outcome o = h->Run(MakeJob("a b.txt"), watch_ + "/a b.txt", -1, cancel_);
   ASSERT_EQ(o.result, RunResult::kOk) << o.error;
 
   const std::vector<std::string> lines = SplitLines(ReadFile(out_));
@@ -331,7 +331,7 @@ TEST_F(ExecHandlerTest, CancelInterruptsPromptly) {
   ASSERT_TRUE(h);
   WriteFile(watch_ + "/a.txt", "x");
   Outcome o;
-  std::thread worker([&] { o = h->Run(MakeJob("a.txt"), watch_ + "/a.txt", cancel_); });
+  std::thread worker([&] { o = h->Run(MakeJob("a.txt"), watch_ + "/a.txt", -1, cancel_); });
   const bool started = WaitFor([&] { return ReadPid(pids) > 0; });
   const int64_t t0 = MonoMs();
   cancel_.Cancel();
@@ -384,7 +384,7 @@ TEST_F(ExecHandlerTest, ConcurrentRunsShareOneHandler) {
       for (int r = 0; r < kRuns; ++r) {
         Job j = MakeJob("f" + std::to_string(t) + " " + std::to_string(r));
         j.id = "j" + std::to_string(t) + "-" + std::to_string(r);
-        const Outcome o = h->Run(j, watch_ + "/" + j.name, cancel_);
+        const Outcome o = h->Run(j, watch_ + "/" + j.name, -1, cancel_);
         if (o.result == RunResult::kOk &&
             SplitNul(ReadFile(tmp_.Sub("out-" + j.id))) == std::vector<std::string>{j.name, j.id}) {
           ++ok;
@@ -412,7 +412,7 @@ TEST(MakeHandlerTest, NoopSucceeds) {
   ASSERT_TRUE(h.ok());
   CancelToken cancel;
   const int64_t before = NowUnixMs();
-  const Outcome o = (*h)->Run(Job{}, "/nonexistent", cancel);
+  const Outcome o = (*h)->Run(Job{}, "/nonexistent", -1, cancel);
   EXPECT_EQ(o.result, RunResult::kOk);
   EXPECT_GE(o.started_ms, before);
   EXPECT_GE(o.duration_ms, 0);

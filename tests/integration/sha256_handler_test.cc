@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/escape.h"
+#include "common/unique_fd.h"
 #include "tests/support/temp_dir.h"
 #include "workers/cancel_token.h"
 #include "workers/handler.h"
@@ -61,7 +62,7 @@ class Sha256HandlerTest : public ::testing::Test {
     j.queue = "q";
     j.name = name;
     j.attempt = 1;
-    return h->Run(j, tmp_.Sub(name), cancel_);
+    return h->Run(j, tmp_.Sub(name), -1, cancel_);
   }
 
   TempDir tmp_;
@@ -83,6 +84,25 @@ TEST_F(Sha256HandlerTest, KnownDigests) {
   EXPECT_GE(abc.duration_ms, 0);
   EXPECT_EQ(Hash(h.get(), "empty").sha256, kEmpty);
   EXPECT_EQ(Hash(h.get(), "million").sha256, kMillionA);
+}
+
+// Given the worker's descriptor, the handler reads it and never opens the
+// path, where something else may sit by now.
+TEST_F(Sha256HandlerTest, ReadsTheDescriptorItIsGiven) {
+  auto h = Make();
+  ASSERT_TRUE(h);
+  EXPECT_TRUE(h->ReadsDescriptor());
+  WriteFile(tmp_.Sub("abc"), "abc");
+  UniqueFd fd(::open(tmp_.Sub("abc").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  WriteFile(tmp_.Sub("other"), "");
+  Job j;
+  j.id = "job1";
+  j.queue = "q";
+  j.name = "other";
+  const Outcome o = h->Run(j, tmp_.Sub("other"), fd.get(), cancel_);
+  ASSERT_EQ(o.result, RunResult::kOk) << o.error;
+  EXPECT_EQ(o.sha256, kAbc);
 }
 
 TEST_F(Sha256HandlerTest, ManifestLineHasEscapedNameDigestAndTime) {

@@ -61,11 +61,17 @@ class DropqEnv {
     return "dropq:{" + queue + "}:" + suffix;
   }
 
-  // Where the file `name` of job `id` sits while its handler runs (the
+  // Where the file `name` of job `id` sits while its exec handler runs (the
   // default processing area).
   std::string Processing(const std::string& id, const std::string& name,
                          const std::string& queue = "q") const {
     return inbox + "/.dropq-processing/" + queue + "/" + id + "/" + name;
+  }
+  // The same for a builtin handler that moves or deletes files (the flat
+  // layout of workers/processing.h).
+  std::string FlatProcessing(const std::string& id, const std::string& name,
+                             const std::string& queue = "q") const {
+    return inbox + "/.dropq-processing/" + queue + "/" + id + "." + name;
   }
 
   RedisServer redis;

@@ -244,7 +244,11 @@ std::vector<std::string> FindNamed(const std::string& root, const std::string& n
   for (auto it = std::filesystem::recursive_directory_iterator(
            root, std::filesystem::directory_options::skip_permission_denied, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->path().filename() == name) out.push_back(it->path().string());
+    const std::string f = it->path().filename().string();
+    // "<job id>.<name>": the file in a flat processing area.
+    const bool flat =
+        f.size() == 27 + name.size() && f[26] == '.' && f.compare(27, name.size(), name) == 0;
+    if (f == name || flat) out.push_back(it->path().string());
   }
   return out;
 }

@@ -108,7 +108,8 @@ bool ProcessGone(pid_t pid);
 // The integer in the file at `path` ("1234\n"), or -1.
 pid_t ReadPid(const std::string& path);
 
-// Every path under `root` (recursively) whose last component is `name`.
+// Every path under `root` (recursively) whose last component is `name`, or
+// "<job id>.<name>" (the file in a flat processing area).
 std::vector<std::string> FindNamed(const std::string& root, const std::string& name);
 
 }  // namespace dropq::test

@@ -119,6 +119,26 @@ TEST_F(ConfigTest, RetryAndHousekeepingDefaults) {
   EXPECT_EQ(d->queues[0].retry.tempfail_exit_codes, std::vector<int>{75});
 }
 
+TEST_F(ConfigTest, ProcessingDirIsAutoOffOrAnAbsolutePath) {
+  const auto dflt = Parse(Queue());
+  ASSERT_TRUE(dflt.ok()) << dflt.error().what;
+  EXPECT_EQ(dflt->queues[0].processing_dir, inbox_ + "/.dropq-processing");
+  EXPECT_TRUE(dflt->queues[0].processing_auto);
+  const auto automatic = Parse(Queue({"processing_dir: auto"}));
+  ASSERT_TRUE(automatic.ok()) << automatic.error().what;
+  EXPECT_EQ(automatic->queues[0], dflt->queues[0]);
+  const auto off = Parse(Queue({"processing_dir: off"}));
+  ASSERT_TRUE(off.ok()) << off.error().what;
+  EXPECT_EQ(off->queues[0].processing_dir, "");
+  EXPECT_FALSE(off->queues[0].processing_auto);
+  const auto path = Parse(Queue({"processing_dir: " + inbox_ + "/.work/"}));
+  ASSERT_TRUE(path.ok()) << path.error().what;
+  EXPECT_EQ(path->queues[0].processing_dir, inbox_ + "/.work");
+  EXPECT_FALSE(path->queues[0].processing_auto);
+  ExpectError(Queue({"processing_dir: work"}), 6, "queues[0].processing_dir",
+              "not an absolute path (or auto, or off)");
+}
+
 TEST_F(ConfigTest, RetryAndHousekeepingKeysAreRead) {
   const auto c =
       Parse(Lines({"heartbeat_ttl: 1s"}) +

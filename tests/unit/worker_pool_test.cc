@@ -19,7 +19,8 @@ using test::WaitFor;
 // A handler that counts its runs; with `block` set it waits for the cancel token.
 class CountingHandler : public Handler {
  public:
-  Outcome Run(const Job& job, const std::string& path, const CancelToken& cancel) override {
+  Outcome Run(const Job& job, const std::string& path, int /*fd*/,
+              const CancelToken& cancel) override {
     runs.fetch_add(1);
     Outcome o;
     if (block.load()) {
@@ -67,7 +68,7 @@ TEST(WorkerPoolTest, EveryJobRunsOnceWithAttemptCounted) {
   CountingHandler handler;
   Recorder rec;
   {
-    WorkerPool pool(dir.path(), "", 3, &queue, &handler, rec.Hooks());
+    WorkerPool pool(dir.path(), AreaLayout::kInPlace, "", 3, &queue, &handler, rec.Hooks());
     pool.Start();
     for (int i = 0; i < kJobs;) {
       Job j;
@@ -101,7 +102,7 @@ TEST(WorkerPoolTest, VanishedAndNonRegularFilesAreNotRun) {
   JobQueue queue(4);
   CountingHandler handler;
   Recorder rec;
-  WorkerPool pool(dir.path(), "", 1, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), AreaLayout::kInPlace, "", 1, &queue, &handler, rec.Hooks());
   pool.Start();
   Job gone{"g", "q", "missing", {}, 0};
   Job d{"d", "q", "adir", {}, 0};
@@ -126,7 +127,7 @@ TEST(WorkerPoolTest, CancelRunningInterruptsBlockedHandlers) {
   CountingHandler handler;
   handler.block = true;
   Recorder rec;
-  WorkerPool pool(dir.path(), "", 2, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), AreaLayout::kInPlace, "", 2, &queue, &handler, rec.Hooks());
   pool.Start();
   Job a{"a", "q", "a", {}, 0};
   Job b{"b", "q", "b", {}, 0};
@@ -150,7 +151,7 @@ TEST(WorkerPoolTest, InterruptRunningLeavesLaterRunsAlone) {
   CountingHandler handler;
   handler.block = true;
   Recorder rec;
-  WorkerPool pool(dir.path(), "", 1, &queue, &handler, rec.Hooks());
+  WorkerPool pool(dir.path(), AreaLayout::kInPlace, "", 1, &queue, &handler, rec.Hooks());
   pool.Start();
   Job a{"a", "q", "a", {}, 0};
   ASSERT_TRUE(queue.TryPush(a));
