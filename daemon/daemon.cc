@@ -396,16 +396,20 @@ int Daemon::Run() {
   notifier_.Ready(StatusLine());
   redis_->Start();
   loop_.Run();
-  uint64_t done = 0, failed = 0;
+  uint64_t done = 0, failed = 0, acked = 0, trips = 0;
   for (auto& r : runners_) {
     done += r->counters().done;
     failed += r->counters().failed;
+    acked += r->counters().acked;
+    trips += r->counters().round_trips;
   }
   LogInfo("dropqd.exit", {{"status", exit_code_},
                           {"done", done},
                           {"failed", failed},
                           {"redis_commands", redis_->commands_sent()},
-                          {"redis_flushes", redis_->flushes()}});
+                          {"redis_flushes", redis_->flushes()},
+                          {"jobs_acked", acked},
+                          {"job_round_trips", trips}});
   return exit_code_;
 }
 

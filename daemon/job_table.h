@@ -81,6 +81,10 @@ struct HeldJob {
   int64_t dispose_due_ms = 0;        // kDisposeWait: monotonic ms of the next try
   AckItem ack;                       // kAcking: what ACK sends
   bool release_interrupted = false;  // kReleasing: its run was cut short
+  // Redis replies this job waited for in sequence: its ENQUEUE and its CLAIM
+  // so far; RECORD and ACK (and every resend) add theirs. STARTED is not
+  // waited for. Reported per acknowledged job (QueueRunner::Counters).
+  int round_trips = 2;
 };
 
 class JobTable {

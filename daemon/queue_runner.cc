@@ -441,6 +441,7 @@ void QueueRunner::SendRecords() {
                  for (size_t i = 0; i < ids.size(); ++i) {
                    HeldJob* h = jobs_.Find(ids[i]);
                    if (h == nullptr || h->state != JobState::kRecording) continue;
+                   ++h->round_trips;
                    if (!taken.ok()) {
                      jobs_.SetCall(*h, Call::kRefused);  // sent again (Resend())
                    } else if ((*taken)[i]) {
@@ -582,10 +583,13 @@ void QueueRunner::SendAcks() {
                  for (size_t i = 0; i < ids.size(); ++i) {
                    HeldJob* h = jobs_.Find(ids[i]);
                    if (h == nullptr || h->state != JobState::kAcking) continue;
+                   ++h->round_trips;
                    if (!taken.ok()) {
                      jobs_.SetCall(*h, Call::kRefused);
                      continue;
                    }
+                   ++counters_.acked;
+                   counters_.round_trips += static_cast<uint64_t>(h->round_trips);
                    if ((*taken)[i]) {
                      switch (h->ending) {
                        case Ending::kSkipped:

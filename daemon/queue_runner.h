@@ -61,6 +61,8 @@ class QueueRunner {
     uint64_t dispose_errors = 0, lost_outcomes = 0;
     uint64_t duplicate_claims = 0;  // CLAIM handed back a job held here (Redis lost a write)
     uint64_t bad_replies = 0;       // a CLAIM reply not of CLAIM's shape
+    uint64_t acked = 0;             // jobs acknowledged here (bench/measure)
+    uint64_t round_trips = 0;       // their sequential Redis round trips (HeldJob)
   };
 
   // `cfg`, `loop` and `redis` must outlive the runner.
