@@ -192,6 +192,11 @@ void QueueRunner::SendEnqueue() {
           MaybeClaim();
         }
       }));
+  // A CLAIM right behind it, in the same write: Redis runs the two in
+  // order, so the files just enqueued are claimed without waiting for this
+  // reply (a claim that finds nothing new costs one cheap call).
+  pending_maybe_ = true;
+  MaybeClaim(/*behind_enqueue=*/true);
 }
 
 void QueueRunner::Forget(const std::string& name) {
@@ -212,7 +217,7 @@ void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }
 
 // ---------------------------------------------------------------- claim
 
-void QueueRunner::MaybeClaim() {
+void QueueRunner::MaybeClaim(bool behind_enqueue) {
   if (workers_ == 0) return;  // role produce: other instances run the jobs
   if (!ready_ || draining_ || !redis_->up() || !pending_maybe_ || claim_inflight_ > 0) return;
   const int cap = q_.capacity;
@@ -224,10 +229,14 @@ void QueueRunner::MaybeClaim() {
   if (ask <= 0) return;
   claim_inflight_ = ask;
   redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask),
-               Guarded([this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
+               Guarded([this, ask, behind_enqueue](Result<Reply> r) {
+                 OnClaimed(std::move(r), ask, behind_enqueue);
+               }));
 }
 
-void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
+void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
+  // The replies its jobs waited for: ENQUEUE's and CLAIM's, or one for both.
+  const int trips = behind_enqueue ? 1 : 2;
   claim_inflight_ = 0;
   if (r.ok() && IsPausedReply(*r)) {
     SetPaused(true);
@@ -269,6 +278,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
       // sees it, and no file is touched.
       LogError("job.corrupt", {{"queue", q_.name}, {"job", job.id}, {"err", c.problem}});
       HeldJob& h = jobs_.Add(std::move(job), JobState::kAcking);
+      h.round_trips = trips;
       h.ending = Ending::kFailed;
       SetAck(h, "",
              {{"result", std::string(RunResultName(RunResult::kError))}, {"error", c.problem}});
@@ -280,6 +290,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
       LogInfo("job.redispose",
               {{"queue", q_.name}, {"job", job.id}, {"state", AckAsName(c.recorded)}});
       HeldJob& h = jobs_.Add(job, JobState::kDisposing);
+      h.round_trips = trips;
       h.redispose = true;
       h.ending = c.recorded == AckAs::kDone ? Ending::kDone : Ending::kFailed;
       h.outcome = std::make_unique<Outcome>();
@@ -291,6 +302,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
       continue;
     }
     HeldJob& h = jobs_.Add(job, JobState::kQueued);
+    h.round_trips = trips;
     if (draining_ || !queue_.TryPush(job)) {
       QueueRelease(h, false);  // shutdown began while the claim was in flight
     }

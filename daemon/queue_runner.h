@@ -144,7 +144,10 @@ class QueueRunner {
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
               std::unique_ptr<Handler> handler);
 
-  void MaybeClaim();
+  // Claims as many pending jobs as there is room for, unless a claim is in
+  // flight. `behind_enqueue`: sent right behind an ENQUEUE in the same write
+  // (its jobs then wait for one round trip, not two).
+  void MaybeClaim(bool behind_enqueue = false);
   // `dropqctl pause` seen (or lifted): queued jobs go back to pending.
   void SetPaused(bool paused);
   // Gives every job waiting in the in-memory queue back to the front of
@@ -154,7 +157,7 @@ class QueueRunner {
   // While jobs wait in memory (no claim goes out), asks Redis whether the
   // queue was paused.
   void CheckPaused();
-  void OnClaimed(Result<Reply> r, int asked);
+  void OnClaimed(Result<Reply> r, int asked, bool behind_enqueue);
   void OnStarted(const std::string& id, uint32_t attempt);
   void OnFinished(Outcome&& o);
   void OnWorkerExited();
