@@ -47,7 +47,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       redis_(redis),
       keys_(cfg.prefix, q.name),
       layout_(LayoutOf(q)),
-      area_(ProcessingArea(q.processing_dir, q.name)),
+      area_(AreaInUse(q)),
       spares_(layout_ != AreaLayout::kJobDirs || !q.runs_handlers()
                   ? nullptr
                   : std::make_shared<SpareDirs>(area_, cfg.instance,

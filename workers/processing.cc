@@ -107,6 +107,9 @@ RunResult Check(const std::string& path, const Job& job, bool open, Entered* in)
         return RunResult::kReplaced;
       }
       in->error = ErrnoText("open " + path, err);
+      // Its identity, for the outcome: a kept file that cannot be read is
+      // not taken up again by every rescan.
+      if (::lstat(path.c_str(), &in->st) != 0) in->st = {};
       return RunResult::kError;
     }
     if (::fstat(in->fd.get(), &in->st) != 0) {
@@ -153,6 +156,19 @@ AreaLayout LayoutOf(const QueueConfig& q) {
   const bool keeps = q.on_success.kind == Disposition::Kind::kKeep &&
                      q.on_failure.kind == Disposition::Kind::kKeep;
   return q.processing_auto && keeps ? AreaLayout::kInPlace : AreaLayout::kFlat;
+}
+
+std::string AreaInUse(const QueueConfig& q) {
+  const std::string area = ProcessingArea(q.processing_dir, q.name);
+  if (area.empty() || LayoutOf(q) != AreaLayout::kInPlace) return area;
+  for (const std::string& dir : {q.processing_dir, area}) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+        (st.st_mode & 0022) != 0) {
+      return std::string();
+    }
+  }
+  return area;
 }
 
 std::string ProcessingArea(const std::string& processing_dir, const std::string& queue) {
@@ -242,7 +258,10 @@ Entered Enter(AreaLayout layout, const std::string& watch, const std::string& ar
     return Fail(RunResult::kReplaced,
                 "replaced before it ran (now: " + std::string(FileKindName(there)) + ")");
   }
-  return Fail(found, std::move(in.error));
+  if (found == RunResult::kOk) return Fail(RunResult::kVanished, "vanished before it ran");
+  Entered e = Fail(found, std::move(in.error));
+  e.st = in.st;  // what was found, if anything: the outcome's identity
+  return e;
 }
 
 std::string LocateWork(AreaLayout layout, const std::string& watch, const std::string& area,
@@ -253,8 +272,9 @@ std::string LocateWork(AreaLayout layout, const std::string& watch, const std::s
       if (::lstat(p.c_str(), &st) == 0) return p;
     }
   }
-  std::string here = watch + "/" + name;
-  if (::lstat(here.c_str(), &st) == 0) return here;
+  // Only a queue that works in place disposes from the watched directory:
+  // elsewhere a file there now is a newer upload with a job of its own, and
+  // a file gone from the area was disposed of before the crash.
   return WorkPath(layout, watch, area, job_id, name);
 }
 

@@ -57,6 +57,14 @@ enum class AreaLayout {
 // exec handler; kFlat for a builtin otherwise.
 AreaLayout LayoutOf(const QueueConfig& q);
 
+// The area queue `q` uses: ProcessingArea() where its layout needs one
+// (PrepareProcessingArea() makes and checks it). A queue that works in place
+// looks in its area only for files an earlier layout left there, and only if
+// the area and processing_dir already exist as directories of dropqd's user
+// that nobody else can write; otherwise "" (an uploader could make one in the
+// inbox). Blocking (lstat).
+std::string AreaInUse(const QueueConfig& q);
+
 // "<processing_dir>/<queue>": one queue's processing area (queues that watch
 // one directory share processing_dir, never an area); "" when off.
 std::string ProcessingArea(const std::string& processing_dir, const std::string& queue);
@@ -97,8 +105,8 @@ Entered Enter(AreaLayout layout, const std::string& watch, const std::string& ar
               bool open, SpareDirs* spares = nullptr);
 
 // Where the file of job `job_id` is now, for a disposition redone after a
-// crash: the first of the area paths (both layouts) and "<watch>/<name>"
-// that exists; WorkPath() if none does.
+// crash: the first of the area paths (both layouts) that exists, else
+// WorkPath() (the watched directory only where the queue works in place).
 std::string LocateWork(AreaLayout layout, const std::string& watch, const std::string& area,
                        const std::string& job_id, const std::string& name);
 

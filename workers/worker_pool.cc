@@ -70,6 +70,9 @@ Outcome WorkerPool::RunOne(Job job, Slot* slot) {
     out.result = in.result;
     out.error = std::move(in.error);
     out.started_ms = NowUnixMs();
+    if (in.result == RunResult::kError && S_ISREG(in.st.st_mode)) {
+      out.ident = FileIdentity::FromStat(in.st);
+    }
   } else {
     // Count the attempt before the handler starts: `attempt` is the number of
     // runs started, and a run that dropqd loses mid-way still counts.
