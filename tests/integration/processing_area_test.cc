@@ -540,6 +540,13 @@ TEST_F(ProcessingTest, AFileLeftByAnotherLayoutIsFound) {
   EXPECT_EQ(LocateWork(AreaLayout::kFlat, watch_, proc_, kId, "a.txt"),
             proc_ + "/" + kId + ".a.txt");
   EXPECT_EQ(Enter(AreaLayout::kFlat, watch_, proc_, job, true).result, RunResult::kVanished);
+
+  // A newer upload under the name is never taken for the file of a queue
+  // that works in an area; only an in-place queue finds its file there.
+  WriteFile(watch_ + "/a.txt", "NEWER");
+  EXPECT_EQ(LocateWork(AreaLayout::kFlat, watch_, proc_, kId, "a.txt"),
+            proc_ + "/" + kId + ".a.txt");
+  EXPECT_EQ(LocateWork(AreaLayout::kInPlace, watch_, proc_, kId, "a.txt"), watch_ + "/a.txt");
 }
 
 }  // namespace
