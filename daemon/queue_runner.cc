@@ -235,8 +235,13 @@ void QueueRunner::MaybeClaim(bool behind_enqueue) {
 }
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
-  // The replies its jobs waited for: ENQUEUE's and CLAIM's, or one for both.
-  const int trips = behind_enqueue ? 1 : 2;
+  // Holds a claimed job, with the replies it waited for so far: ENQUEUE's
+  // and CLAIM's, or one for both.
+  const auto hold = [this, trips = behind_enqueue ? 1 : 2](Job job, JobState state) -> HeldJob& {
+    HeldJob& h = jobs_.Add(std::move(job), state);
+    h.round_trips = trips;
+    return h;
+  };
   claim_inflight_ = 0;
   if (r.ok() && IsPausedReply(*r)) {
     SetPaused(true);
@@ -277,8 +282,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
       // outside the watched directory. It ends failed where an operator
       // sees it, and no file is touched.
       LogError("job.corrupt", {{"queue", q_.name}, {"job", job.id}, {"err", c.problem}});
-      HeldJob& h = jobs_.Add(std::move(job), JobState::kAcking);
-      h.round_trips = trips;
+      HeldJob& h = hold(std::move(job), JobState::kAcking);
       h.ending = Ending::kFailed;
       SetAck(h, "",
              {{"result", std::string(RunResultName(RunResult::kError))}, {"error", c.problem}});
@@ -289,8 +293,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
       // before the acknowledgement: only the disposition is left to do.
       LogInfo("job.redispose",
               {{"queue", q_.name}, {"job", job.id}, {"state", AckAsName(c.recorded)}});
-      HeldJob& h = jobs_.Add(job, JobState::kDisposing);
-      h.round_trips = trips;
+      HeldJob& h = hold(job, JobState::kDisposing);
       h.redispose = true;
       h.ending = c.recorded == AckAs::kDone ? Ending::kDone : Ending::kFailed;
       h.outcome = std::make_unique<Outcome>();
@@ -301,8 +304,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
       StartDisposals({&h});
       continue;
     }
-    HeldJob& h = jobs_.Add(job, JobState::kQueued);
-    h.round_trips = trips;
+    HeldJob& h = hold(job, JobState::kQueued);
     if (draining_ || !queue_.TryPush(job)) {
       QueueRelease(h, false);  // shutdown began while the claim was in flight
     }
