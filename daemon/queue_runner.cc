@@ -157,6 +157,7 @@ void QueueRunner::CheckPaused() {
 // ---------------------------------------------------------------- enqueue
 
 void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (draining_) return;
   if (!ready_) {
     // Redis is not reachable (or not reconciled yet): the file stays on disk
@@ -200,6 +201,7 @@ void QueueRunner::SendEnqueue() {
 }
 
 void QueueRunner::Forget(const std::string& name) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (!ready_) return;  // a marker left behind costs a few bytes, never a lost file
   forget_batch_.push_back(name);
   if (forget_batch_.size() >= kMaxBatch) SendForgets();
@@ -211,13 +213,14 @@ void QueueRunner::SendForgets() {
                [](Result<Reply>) {});
 }
 
-void QueueRunner::SweepMarkers() { sweeper_.SweepMarkers(); }
+void QueueRunner::SweepMarkers() { sweeper_.SweepMarkers(); }  // checks the loop thread
 
-void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }
+void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }  // likewise
 
 // ---------------------------------------------------------------- claim
 
 void QueueRunner::MaybeClaim(bool behind_enqueue) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (workers_ == 0) return;  // role produce: other instances run the jobs
   if (!ready_ || draining_ || !redis_->up() || !pending_maybe_ || claim_inflight_ > 0) return;
   const int cap = q_.capacity;
@@ -235,6 +238,7 @@ void QueueRunner::MaybeClaim(bool behind_enqueue) {
 }
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   // Holds a claimed job, with the replies it waited for so far: ENQUEUE's
   // and CLAIM's, or one for both.
   const auto hold = [this, trips = behind_enqueue ? 1 : 2](Job job, JobState state) -> HeldJob& {
@@ -316,6 +320,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
 // ---------------------------------------------------------------- workers
 
 void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   HeldJob* h = jobs_.Find(id);
   // Released meanwhile (a pause, a fence): the worker had popped it already.
   if (h == nullptr || h->state != JobState::kQueued) return;
@@ -329,6 +334,7 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
 }
 
 void QueueRunner::OnFinished(Outcome&& o) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   HeldJob* hp = jobs_.Find(o.job.id);
   if (hp == nullptr || (hp->state != JobState::kQueued && hp->state != JobState::kRunning)) {
     // A worker reports only jobs it popped, and a popped job stays held
@@ -497,6 +503,7 @@ void QueueRunner::StartDisposals(const std::vector<HeldJob*>& jobs) {
 }
 
 void QueueRunner::OnDisposed(const std::string& id, Result<std::string> where) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   HeldJob* hp = jobs_.Find(id);
   DROPQ_CHECK(hp != nullptr && hp->state == JobState::kDisposing);  // nothing else drops it
   HeldJob& h = *hp;
@@ -639,6 +646,7 @@ void QueueRunner::ForgetOldReturns() {
 }
 
 bool QueueRunner::TakeOwnReturn(const std::string& name, const FileIdentity& ident) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   auto it = returning_.find(name);
   if (it == returning_.end() || !(it->second.ident == ident)) return false;
   returning_.erase(it);
@@ -848,6 +856,7 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
 void QueueRunner::KillRunning() { pool_->CancelRunning(); }
 
 void QueueRunner::Fence() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   ReleaseQueued();
   // Moves waiting to be tried again: the job may be another instance's by
   // now, which redoes the move from the recorded outcome. Two instances
@@ -862,6 +871,7 @@ void QueueRunner::Fence() {
 }
 
 void QueueRunner::CheckDrained() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (!draining_ || !drained_) return;
   // Every job acknowledged or released, every worker gone, every move
   // reported and every sweep over: nothing the runner started is left.

@@ -62,6 +62,7 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
 QueueWatcher::~QueueWatcher() { Stop(); }
 
 Status QueueWatcher::Watch(Inotify* inotify) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   inotify_ = inotify;
   uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM;
   if (q_.settle.count() > 0) mask |= IN_MODIFY | IN_ATTRIB;
@@ -70,6 +71,7 @@ Status QueueWatcher::Watch(Inotify* inotify) {
 }
 
 void QueueWatcher::OnWatchLost() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   LogError("watch.lost", {{"queue", q_.name}, {"dir", q_.watch}, {"reason", "removed or moved"}});
   // Look for it again every second; files written meanwhile go nowhere we
   // can see, and the rescan after the watch is back takes whatever is there.
@@ -92,6 +94,7 @@ void QueueWatcher::OnWatchLost() {
 }
 
 void QueueWatcher::Stop() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   stopped_ = true;
   if (inotify_ != nullptr) inotify_->Unwatch(q_.watch);  // its sink points here
   scanner_.reset();
@@ -103,6 +106,7 @@ void QueueWatcher::Stop() {
 }
 
 void QueueWatcher::OnEvent(uint32_t mask, std::string_view view) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (stopped_) return;
   if (mask & IN_IGNORED) {
     OnWatchLost();
@@ -236,6 +240,7 @@ void QueueWatcher::ArmSettleTimer() {
 }
 
 void QueueWatcher::OnSettleTimer() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   const int64_t now = MonoMs();
   while (!by_due_.empty() && by_due_.begin()->first <= now) {
     const std::string name = by_due_.begin()->second;
@@ -254,6 +259,7 @@ void QueueWatcher::OnSettleTimer() {
 }
 
 void QueueWatcher::Rescan() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (stopped_) return;
   ++counters_.scans;
   ++scan_gen_;
@@ -268,6 +274,7 @@ void QueueWatcher::Rescan() {
 }
 
 void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Error* error) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   for (const ScanEntry& e : chunk) {
     if (Selected(e.name, true)) Consider(e.name, e.st, true);
   }
@@ -289,6 +296,7 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
 }
 
 void QueueWatcher::Tick() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
   if (!scan_paused_ || scanner_ == nullptr) return;
   if (runner_->enqueue_behind()) return;
   scan_paused_ = false;
