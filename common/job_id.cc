@@ -55,4 +55,15 @@ bool IsJobId(std::string_view s) {
   return s[0] <= '7';
 }
 
+std::optional<int64_t> JobIdTimeMs(std::string_view id) {
+  if (!IsJobId(id)) return std::nullopt;
+  int64_t ms = 0;  // 10 digits: 50 bits, the top two zero (IsJobId: s[0] <= '7')
+  for (int d = 0; d < 10; ++d) {
+    int v = 0;
+    while (kCrockford[v] != id[d]) ++v;
+    ms = (ms << 5) | v;
+  }
+  return ms;
+}
+
 }  // namespace dropq

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,5 +18,10 @@ std::string EncodeJobId(uint64_t unix_ms, const uint8_t random[10]);
 
 // True if `s` has the form NewJobId() produces (26 Crockford base32 chars).
 bool IsJobId(std::string_view s);
+
+// The creation time (unix ms) a job id carries in its first 10 characters,
+// or nullopt if `id` is not of the form IsJobId() accepts. A job record keeps
+// no enqueue time of its own: this is it.
+std::optional<int64_t> JobIdTimeMs(std::string_view id);
 
 }  // namespace dropq

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/escape.h"
 #include "common/job.h"
+#include "common/job_id.h"
 #include "common/rename.h"
 #include "store/job_record.h"
 #include "store/keys.h"
@@ -93,12 +94,46 @@ bool IsOwnJsonKey(const std::string& k) {
   return kOwn.count(k) != 0;
 }
 
-// Where a job lives: the queue whose key holds it, or nullptr.
-const QueueConfig* FindJob(const Env& env, const std::string& id) {
+// Where a job lives.
+struct Located {
+  const QueueConfig* queue = nullptr;  // nullptr: in no configured queue
+  // A job never claimed has no record (docs/redis-keys.md): its name, from
+  // its :pending entry.
+  std::optional<std::string> unclaimed_name;
+};
+
+Located FindJob(const Env& env, const std::string& id) {
   for (const auto& q : env.cfg->queues) {
-    if (Call(env, {"EXISTS", QueueKeys(env.cfg->prefix, q.name).Job(id)}).AsInt() == 1) return &q;
+    if (Call(env, {"EXISTS", QueueKeys(env.cfg->prefix, q.name).Job(id)}).AsInt() == 1) {
+      return {&q, std::nullopt};
+    }
   }
-  return nullptr;
+  if (id.empty() || id.find(' ') != std::string::npos) return {};
+  // Its :pending entry "<id> <name>", read in slices: each call stays short
+  // however long the backlog.
+  constexpr int64_t kSlice = 1000;
+  for (const auto& q : env.cfg->queues) {
+    const std::string key = QueueKeys(env.cfg->prefix, q.name).Pending();
+    for (int64_t start = 0;; start += kSlice) {
+      const Reply r = Call(env, {"LRANGE", key, std::to_string(start),
+                                 std::to_string(start + kSlice - 1)});
+      for (const Reply& e : r.elements) {
+        const Entry entry = SplitEntry(e.str);
+        if (entry.id == id && entry.rest) return {&q, std::string(*entry.rest)};
+      }
+      if (static_cast<int64_t>(r.elements.size()) < kSlice) break;
+    }
+  }
+  return {};
+}
+
+// When job `id` was enqueued: a layout 1 record's `enq` field (`enq`, may be
+// null), else the time in the id; nullopt for neither (an id made by hand).
+std::optional<int64_t> EnqueuedMs(const std::string& id, const std::string* enq) {
+  if (enq != nullptr) {
+    if (auto ms = ParseRecordNumber("enq", *enq); ms.ok()) return *ms;
+  }
+  return JobIdTimeMs(id);
 }
 
 // The queue named `queue`, or nullptr after a line on stderr (exit 64).
@@ -125,9 +160,24 @@ int Status(const Env& env) try {
   const int64_t now = NowUnixMs();
   for (const auto& q : env.cfg->queues) {
     const QueueKeys k(env.cfg->prefix, q.name);
+    const Reply layout = Call(env, {"GET", k.Layout()});
+    const bool upgraded = layout.type == Reply::Type::kString && layout.str == std::to_string(kLayout);
+    if (!upgraded && (layout.type == Reply::Type::kString ||
+                      Call(env, {"TYPE", k.base() + "stats"}).str == "hash")) {
+      // Layout 1's keys not upgraded yet (no dropqd of this version has
+      // connected), or a later layout: the counts below may be misread. (A
+      // queue no dropqd has used has no keys at all.)
+      std::fprintf(stderr,
+                   "dropqctl: warning: queue %s: Redis layout %s, this dropqctl reads layout %d "
+                   "(dropqd upgrades a queue when it connects; docs/redis-keys.md)\n",
+                   q.name.c_str(),
+                   layout.type == Reply::Type::kString ? EscapeName(layout.str).c_str()
+                                                       : "missing",
+                   kLayout);
+    }
     const int64_t pending = Call(env, {"LLEN", k.Pending()}).AsInt();
     const int64_t active = Call(env, {"ZCARD", k.Active()}).AsInt();
-    const int64_t done = Call(env, {"HGET", k.Stats(), "done"}).AsInt(0);
+    const int64_t done = Call(env, {"HGET", k.Counts(), "done"}).AsInt(0);
     const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
     const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
     const bool paused = Call(env, {"EXISTS", k.Paused()}).AsInt() == 1;
@@ -136,19 +186,23 @@ int Status(const Env& env) try {
     // LPUSH in, RPOP out: the oldest pending job is the last element.
     const Reply oldest = Call(env, {"LINDEX", k.Pending(), "-1"});
     if (!oldest.is_nil()) {
-      const std::string oldest_id = oldest.AsString();
-      // A record gone meanwhile (nil) counts as just enqueued, as before; a
-      // hand-edited enq is reported instead of turning into a wild age.
-      const Reply enq_reply = Call(env, {"HGET", k.Job(oldest_id), "enq"});
-      int64_t enq = now;
-      if (!enq_reply.is_nil()) {
-        auto parsed = ParseRecordNumber("enq", enq_reply.AsString());
-        if (parsed.ok()) {
-          enq = *parsed;
-        } else {
-          age_known = false;
-          std::fprintf(stderr, "dropqctl: warning: job %s: %s\n", EscapeName(oldest_id).c_str(),
-                       parsed.error().what.c_str());
+      const Entry entry = SplitEntry(oldest.str);
+      const std::string oldest_id(entry.id);
+      // Enqueued when its id was made; a layout 1 record says so in `enq`.
+      // A hand-edited enq is reported instead of turning into a wild age; a
+      // job whose time is nowhere (a hand-pushed id) counts as just enqueued.
+      int64_t enq = JobIdTimeMs(oldest_id).value_or(now);
+      if (!entry.rest) {
+        const Reply enq_reply = Call(env, {"HGET", k.Job(oldest_id), "enq"});
+        if (enq_reply.type == Reply::Type::kString) {
+          auto parsed = ParseRecordNumber("enq", enq_reply.str);
+          if (parsed.ok()) {
+            enq = *parsed;
+          } else {
+            age_known = false;
+            std::fprintf(stderr, "dropqctl: warning: job %s: %s\n", EscapeName(oldest_id).c_str(),
+                         parsed.error().what.c_str());
+          }
         }
       }
       oldest_s = static_cast<double>(std::max<int64_t>(0, now - enq)) / 1000.0;
@@ -183,16 +237,49 @@ int Status(const Env& env) try {
 }
 
 int Show(const Env& env, const std::string& id) try {
-  const QueueConfig* q = FindJob(env, id);
+  const Located where = FindJob(env, id);
+  const QueueConfig* q = where.queue;
   if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
   const QueueKeys k(env.cfg->prefix, q->name);
-  const Reply all = Call(env, {"HGETALL", k.Job(id)});
   std::vector<std::pair<std::string, std::string>> pairs;
-  pairs.reserve(all.elements.size() / 2);
-  for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
-    pairs.emplace_back(all.elements[i].AsString(), all.elements[i + 1].AsString());
+  bool record = !where.unclaimed_name;
+  if (where.unclaimed_name) {
+    // No record: what its entries hold, as the record CLAIM makes.
+    pairs = {{"name", *where.unclaimed_name}, {"state", "pending"}};
+    const Reply file = Call(env, {"HGET", k.Files(), *where.unclaimed_name});
+    const Entry entry = SplitEntry(file.type == Reply::Type::kString ? file.str : "");
+    if (entry.id == id && entry.rest) {
+      pairs.emplace_back("ident", *entry.rest);
+    } else if (entry.id == id) {
+      record = true;  // claimed meanwhile: its record is the truth now
+    }
   }
-  // Empty: the record went away between EXISTS and HGETALL.
+  if (record) {
+    const Reply all = Call(env, {"HGETALL", k.Job(id)});
+    pairs.clear();
+    pairs.reserve(all.elements.size() / 2 + 2);
+    for (size_t i = 0; i + 1 < all.elements.size(); i += 2) {
+      pairs.emplace_back(all.elements[i].AsString(), all.elements[i + 1].AsString());
+    }
+  }
+  // Empty: the record went away meanwhile (purged), reported as no job.
+  // Otherwise the size and enqueue time that layout 1 kept in the record
+  // are shown from the ident and the id.
+  if (!pairs.empty()) {
+    const auto has = [&pairs](std::string_view f) {
+      return std::any_of(pairs.begin(), pairs.end(), [f](const auto& p) { return p.first == f; });
+    };
+    const auto ident = std::find_if(pairs.begin(), pairs.end(),
+                                    [](const auto& p) { return p.first == "ident"; });
+    if (!has("size") && ident != pairs.end()) {
+      if (auto fi = FileIdentity::Parse(ident->second)) {
+        pairs.emplace_back("size", std::to_string(fi->size));
+      }
+    }
+    if (!has("enq")) {
+      if (auto ms = JobIdTimeMs(id)) pairs.emplace_back("enq", std::to_string(*ms));
+    }
+  }
   const auto decoded = DecodeJobRecord(pairs);
   if (!decoded.ok()) return Fail("no job " + EscapeName(id) + " in any configured queue");
   const JobRecord& r = *decoded;
@@ -323,7 +410,7 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
 }  // namespace
 
 int Retry(const Env& env, const std::string& id) try {
-  const QueueConfig* q = FindJob(env, id);
+  const QueueConfig* q = FindJob(env, id).queue;
   if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
   const std::string err = RetryOne(env, *q, id);
   if (env.json) {
@@ -386,10 +473,22 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
   json jobs = json::array();
   std::vector<std::vector<std::string>> rows;
   for (const Reply& e : ids.elements) {
-    const std::string id = e.AsString();
-    std::vector<std::string> argv = {"HMGET", k.Job(id)};
-    argv.insert(argv.end(), kFields.begin(), kFields.end());
-    const Reply f = Call(env, argv);
+    const Entry entry = SplitEntry(e.str);
+    const std::string id(entry.id);
+    Reply f;
+    if (entry.rest) {  // never claimed: no record, its name is in the entry
+      f.type = Reply::Type::kArray;
+      for (const std::string& field : kFields) {
+        Reply v;
+        v.type = field == "name" || field == "state" ? Reply::Type::kString : Reply::Type::kNil;
+        v.str = field == "name" ? std::string(*entry.rest) : field == "state" ? "pending" : "";
+        f.elements.push_back(std::move(v));
+      }
+    } else {
+      std::vector<std::string> argv = {"HMGET", k.Job(id)};
+      argv.insert(argv.end(), kFields.begin(), kFields.end());
+      f = Call(env, argv);
+    }
     if (f.is_error()) {  // a hand-made key of another type
       jobs.push_back({{"id", ToValidUtf8(id)}, {"problem", ToValidUtf8(f.str)}});
       rows.push_back({id, "?", "?", "?", f.str});
@@ -409,13 +508,20 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
       }
       j[kFields[i]] = ToValidUtf8(v);
     }
+    if (!j.contains("enq")) {
+      if (auto ms = JobIdTimeMs(id)) j["enq"] = *ms;  // layout 2 keeps it in the id only
+    }
     jobs.push_back(j);
     std::string when = "-";
-    for (const char* t : {"finished", "due", "enq"}) {
+    for (const char* t : {"finished", "due"}) {
       if (auto it = got.find(t); it != got.end()) {
         if (auto ms = ParseRecordNumber(t, it->second); ms.ok()) when = FormatTime(*ms);
         break;
       }
+    }
+    if (when == "-" && !got.count("finished") && !got.count("due")) {
+      const auto it = got.find("enq");
+      if (auto ms = EnqueuedMs(id, it == got.end() ? nullptr : &it->second)) when = FormatTime(*ms);
     }
     std::string what = got.count("result") ? got["result"] : "";
     if (got.count("error")) what += (what.empty() ? "" : ": ") + got["error"];

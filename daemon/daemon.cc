@@ -12,6 +12,7 @@
 #include "daemon/instance_lock.h"
 #include "daemon/orphans.h"
 #include "store/keys.h"
+#include "store/protocol.h"
 #include "store/scripts.h"
 
 namespace dropq {
@@ -49,6 +50,7 @@ Status Daemon::Setup() {
   hooks.up = [this] { OnRedisUp(); };
   hooks.down = [this] { notifier_.Status(StatusLine()); };
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
+  gate_ = std::make_unique<LayoutGate>(&loop_, redis_.get(), cfg_.prefix, cfg_.instance);
 
   auto in = Inotify::Create(&loop_, [this] {
     for (auto& w : watchers_) {
@@ -127,6 +129,9 @@ Status Daemon::Setup() {
       [](uv_timer_t* t) {
         auto* self = static_cast<Daemon*>(t->data);
         self->Heartbeat();
+        if (self->layout_retry_due_ms_ != 0 && MonoMs() >= self->layout_retry_due_ms_) {
+          self->CheckLayout();
+        }
         self->CheckFence();
         self->Reap();
         self->RescanRefused();
@@ -168,7 +173,8 @@ Status Daemon::AddQueue(const QueueConfig& config, bool live) {
   pending_.push_back(-1);
   if (live) {
     runner->Start();
-    if (redis_->up()) runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+    if (redis_->up() && layout_open_) StartAddedQueue(runner);
+    // Otherwise the check under way, or the next connect, brings it in.
   }
   return OkStatus();
 }
@@ -415,8 +421,55 @@ int Daemon::Run() {
 
 void Daemon::OnRedisUp() {
   if (shutting_down_) return;
+  layout_open_ = false;
   Heartbeat();
   RefreshStatus();
+  CheckLayout();
+}
+
+namespace {
+
+std::vector<std::string> Bases(const std::vector<std::unique_ptr<QueueRunner>>& runners) {
+  std::vector<std::string> bases;
+  for (const auto& r : runners) bases.push_back(r->keys().base());
+  return bases;
+}
+
+}  // namespace
+
+void Daemon::CheckLayout() {
+  layout_retry_due_ms_ = 0;
+  // Draining queues hold outcomes to resend: they are checked too.
+  std::vector<std::string> bases = Bases(runners_);
+  for (auto& q : retiring_) bases.push_back(q->runner->keys().base());
+  gate_->Check(bases, [this, bases](LayoutGate::Verdict v, const std::string& why) {
+    if (shutting_down_ || layout_open_ || !redis_->up()) return;
+    switch (v) {
+      case LayoutGate::Verdict::kOpen: {
+        std::vector<std::string> now = Bases(runners_);
+        for (auto& q : retiring_) now.push_back(q->runner->keys().base());
+        if (now != bases) {  // a reload changed the queues meanwhile: check those too
+          CheckLayout();
+          return;
+        }
+        layout_open_ = true;
+        StartQueues();
+        return;
+      }
+      case LayoutGate::Verdict::kRefused:
+        LogError("redis.layout_refused", {{"err", why}});
+        exit_code_ = 76;  // EX_PROTOCOL: systemd restarts dropqd, which checks again
+        BeginShutdown();
+        return;
+      case LayoutGate::Verdict::kRetry:
+        LogWarn("redis.layout_check_failed", {{"err", why}});
+        layout_retry_due_ms_ = MonoMs() + 1000;
+        return;
+    }
+  });
+}
+
+void Daemon::StartQueues() {
   for (auto& r : runners_) {
     QueueRunner* runner = r.get();
     runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
@@ -425,8 +478,27 @@ void Daemon::OnRedisUp() {
   for (auto& q : retiring_) q->runner->OnRedisUp([] {});
 }
 
+void Daemon::StartAddedQueue(QueueRunner* runner) {
+  gate_->Check({runner->keys().base()}, [this, runner](LayoutGate::Verdict v,
+                                                       const std::string& why) {
+    // The queue may have been removed again by another reload meanwhile.
+    const bool live = std::any_of(runners_.begin(), runners_.end(),
+                                  [runner](const auto& r) { return r.get() == runner; });
+    if (shutting_down_ || !layout_open_ || !redis_->up() || !live) return;
+    if (v == LayoutGate::Verdict::kOpen) {
+      runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+      return;
+    }
+    // Refused (a later layout) or not answered: the whole check runs again,
+    // and refuses or retries as at a connect.
+    LogWarn("redis.layout_check_failed", {{"err", why}});
+    layout_open_ = false;
+    CheckLayout();
+  });
+}
+
 void Daemon::TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
-  std::map<std::string, uint64_t>& add = unpushed_stats_[runner.keys().Stats()];
+  std::map<std::string, uint64_t>& add = unpushed_stats_[runner.keys().Counts()];
   for (const auto& [field, n] : w->TakeStatDeltas()) add[field] += n;
 }
 
@@ -453,7 +525,8 @@ void Daemon::Heartbeat() {
   if (!redis_->up()) return;
   const std::string info = "{\"pid\":" + std::to_string(getpid()) +
                            ",\"started_ms\":" + std::to_string(started_ms_) +
-                           ",\"version\":\"" DROPQ_VERSION "\"}";
+                           ",\"version\":\"" DROPQ_VERSION "\",\"layout\":" +
+                           std::to_string(kLayout) + "}";
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
   const int64_t sent_ms = MonoMs();
   redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
@@ -489,7 +562,7 @@ void Daemon::CheckFence() {
 }
 
 void Daemon::Reap() {
-  if (!redis_->up() || shutting_down_) return;
+  if (!redis_->up() || !layout_open_ || shutting_down_) return;
   // A random sample, not the whole registry: with N instances each looking
   // at every other one per tick, the checks would grow as N squared (1,000
   // hosts: 200,000 EXISTS/s). With a sample of kReapSample, an expired

@@ -4,8 +4,11 @@
 //
 //   start:    watches in place (files arriving from now on are safe on disk),
 //             worker threads up, connect to Redis;
-//   Redis up: register the instance, requeue own leftovers, resend held
-//             outcomes, scan every directory (first time, or after an outage);
+//   Redis up: register the instance, check the layout of the keys (another
+//             version's instance running, or a queue of a later layout: exit
+//             76, EX_PROTOCOL; a queue of the previous layout is upgraded),
+//             requeue own leftovers, resend held outcomes, scan every
+//             directory (first time, or after an outage);
 //   SIGHUP:   re-read the config (Reload()): added queues start, removed
 //             ones drain and stop, changed ones drain and start again with
 //             their new settings; an invalid config changes nothing;
@@ -26,6 +29,7 @@
 
 #include "config/config.h"
 #include "daemon/inotify.h"
+#include "daemon/layout_gate.h"
 #include "daemon/instance_lock.h"
 #include "daemon/loop.h"
 #include "daemon/metrics.h"
@@ -73,6 +77,13 @@ class Daemon {
   // of what arrived while Redis was away.
   void OnQueueReady(QueueRunner* r);
   void OnRedisUp();
+  // Runs the LayoutGate over every queue; the queues start on Redis once it
+  // passes (StartQueues()). A refusal shuts dropqd down with 76, an error
+  // Redis may get over (LOADING) tries again after a second.
+  void CheckLayout();
+  void StartQueues();
+  // Brings queue `r`, added by a reload, to the layout and starts it on Redis.
+  void StartAddedQueue(QueueRunner* r);
   void OnSignal(int signum);
   void BeginShutdown();
   void FinishShutdown(bool forced);
@@ -112,6 +123,9 @@ class Daemon {
   ServiceNotifier notifier_{loop_.get()};
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
+  std::unique_ptr<LayoutGate> gate_;
+  bool layout_open_ = false;          // the gate passed since Redis last came up
+  int64_t layout_retry_due_ms_ = 0;   // monotonic: CheckLayout() again then; 0: not due
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
   std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_

@@ -172,7 +172,7 @@ void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
 
 void QueueRunner::SendEnqueue() {
   if (enqueue_batch_.empty()) return;
-  std::vector<std::string> args = EncodeEnqueue(NowUnixMs(), enqueue_batch_);
+  std::vector<std::string> args = EncodeEnqueue(enqueue_batch_);
   const size_t sent = enqueue_batch_.size();
   enqueue_batch_.clear();
   enqueue_names_.clear();

@@ -10,10 +10,10 @@
 namespace dropq::jobfield {
 
 inline constexpr std::string_view kName = "name";    // file name, relative to `watch`
-inline constexpr std::string_view kSize = "size";    // bytes when enqueued
+inline constexpr std::string_view kSize = "size";    // layout 1 only: bytes when enqueued
 inline constexpr std::string_view kIdent = "ident";  // "inode:size:mtime_ns" when enqueued
 inline constexpr std::string_view kState = "state";  // one of the states below
-inline constexpr std::string_view kEnq = "enq";      // enqueued at, unix ms
+inline constexpr std::string_view kEnq = "enq";      // layout 1 only: enqueued at (now: the id's)
 inline constexpr std::string_view kOwner = "owner";  // instance holding it (active)
 inline constexpr std::string_view kClaimed = "claimed";
 inline constexpr std::string_view kAttempt = "attempt";  // runs started

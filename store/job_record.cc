@@ -66,8 +66,9 @@ const std::map<std::string_view, Spec>& Specs() {
   return kSpecs;
 }
 
-// Fields every record has from ENQUEUE on.
-constexpr std::string_view kRequired[] = {jf::kName, jf::kSize, jf::kIdent, jf::kState, jf::kEnq};
+// Fields every record has from its first CLAIM on (layout 1's also had size
+// and enq; the size is in the ident, the enqueue time in the job id).
+constexpr std::string_view kRequired[] = {jf::kName, jf::kIdent, jf::kState};
 
 // At most kMaxQuotedBytes of `v`, quoted and escaped: safe on one line.
 std::string Quote(std::string_view v) {

@@ -3,14 +3,18 @@
 // carries the queue name as a Redis Cluster hash tag, so one queue's keys
 // live in one slot and a Lua script may touch them all:
 //
-//   <prefix>:{<queue>}:job:<id>   hash    one job record
-//   <prefix>:{<queue>}:pending    list    job ids waiting; LPUSH in, RPOP out (FIFO)
+//   <prefix>:{<queue>}:layout     string  the layout of these keys: "2" (store/lua/lib.lua)
+//   <prefix>:{<queue>}:job:<id>   hash    one job record, from its first claim on
+//   <prefix>:{<queue>}:pending    list    jobs waiting, "<id> <name>" (never claimed) or
+//                                         "<id>" (has a record); LPUSH in, RPOP out (FIFO)
 //   <prefix>:{<queue>}:active     zset    job id -> claimed-at unix ms (owner in the record)
 //   <prefix>:{<queue>}:done       zset    job id -> finished unix ms, trimmed to keep_done
 //   <prefix>:{<queue>}:failed     zset    job id -> finished unix ms, never trimmed silently
 //   <prefix>:{<queue>}:scheduled  zset    job id -> due unix ms (retries waiting)
-//   <prefix>:{<queue>}:files      hash    file name -> live job id, or "~<identity>" once handled
-//   <prefix>:{<queue>}:stats      hash    counters
+//   <prefix>:{<queue>}:files      hash    file name -> "<id> <identity>" (never claimed), a
+//                                         job id (has a record), or "~<identity>" once handled
+//   <prefix>:{<queue>}:counts     hash    counters
+//   <prefix>:{<queue>}:stats      string  layout 1's counters: now a marker older dropqs stop at
 //   <prefix>:{<queue>}:paused     string  set: no instance starts new jobs ("<unix ms> <host>")
 //   <prefix>:instances            set     every instance that registered
 //   <prefix>:instance:<name>      string  heartbeat, with a TTL
@@ -36,7 +40,8 @@ class QueueKeys {
   std::string Failed() const { return base_ + "failed"; }
   std::string Scheduled() const { return base_ + "scheduled"; }
   std::string Files() const { return base_ + "files"; }
-  std::string Stats() const { return base_ + "stats"; }
+  std::string Counts() const { return base_ + "counts"; }
+  std::string Layout() const { return base_ + "layout"; }
   std::string Paused() const { return base_ + "paused"; }
 
  private:

@@ -89,15 +89,13 @@ Fields OutcomeFields(const Outcome& o) {
 
 // ---------------------------------------------------------------- ENQUEUE
 
-std::vector<std::string> EncodeEnqueue(int64_t now_ms, const std::vector<EnqueueItem>& items) {
+std::vector<std::string> EncodeEnqueue(const std::vector<EnqueueItem>& items) {
   std::vector<std::string> args;
-  args.reserve(1 + 4 * items.size());
-  args.push_back(std::to_string(now_ms));
+  args.reserve(3 * items.size());
   for (const EnqueueItem& it : items) {
     args.push_back(it.id);
     args.push_back(it.name);
     args.push_back(it.ident.ToString());
-    args.push_back(std::to_string(it.ident.size));
   }
   return args;
 }
@@ -117,6 +115,22 @@ std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, 
 }
 
 bool IsPausedReply(const Reply& r) { return r.is_error() && r.str.rfind("PAUSED", 0) == 0; }
+
+bool IsLayoutReply(const Reply& r) { return r.is_error() && r.str.rfind("LAYOUT", 0) == 0; }
+
+Entry SplitEntry(std::string_view entry) {
+  const size_t sp = entry.find(' ');
+  if (sp == std::string_view::npos) return {entry, std::nullopt};
+  return {entry.substr(0, sp), entry.substr(sp + 1)};
+}
+
+Status DecodeUpgrade(const Reply& r) {
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kInteger || r.integer != kLayout) {
+    return BadReply("UPGRADE", "not the layout " + std::to_string(kLayout));
+  }
+  return {};
+}
 
 Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r) {
   constexpr std::string_view kCall = "CLAIM";

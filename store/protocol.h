@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +32,26 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 // its line of the error history "attempt.<n>" / "stderr.<n>").
 Fields OutcomeFields(const Outcome& o);
 
+// ---------------------------------------------------------------- layout
+
+// The layout of a queue's keys these scripts read and write (LAYOUT in
+// store/lua/lib.lua; docs/redis-keys.md). Every script refuses a queue of
+// another layout with an error starting "LAYOUT"; UPGRADE (no ARGV) brings a
+// queue of the previous layout to this one and answers kLayout.
+inline constexpr int kLayout = 2;
+bool IsLayoutReply(const Reply& r);
+Status DecodeUpgrade(const Reply& r);
+
+// An entry of :pending or :files split at its first space (split_entry() in
+// lib.lua): a job never claimed has no record and is "<id> <name>" in
+// :pending and "<id> <ident>" in :files; a job with a record is "<id>" in
+// both. `rest` is nullopt for the latter.
+struct Entry {
+  std::string_view id;
+  std::optional<std::string_view> rest;
+};
+Entry SplitEntry(std::string_view entry);
+
 // ---------------------------------------------------------------- ENQUEUE
 
 struct EnqueueItem {
@@ -38,7 +59,7 @@ struct EnqueueItem {
   std::string name;
   FileIdentity ident;
 };
-std::vector<std::string> EncodeEnqueue(int64_t now_ms, const std::vector<EnqueueItem>& items);
+std::vector<std::string> EncodeEnqueue(const std::vector<EnqueueItem>& items);
 // How many of the `n` files became new jobs.
 Result<uint64_t> DecodeEnqueue(const Reply& r, size_t n);
 

@@ -90,6 +90,7 @@ DROPQ_SCRIPT(RetryCommitScript, "retry_commit")
 DROPQ_SCRIPT(RetryAbortScript, "retry_abort")
 DROPQ_SCRIPT(PurgeScript, "purge")
 DROPQ_SCRIPT(DisposeFailedScript, "dispose_failed")
+DROPQ_SCRIPT(UpgradeScript, "upgrade")
 #undef DROPQ_SCRIPT
 
 }  // namespace dropq

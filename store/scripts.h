@@ -56,5 +56,6 @@ const Script& RetryCommitScript();
 const Script& RetryAbortScript();
 const Script& PurgeScript();
 const Script& DisposeFailedScript();
+const Script& UpgradeScript();
 
 }  // namespace dropq

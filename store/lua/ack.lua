@@ -5,7 +5,7 @@
 -- and keeps its name in :files. Returns 1 per job acknowledged, 0 per job
 -- this instance does not own.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'stats'})
+local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'counts'})
 if bad then return bad end
 local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keep_failed = tonumber(ARGV[4])
@@ -41,7 +41,7 @@ while i <= #ARGV do
     if state == 'scheduled' then
       nsched = nsched + 1
     elseif result == 'vanished' or result == 'replaced' then
-      redis.call('HINCRBY', base .. 'stats', result, 1)  -- a skip, not a run
+      redis.call('HINCRBY', base .. 'counts', result, 1)  -- a skip, not a run
     elseif state == 'done' then
       ndone = ndone + 1
     else
@@ -53,9 +53,9 @@ while i <= #ARGV do
   end
   i = i + 4 + 2 * nf
 end
-if nfailed > 0 then redis.call('HINCRBY', base .. 'stats', 'failed', nfailed) end
-if ndone > 0 then redis.call('HINCRBY', base .. 'stats', 'done', ndone) end
-if nsched > 0 then redis.call('HINCRBY', base .. 'stats', 'retries', nsched) end
+if nfailed > 0 then redis.call('HINCRBY', base .. 'counts', 'failed', nfailed) end
+if ndone > 0 then redis.call('HINCRBY', base .. 'counts', 'done', ndone) end
+if nsched > 0 then redis.call('HINCRBY', base .. 'counts', 'retries', nsched) end
 if nfailed > 0 and keep_failed >= 0 then
   -- Only when configured (keep_failed), and counted: never silently.
   local failed = base .. 'failed'
@@ -64,7 +64,7 @@ if nfailed > 0 and keep_failed >= 0 then
     local old = redis.call('ZRANGE', failed, 0, over - 1)
     for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
     redis.call('ZREMRANGEBYRANK', failed, 0, over - 1)
-    redis.call('HINCRBY', base .. 'stats', 'failed_trimmed', over)
+    redis.call('HINCRBY', base .. 'counts', 'failed_trimmed', over)
   end
 end
 local done = base .. 'done'

@@ -3,6 +3,8 @@
 -- (the disposition is tried again). Only a job this instance still owns,
 -- active in its disposing phase, is written: a record that was deleted, or
 -- taken over, stays as it is. Returns 1 per job written, 0 per job left alone.
+local bad = check_layout(KEYS[1])
+if bad then return bad end
 local base = KEYS[1]
 local inst = ARGV[1]
 local out = {}

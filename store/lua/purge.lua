@@ -6,7 +6,7 @@ local state, before, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if state ~= 'done' and state ~= 'failed' then
   return redis.error_reply('ERR state must be done or failed')
 end
-local bad = check_types(base, {state, 'stats'})
+local bad = check_types(base, {state, 'counts'})
 if bad then return bad end
 local set = base .. state
 local ids = redis.call('ZRANGEBYSCORE', set, '-inf', before, 'LIMIT', 0, limit)
@@ -16,5 +16,5 @@ for _, id in ipairs(ids) do
   if hmget(key, 'state')[1] == state then redis.call('DEL', key) end
   redis.call('ZREM', set, id)
 end
-if #ids > 0 then redis.call('HINCRBY', base .. 'stats', 'purged_' .. state, #ids) end
+if #ids > 0 then redis.call('HINCRBY', base .. 'counts', 'purged_' .. state, #ids) end
 return #ids

@@ -1,6 +1,8 @@
 -- ARGV: instance, then (id, nfields, field, value, ...) per job.
 -- Records an outcome before the file moves: phase=disposing plus the fields.
 -- Returns 1 per job recorded, 0 per job this instance does not own.
+local bad = check_layout(KEYS[1])
+if bad then return bad end
 local base = KEYS[1]
 -- Writes job records alone, each read through hmget() first.
 local inst = ARGV[1]

@@ -1,7 +1,7 @@
 -- ARGV: instance, then (id, interrupted '0'|'1') per job. Own active jobs go
 -- back to the front of pending; the attempt count stays as it is.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'pending', 'stats'})
+local bad = check_types(base, {'active', 'pending', 'counts'})
 if bad then return bad end
 local inst = ARGV[1]
 local n, ni = 0, 0
@@ -14,5 +14,5 @@ for i = 2, #ARGV, 2 do
     n = n + 1
   end
 end
-if ni > 0 then redis.call('HINCRBY', base .. 'stats', 'interrupted', ni) end
+if ni > 0 then redis.call('HINCRBY', base .. 'counts', 'interrupted', ni) end
 return n

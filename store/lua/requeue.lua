@@ -5,7 +5,7 @@
 -- so its absence does not prove the handler never started). Returns the
 -- requeued ids.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'pending', 'stats'})
+local bad = check_types(base, {'active', 'pending', 'counts'})
 if bad then return bad end
 local inst = ARGV[1]
 local held = {}
@@ -24,5 +24,5 @@ for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
     end
   end
 end
-if ni > 0 then redis.call('HINCRBY', base .. 'stats', 'interrupted', ni) end
+if ni > 0 then redis.call('HINCRBY', base .. 'counts', 'interrupted', ni) end
 return out

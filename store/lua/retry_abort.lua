@@ -1,5 +1,7 @@
 -- ARGV: id, files value ('' = remove). Undoes RETRY_PREPARE when the file
 -- could not be put back.
+local bad = check_layout(KEYS[1])
+if bad then return bad end
 local base = KEYS[1]
 local id, fv = ARGV[1], ARGV[2]
 local key = base .. 'job:' .. id

@@ -1,5 +1,7 @@
 -- ARGV: id, now_ms. The file is back in place: the job goes to pending with
 -- its attempts reset and its last result kept as last_result.
+local bad = check_layout(KEYS[1])
+if bad then return bad end
 local base = KEYS[1]
 local id, now = ARGV[1], ARGV[2]
 local key = base .. 'job:' .. id
@@ -19,5 +21,5 @@ redis.call('HSET', key, 'state', 'pending', 'attempt', 0, 'failures', 0, 'tempfa
 redis.call('HINCRBY', key, 'retried', 1)
 redis.call('ZREM', base .. 'failed', id)
 redis.call('LPUSH', base .. 'pending', id)
-redis.call('HINCRBY', base .. 'stats', 'retried', 1)
+redis.call('HINCRBY', base .. 'counts', 'retried', 1)
 return 1

@@ -1,4 +1,6 @@
 -- ARGV: instance, now_ms, then (id, attempt) per job.
+local bad = check_layout(KEYS[1])
+if bad then return bad end
 local base = KEYS[1]
 local inst, now = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do

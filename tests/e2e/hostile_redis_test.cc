@@ -2,7 +2,7 @@
 // record with fields deleted or holding garbage (attempt="abc", a number past
 // 64 bits, a negative one, a 1 MB value), and keys of dropq's namespace that
 // hold the wrong type (pending a string or a hash, a job record a list, the
-// stats hash a list, files a string). Every case must be logged, must not
+// counts hash a list, files a string). Every case must be logged, must not
 // crash dropqd or make it spin, and once the key is fixed (deleted) files are
 // processed again. Each test ends with dropqd alive, `dropqctl status`
 // answering, and its peak memory (VmHWM) small.
@@ -236,7 +236,7 @@ TEST_P(WrongTypeTest, LoggedQuietAndRecoversOnceDeleted) {
       << "during.txt was not processed after the fix; :files says "
       << env_.redis.Cmd({"HGET", Key("files"), "during.txt"}) << "\n"
       << env_.DaemonLog();
-  // Counted: the job record of the file after the fix, and the stats hash
+  // Counted: the job record of the file after the fix, and the counts hash
   // (started afresh when it was the key deleted).
   const auto ids = JobIdsByName(env_.redis, "q");
   ASSERT_EQ(ids.count("after.txt"), 1u);
@@ -259,7 +259,7 @@ INSTANTIATE_TEST_SUITE_P(
             "pending_hash", "pending", {"HSET", "f", "v"}, "claim.failed queue=q err=WRONGTYPE"},
         WrongType{
             "files_string", "files", {"SET", "garbage"}, "enqueue.failed queue=q err=WRONGTYPE"},
-        WrongType{"stats_list", "stats", {"RPUSH", "x"}, "enqueue.failed queue=q err=WRONGTYPE"}),
+        WrongType{"counts_list", "counts", {"RPUSH", "x"}, "enqueue.failed queue=q err=WRONGTYPE"}),
     [](const auto& info) { return info.param.label; });
 
 // A job record that is a list: its id is in :pending and its name in :files.
@@ -291,7 +291,7 @@ TEST_F(HostileRedisTest, JobRecordThatIsAListDoesNotBlockOtherFiles) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
-// A queue key of the wrong type (here the stats hash made a list) makes every
+// A queue key of the wrong type (here the counts hash made a list) makes every
 // script refuse before it writes anything: no file is claimed or moved while
 // it is broken, nothing piles up in dropqd, and once the key is fixed every
 // file is processed (the refused ENQUEUEs are made good by a rescan) and
@@ -299,15 +299,15 @@ TEST_F(HostileRedisTest, JobRecordThatIsAListDoesNotBlockOtherFiles) {
 TEST_F(HostileRedisTest, RefusedAcksDoNotStallTheQueueAfterTheFix) {
   WriteConfig(/*workers=*/1);  // capacity 4: at most 6 jobs held
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
-  env_.redis.Cmd({"RPUSH", Key("stats"), "x"});
+  env_.redis.Cmd({"RPUSH", Key("counts"), "x"});
   for (int i = 0; i < 7; ++i) {
     WriteFile(env_.inbox + "/refused-" + std::to_string(i) + ".txt", "r\n");
   }
   EXPECT_TRUE(WaitLogged("failed queue=q err=WRONGTYPE")) << env_.DaemonLog();
-  ExpectQuiet("stats a list");
+  ExpectQuiet("counts a list");
   EXPECT_TRUE(ListDir(env_.done).empty()) << env_.DaemonLog();
   EXPECT_EQ(ListDir(env_.inbox).size(), 7u);  // safe where they were dropped
-  env_.redis.Cmd({"DEL", Key("stats")});
+  env_.redis.Cmd({"DEL", Key("counts")});
   EXPECT_TRUE(Processes("after.txt", seconds(30))) << env_.DaemonLog();
   EXPECT_TRUE(WaitFor([&] { return ListDir(env_.done).size() == 8; }, seconds(30)))
       << env_.DaemonLog();

@@ -204,7 +204,7 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   EXPECT_EQ(Value(samples, "dropq_job_duration_seconds_bucket", {{"queue", "q"}, {"le", "+Inf"}}),
             15)
       << body;
-  // The same counts, for the whole queue, in Redis' stats hash; the
+  // The same counts, for the whole queue, in Redis' counts hash; the
   // watcher's are added every tick (5 s here).
   EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), 15);
   EXPECT_EQ(StatCounter(env.redis, "q", "done"), 12);

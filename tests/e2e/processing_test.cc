@@ -175,7 +175,7 @@ TEST(ProcessingTest, AnAreaOfAnotherUserIsRefused) {
 }
 
 // A kept file goes into the area and back under its name. Its return is
-// dropqd's own move, not an upload: it is not taken up again (the stats'
+// dropqd's own move, not an upload: it is not taken up again (the counts'
 // `seen` counts each file once, no second ENQUEUE), and nothing runs twice.
 TEST(ProcessingTest, AKeptFileMovedBackIsNotTakenUpAgain) {
   DropqEnv env;
@@ -193,7 +193,7 @@ TEST(ProcessingTest, AKeptFileMovedBackIsNotTakenUpAgain) {
   }
   ASSERT_TRUE(WaitForOutcomes(env.redis, kFiles, 0)) << env.DaemonLog();
   EXPECT_EQ(ListDir(env.inbox).size(), static_cast<size_t>(kFiles));  // all back, kept
-  // The watchers' counts reach the stats hash every few seconds.
+  // The watchers' counts reach the counts hash every few seconds.
   EXPECT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "seen") >= kFiles; }, seconds(15)));
   std::this_thread::sleep_for(std::chrono::seconds(6));  // one more push, if there were more
   EXPECT_EQ(StatCounter(env.redis, "q", "seen"), kFiles);

@@ -139,7 +139,7 @@ TEST(SkipKindsTest, OnlyRegularFilesBecomeJobs) {
 }
 
 // A rescan finds the entries it skipped before: each is reported (logged and
-// counted in the stats hash) once while it stays, and again only if it is
+// counted in the counts hash) once while it stays, and again only if it is
 // replaced by another entry under the same name.
 TEST(SkipKindsTest, RescansReportASkippedEntryOnce) {
   DropqEnv env;
@@ -175,7 +175,7 @@ TEST(SkipKindsTest, RescansReportASkippedEntryOnce) {
   EXPECT_EQ(Count(log, SkipLine(env, entries[1])), 2u) << log;
   EXPECT_EQ(Count(log, SkipLine(env, entries[0])), 1u) << log;
 
-  // The stats hash counts reports, pushed every tick (5 s).
+  // The counts hash counts reports, pushed every tick (5 s).
   EXPECT_TRUE(
       WaitFor([&] { return StatCounter(env.redis, "q", "skipped_fifo") == 2; }, seconds(15)));
   EXPECT_EQ(StatCounter(env.redis, "q", "skipped_directory"), 1);

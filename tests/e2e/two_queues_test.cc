@@ -83,8 +83,8 @@ TEST(TwoQueuesTest, QueuesAreIndependent) {
   WriteFile(docs + "/letter.odt", "odt\n");
   ASSERT_TRUE(WaitFor(
       [&] {
-        return env.redis.CmdInt({"HGET", Key("images", "stats"), "done"}) == 2 &&
-               env.redis.CmdInt({"HGET", Key("docs", "stats"), "done"}) == 2;
+        return env.redis.CmdInt({"HGET", Key("images", "counts"), "done"}) == 2 &&
+               env.redis.CmdInt({"HGET", Key("docs", "counts"), "done"}) == 2;
       },
       seconds(20)))
       << env.DaemonLog();

@@ -21,6 +21,10 @@ class StoreScriptsTest : public ::testing::Test {
     auto c = RedisSync::Connect(*url, std::chrono::seconds(2));
     ASSERT_TRUE(c.ok()) << c.error().what;
     conn_ = std::move(*c);
+    // As dropqd does when it connects: the queue gets this layout.
+    auto up = conn_->Eval(UpgradeScript(), keys_.base(), {});
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE(DecodeUpgrade(*up).ok()) << up->str;
   }
 
   Reply Eval(const Script& s, std::vector<std::string> args) {
@@ -38,7 +42,7 @@ class StoreScriptsTest : public ::testing::Test {
     return redis_.Cmd({"HGET", keys_.Job(id), f});
   }
   Reply Enqueue(const std::string& id, const std::string& name, const std::string& ident) {
-    return Eval(EnqueueScript(), {"1000", id, name, ident, "5"});
+    return Eval(EnqueueScript(), {id, name, ident});
   }
   // Claims up to `n` jobs for `inst`; returns their ids.
   std::vector<std::string> Claim(const std::string& inst, int n) {
@@ -93,28 +97,33 @@ TEST_F(StoreScriptsTest, EnqueueDeduplicatesLiveAndHandledNames) {
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "~1:5:7");
   EXPECT_EQ(Ints(Enqueue("J3", "a.txt", "1:5:7")), std::vector<int64_t>{0});  // same content
   EXPECT_EQ(Ints(Enqueue("J4", "a.txt", "1:6:9")), std::vector<int64_t>{1});  // changed
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "J4");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "enqueued"}), "2");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "J4 1:6:9");  // no record before CLAIM
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J4")}), 0);
+  EXPECT_EQ(redis_.Cmd({"LINDEX", keys_.Pending(), "0"}), "J4 a.txt");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "enqueued"}), "2");
 }
 
 // A name is deduplicated by its file: the same inode rewritten while pending
 // updates the pending job; another inode, or a new version of a file whose
-// job was already claimed, is a job of its own.
+// job was already claimed, is a job of its own. A job never claimed whose
+// name another file took meanwhile ends at CLAIM as a `replaced` count.
 TEST_F(StoreScriptsTest, EnqueueTellsFilesApartByInode) {
   EXPECT_EQ(Ints(Enqueue("J1", "a", "10:5:1")), std::vector<int64_t>{1});
   EXPECT_EQ(Ints(Enqueue("J2", "a", "10:9:2")), std::vector<int64_t>{0});  // grew, still pending
-  EXPECT_EQ(Field("J1", "ident"), "10:9:2");
-  EXPECT_EQ(Field("J1", "size"), "5");  // Enqueue() always passes size 5 here
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J1 10:9:2");
   EXPECT_EQ(Ints(Enqueue("J3", "a", "11:9:2")), std::vector<int64_t>{1});  // renamed over
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J3");
-  ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J1"});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J3 11:9:2");
   ASSERT_EQ(Claim("i1", 1), std::vector<std::string>{"J3"});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "replaced"}), "1");
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
+  EXPECT_EQ(Field("J3", "ident"), "11:9:2");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J3");
   EXPECT_EQ(Ints(Enqueue("J4", "a", "11:9:2")), std::vector<int64_t>{0});   // same file again
   EXPECT_EQ(Ints(Enqueue("J5", "a", "11:12:3")), std::vector<int64_t>{1});  // rewritten mid-run
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5 11:12:3");
   // The claimed job's ack leaves the newer job's entry alone.
   Ack("i1", "J3", "done", "~11:9:2");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J5 11:12:3");
 }
 
 TEST_F(StoreScriptsTest, ClaimIsBoundedAndOwned) {
@@ -143,10 +152,10 @@ TEST_F(StoreScriptsTest, AckIsFencedByOwnerAndTrimsDone) {
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J3")}), 1);
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
   EXPECT_EQ(redis_.CmdInt({"HLEN", keys_.Files()}), 0);
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "done"}), "4");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "done"}), "4");
   // A second ack of the same job (a resend after a lost reply) changes nothing.
   EXPECT_EQ(Ints(Ack("i1", "J3", "done", "")), std::vector<int64_t>{0});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "done"}), "4");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "done"}), "4");
 }
 
 TEST_F(StoreScriptsTest, ReleaseGoesToTheFrontAndKeepsAttempt) {
@@ -217,7 +226,7 @@ TEST_F(StoreScriptsTest, ScheduledRetriesArePromotedWhenDue) {
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a"}), "J1");  // still live
   EXPECT_EQ(Ints(Enqueue("J3", "a", "1:1:1")), std::vector<int64_t>{0});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "retries"}), "2");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "retries"}), "2");
 
   Reply early = Eval(PromoteScript(), {"4999", "10"});
   EXPECT_EQ(early.elements.at(0).AsInt(), 0);
@@ -242,14 +251,14 @@ TEST_F(StoreScriptsTest, KeepFailedTrimsOnlyWhenSetAndCounts) {
   }
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Failed()}), 2);
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J0")}), 0);
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "failed_trimmed"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "failed_trimmed"}), "1");
 }
 
 TEST_F(StoreScriptsTest, ForgetDropsOnlyHandledMarkers) {
   Enqueue("J1", "live", "1:1:1");
   redis_.Cmd({"HSET", keys_.Files(), "kept", "~2:2:2"});
   Eval(ForgetScript(), {"live", "kept"});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "live"}), "J1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "live"}), "J1 1:1:1");
   EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "kept"}), "");
 }
 
@@ -275,7 +284,7 @@ TEST_F(StoreScriptsTest, RecordedJobKeepsItsOutcomeThroughRequeue) {
   EXPECT_EQ(Field("J1", "owner"), "");
   EXPECT_EQ(Field("J1", "interrupted"), "");
   EXPECT_EQ(Field("J1", "result"), "ok");  // not overwritten with 'interrupted'
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "interrupted"}), "");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "interrupted"}), "");
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
 
   auto t = ClaimTuples("i2", 5);
@@ -303,7 +312,7 @@ TEST_F(StoreScriptsTest, RecordedFailureKeepsItsOutcomeThroughRelease) {
   EXPECT_EQ(Field("J1", "interrupted"), "");
   EXPECT_EQ(Field("J2", "phase"), "");
   EXPECT_EQ(Field("J2", "interrupted"), "1");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "interrupted"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "interrupted"}), "1");
 
   auto t = ClaimTuples("i2", 5);
   ASSERT_EQ(t.size(), 2u);
@@ -340,8 +349,8 @@ TEST_F(StoreScriptsTest, PendingRecordWithoutNameIsSetAsideAsCorrupt) {
   EXPECT_EQ(Field("J9", "owner"), "");
   EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Failed(), "J9"}), "2000");
   EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Active(), "J9"}), "");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "corrupt"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "stale_pending"}), "");
 }
 
 TEST_F(StoreScriptsTest, PendingRecordWithoutStateIsSetAsideAsCorrupt) {
@@ -354,7 +363,7 @@ TEST_F(StoreScriptsTest, PendingRecordWithoutStateIsSetAsideAsCorrupt) {
   EXPECT_EQ(Field("J9", "state"), "failed");  // where an operator sees it
   EXPECT_NE(Field("J9", "error").find("no state"), std::string::npos);
   EXPECT_EQ(redis_.Cmd({"ZSCORE", keys_.Failed(), "J9"}), "2000");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "corrupt"}), "1");
 }
 
 TEST_F(StoreScriptsTest, JobKeyThatIsNotAHashIsCorrupt) {
@@ -368,8 +377,8 @@ TEST_F(StoreScriptsTest, JobKeyThatIsNotAHashIsCorrupt) {
   EXPECT_EQ(redis_.Cmd({"TYPE", keys_.Job("J8")}), "list");  // left as it is
   EXPECT_EQ(redis_.CmdInt({"LLEN", keys_.Pending()}), 0);
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 0);
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "corrupt"}), "1");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "stale_pending"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "corrupt"}), "1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "stale_pending"}), "1");
 }
 
 // A queue key of the wrong type: every script that may write it refuses
@@ -382,7 +391,7 @@ TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
   redis_.Cmd({"DEL", keys_.Pending()});
   redis_.Cmd({"SET", keys_.Pending(), "hand-edited"});
   const std::vector<std::string> files_before = redis_.CmdList({"HGETALL", keys_.Files()});
-  const std::vector<std::string> stats_before = redis_.CmdList({"HGETALL", keys_.Stats()});
+  const std::vector<std::string> stats_before = redis_.CmdList({"HGETALL", keys_.Counts()});
   const std::vector<std::string> j1_before = redis_.CmdList({"HGETALL", keys_.Job("J1")});
   const std::vector<std::string> j2_before = redis_.CmdList({"HGETALL", keys_.Job("J2")});
 
@@ -398,7 +407,7 @@ TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
 
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J3")}), 0);
   EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Files()}), files_before);
-  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Stats()}), stats_before);
+  EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Counts()}), stats_before);
   EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Job("J1")}), j1_before);
   EXPECT_EQ(redis_.CmdList({"HGETALL", keys_.Job("J2")}), j2_before);
   EXPECT_EQ(redis_.Cmd({"GET", keys_.Pending()}), "hand-edited");
@@ -447,8 +456,8 @@ TEST_F(StoreScriptsTest, WrongTypeFilesOrStatsKeyIsRefusedToo) {
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Pending()}), 0);
   redis_.Cmd({"DEL", keys_.Files()});
 
-  redis_.Cmd({"SET", keys_.Stats(), "1"});
-  Reply r2 = Raw(EnqueueScript(), {"1000", "J1", "a.txt", "1:5:7", "5"});
+  redis_.Cmd({"SET", keys_.Counts(), "1"});
+  Reply r2 = Raw(EnqueueScript(), {"J1", "a.txt", "1:5:7"});
   EXPECT_TRUE(r2.is_error());
   EXPECT_EQ(r2.str.rfind("WRONGTYPE", 0), 0u) << r2.str;
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
@@ -461,21 +470,26 @@ TEST_F(StoreScriptsTest, EnqueueTreatsAnEntryForAnotherNameAsStale) {
   EXPECT_EQ(Ints(Enqueue("J1", "a.txt", "1:5:7")), std::vector<int64_t>{1});
   redis_.Cmd({"HSET", keys_.Files(), "b.txt", "J1"});  // hand-edited
   EXPECT_EQ(Ints(Enqueue("J2", "b.txt", "1:5:7")), std::vector<int64_t>{1});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "b.txt"}), "J2");
-  EXPECT_EQ(Field("J2", "name"), "b.txt");
-  EXPECT_EQ(Field("J1", "ident"), "1:5:7");  // the other record is not touched
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "J1");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "b.txt"}), "J2 1:5:7");
+  EXPECT_EQ(redis_.Cmd({"LINDEX", keys_.Pending(), "0"}), "J2 b.txt");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a.txt"}), "J1 1:5:7");  // not touched
 
   redis_.Cmd({"HSET", keys_.Job("J5"), "state", "pending", "ident", "3:5:7"});  // no name
   redis_.Cmd({"HSET", keys_.Files(), "c.txt", "J5"});
   EXPECT_EQ(Ints(Enqueue("J3", "c.txt", "3:5:7")), std::vector<int64_t>{1});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "c.txt"}), "J3");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "c.txt"}), "J3 3:5:7");
 
   redis_.Cmd({"RPUSH", keys_.Job("J6"), "x"});  // not a hash
   redis_.Cmd({"HSET", keys_.Files(), "d.txt", "J6"});
   EXPECT_EQ(Ints(Enqueue("J4", "d.txt", "4:5:7")), std::vector<int64_t>{1});
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "d.txt"}), "J4");
-  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Stats(), "enqueued"}), "4");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "d.txt"}), "J4 4:5:7");
+
+  // "<id> <ident>" of a job that has a record is stale: CLAIM rewrites the
+  // entry as it makes the record.
+  redis_.Cmd({"HSET", keys_.Job("J7"), "name", "e.txt", "state", "active", "ident", "5:5:7"});
+  redis_.Cmd({"HSET", keys_.Files(), "e.txt", "J7 5:5:7"});
+  EXPECT_EQ(Ints(Enqueue("J8", "e.txt", "5:5:7")), std::vector<int64_t>{1});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "enqueued"}), "5");
 }
 
 // DISPOSE_FAILED writes only a record this instance owns, active and in its
@@ -562,6 +576,122 @@ TEST_F(StoreScriptsTest, EveryFieldTheScriptsWriteIsInTheFieldTable) {
       EXPECT_TRUE(jobfield::IsKnown(kv[i])) << id << " has field " << kv[i];
     }
   }
+}
+
+// ---------------------------------------------------------------- layout
+
+// A queue left by a dropq of layout 1 (counters in :stats, a record made at
+// ENQUEUE with size and enq): UPGRADE moves the counters and leaves a string
+// at :stats, on which every layout 1 script stops before writing. Its jobs
+// are read as they are.
+TEST_F(StoreScriptsTest, UpgradeMovesLayoutOneCountersAndLeavesATripwire) {
+  const std::string stats = keys_.base() + "stats";
+  redis_.Cmd({"DEL", keys_.Layout(), stats});  // as a layout 1 dropqd left them
+  redis_.Cmd({"HSET", stats, "enqueued", "5", "done", "3", "edited", "x"});
+  redis_.Cmd({"HSET", keys_.Counts(), "done", "1", "seen", "7"});  // pushed before the upgrade
+  redis_.Cmd({"HSET", keys_.Job("J9"), "name", "a.txt", "size", "5", "ident", "1:5:7", "state",
+              "pending", "enq", "1000"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J9"});
+  redis_.Cmd({"HSET", keys_.Files(), "a.txt", "J9"});
+  Reply missing = Raw(ClaimScript(), EncodeClaim(2000, "i1", 1));
+  EXPECT_TRUE(IsLayoutReply(missing)) << missing.str;
+  EXPECT_NE(missing.str.find("layout is missing"), std::string::npos) << missing.str;
+  EXPECT_EQ(redis_.CmdInt({"LLEN", keys_.Pending()}), 1);  // refused before any write
+
+  for (int i = 0; i < 2; ++i) {  // idempotent
+    Reply up = Raw(UpgradeScript(), {});
+    ASSERT_TRUE(DecodeUpgrade(up).ok()) << up.str;
+  }
+  EXPECT_EQ(redis_.Cmd({"GET", keys_.Layout()}), "2");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "enqueued"}), "5");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "done"}), "4");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "seen"}), "7");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "edited"}), "x");
+  EXPECT_EQ(redis_.Cmd({"TYPE", stats}), "string");
+  // A layout 1 dropqd counts with HINCRBY on :stats and checks its type in
+  // every script: both fail.
+  EXPECT_NE(redis_.Cmd({"HINCRBY", stats, "done", "1"}).find("WRONGTYPE"), std::string::npos);
+
+  auto t = ClaimTuples("i1", 5);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0][0], "J9");
+  EXPECT_EQ(t[0][1], "a.txt");
+  EXPECT_EQ(t[0][2], "1:5:7");
+  // Its file, seen again, is the same job.
+  EXPECT_EQ(Ints(Enqueue("J10", "a.txt", "1:5:7")), std::vector<int64_t>{0});
+}
+
+// A queue of a later layout (or none) is refused by every script, before any
+// write: two versions never read each other's keys.
+TEST_F(StoreScriptsTest, EveryScriptRefusesAQueueOfAnotherLayout) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  Enqueue("J2", "b.txt", "2:5:7");
+  Claim("i1", 1);
+  const std::vector<std::pair<const Script*, std::vector<std::string>>> calls = {
+      {&EnqueueScript(), {"J3", "c.txt", "3:5:7"}},
+      {&ClaimScript(), EncodeClaim(2000, "i1", 5)},
+      {&StartedScript(), EncodeStarted("i1", 2500, {{"J1", 1}})},
+      {&RecordScript(), {"i1", "J1", "1", "result", "ok"}},
+      {&AckScript(), {"i1", "3000", "100", "-1", "J1", "done", "~1:5:7", "1", "result", "ok"}},
+      {&ReleaseScript(), EncodeRelease("i1", {{"J1", true}})},
+      {&RequeueScript(), EncodeRequeue("i1", {})},
+      {&ForgetScript(), {"a.txt"}},
+      {&StatesScript(), {"J1"}},
+      {&PromoteScript(), EncodePromote(5000, 10)},
+      {&RetryPrepareScript(), {"J1"}},
+      {&RetryCommitScript(), {"J1", "6000"}},
+      {&RetryAbortScript(), {"J1", ""}},
+      {&PurgeScript(), {"done", "9000", "10"}},
+      {&DisposeFailedScript(), EncodeDisposeFailed("i1", {{"J1", "EACCES", 1}})},
+  };
+  for (const char* layout : {"3", ""}) {
+    if (*layout) {
+      redis_.Cmd({"SET", keys_.Layout(), layout});
+    } else {
+      redis_.Cmd({"DEL", keys_.Layout()});
+    }
+    const std::vector<std::string> before = redis_.CmdList({"KEYS", "*"});
+    const std::string dump = redis_.Cmd({"HGETALL", keys_.Job("J1")});
+    for (const auto& [script, args] : calls) {
+      Reply r = Raw(*script, args);
+      EXPECT_TRUE(IsLayoutReply(r)) << script->name << ": " << r.str;
+    }
+    EXPECT_EQ(redis_.CmdList({"KEYS", "*"}), before);
+    EXPECT_EQ(redis_.CmdInt({"LLEN", keys_.Pending()}), 1);
+    EXPECT_EQ(redis_.Cmd({"HGET", keys_.Job("J1"), "state"}), "active");
+  }
+  redis_.Cmd({"SET", keys_.Layout(), "3"});
+  Reply up = Raw(UpgradeScript(), {});
+  EXPECT_TRUE(IsLayoutReply(up)) << up.str;
+  EXPECT_EQ(redis_.Cmd({"GET", keys_.Layout()}), "3");
+}
+
+// CLAIM makes the record of a job never claimed from its two entries, and
+// sets a job aside whose entries disagree.
+TEST_F(StoreScriptsTest, ClaimMakesTheRecordOfAJobNeverClaimed) {
+  Enqueue("J1", "a b.txt", "1:5:7");
+  auto t = ClaimTuples("i1", 1);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"J1", "a b.txt", "1:5:7", "0", "0", "0", "", ""}));
+  EXPECT_EQ(Field("J1", "name"), "a b.txt");
+  EXPECT_EQ(Field("J1", "ident"), "1:5:7");
+  EXPECT_EQ(Field("J1", "state"), "active");
+  EXPECT_EQ(Field("J1", "owner"), "i1");
+  EXPECT_EQ(Field("J1", "claimed"), "2000");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "a b.txt"}), "J1");
+  EXPECT_EQ(redis_.CmdInt({"ZSCORE", keys_.Active(), "J1"}), 2000);
+
+  // Its :files entry gone (a hand edit): stale, nothing made.
+  Enqueue("J2", "b.txt", "2:5:7");
+  redis_.Cmd({"HDEL", keys_.Files(), "b.txt"});
+  EXPECT_TRUE(ClaimTuples("i1", 1).empty());
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J2")}), 0);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "stale_pending"}), "1");
+  // An id no file or directory may have: corrupt.
+  redis_.Cmd({"LPUSH", keys_.Pending(), ".x c.txt"});
+  t = ClaimTuples("i1", 1);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0][6], "corrupt");
 }
 
 }  // namespace

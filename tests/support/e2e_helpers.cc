@@ -143,7 +143,7 @@ void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib) {
 
 long long StatCounter(const RedisServer& redis, const std::string& queue,
                       const std::string& counter) {
-  return redis.CmdInt({"HGET", DropqEnv::Key(queue, "stats"), counter});
+  return redis.CmdInt({"HGET", DropqEnv::Key(queue, "counts"), counter});
 }
 
 bool WaitForOutcomes(const RedisServer& redis, long long done, long long failed,

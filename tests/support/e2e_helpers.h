@@ -62,7 +62,7 @@ std::string OnlyJobId(const RedisServer& redis, const std::string& queue, const 
 // as a measure) stayed below `max_hwm_kib`.
 void ExpectDaemonHealthy(DropqEnv& env, long max_hwm_kib);
 
-// HGET <prefix>:{queue}:stats <counter>, 0 if absent.
+// HGET <prefix>:{queue}:counts <counter>, 0 if absent.
 long long StatCounter(const RedisServer& redis, const std::string& queue,
                       const std::string& counter);
 // Waits (up to `timeout`) until queue q's stats count `done` done and

@@ -133,11 +133,17 @@ TEST(ProtocolTest, PromoteStatesIdsAndRetryPrepare) {
   EXPECT_EQ(rp->name, "a.txt");
   EXPECT_EQ(rp->disposed_to, "/done/a.txt");
   EXPECT_FALSE(DecodeRetryPrepare(Arr({Str("a.txt")})).ok());
+  EXPECT_TRUE(DecodeUpgrade(Int(kLayout)).ok());
+  EXPECT_FALSE(DecodeUpgrade(Int(kLayout + 1)).ok());
+  EXPECT_FALSE(DecodeUpgrade(Str("2")).ok());
+  EXPECT_TRUE(IsLayoutReply(Err("LAYOUT x:layout is \"3\"")));
+  EXPECT_FALSE(IsLayoutReply(Err("WRONGTYPE x")));
+  EXPECT_FALSE(DecodeUpgrade(Err("LAYOUT x")).ok());
 }
 
 TEST(ProtocolTest, EncodersPutEachValueWhereTheScriptReadsIt) {
-  EXPECT_EQ(EncodeEnqueue(7, {{"J1", "a b", FileIdentity{1, 5, 9}}}),
-            (std::vector<std::string>{"7", "J1", "a b", "1:5:9", "5"}));
+  EXPECT_EQ(EncodeEnqueue({{"J1", "a b", FileIdentity{1, 5, 9}}}),
+            (std::vector<std::string>{"J1", "a b", "1:5:9"}));
   EXPECT_EQ(EncodeClaim(7, "i1", 16), (std::vector<std::string>{"7", "i1", "16"}));
   EXPECT_EQ(EncodeStarted("i1", 7, {{"J1", 2}}), (std::vector<std::string>{"i1", "7", "J1", "2"}));
   EXPECT_EQ(EncodeRelease("i1", {{"J1", true}, {"J2", false}}),
