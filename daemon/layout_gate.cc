@@ -106,7 +106,7 @@ void LayoutGate::Upgrade(const std::shared_ptr<Run>& run) {
         run->lost = true;
       } else if (Status s = DecodeUpgrade(*r); !s.ok()) {
         run->Set(IsLayoutReply(*r) ? Verdict::kRefused : Verdict::kRetry,
-                 "queue " + base + ": " + s.error().what);
+                 s.error().what);
       }
       if (--run->awaiting == 0 && !run->lost) Finish(run);
     });

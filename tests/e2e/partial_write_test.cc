@@ -75,7 +75,10 @@ TEST(PartialWriteTest, OpenFileWaitsForItsCloseAndIsHashedWhole) {
       [&] { return JobRecord(env.redis, "q", jobs.at("slow.bin")[0])["state"] == "done"; }));
   auto rec = JobRecord(env.redis, "q", jobs.at("slow.bin")[0]);
   EXPECT_EQ(rec["sha256"], Sha256Hex(first + second));
-  EXPECT_EQ(rec["size"], std::to_string(first.size() + second.size()));
+  // The identity (inode:size:mtime_ns) of the file that was processed: all of it.
+  EXPECT_EQ(rec["ident"].substr(rec["ident"].find(':') + 1,
+                                std::to_string(first.size() + second.size()).size() + 1),
+            std::to_string(first.size() + second.size()) + ":");
   EXPECT_EQ(ReadFile(env.done + "/slow.bin"), first + second);
   EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), 2);
   EXPECT_EQ(env.Stop(), 0);

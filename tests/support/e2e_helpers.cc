@@ -97,12 +97,28 @@ std::map<std::string, int> Tally(const std::vector<std::string>& lines) {
   return out;
 }
 
+namespace {
+
+// The jobs never claimed: "<id> <name>" entries of :pending (they have no
+// record yet; docs/redis-keys.md), as id -> name.
+std::map<std::string, std::string> Unclaimed(const RedisServer& redis, const std::string& queue) {
+  std::map<std::string, std::string> out;
+  for (const std::string& e : redis.CmdList({"LRANGE", DropqEnv::Key(queue, "pending"), "0", "-1"})) {
+    const size_t sp = e.find(' ');
+    if (sp != std::string::npos) out[e.substr(0, sp)] = e.substr(sp + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> JobIds(const RedisServer& redis, const std::string& queue) {
   const std::string prefix = DropqEnv::Key(queue, "job:");
   std::vector<std::string> out;
   for (const std::string& key : redis.CmdList({"KEYS", prefix + "*"})) {
     out.push_back(key.substr(prefix.size()));
   }
+  for (const auto& [id, name] : Unclaimed(redis, queue)) out.push_back(id);
   return out;
 }
 
@@ -112,6 +128,12 @@ std::map<std::string, std::string> JobRecord(const RedisServer& redis, const std
       redis.CmdList({"HGETALL", DropqEnv::Key(queue, "job:" + id)});
   std::map<std::string, std::string> out;
   for (size_t i = 0; i + 1 < flat.size(); i += 2) out[flat[i]] = flat[i + 1];
+  if (out.empty()) {
+    const auto unclaimed = Unclaimed(redis, queue);
+    if (auto it = unclaimed.find(id); it != unclaimed.end()) {
+      out = {{"name", it->second}, {"state", "pending"}};
+    }
+  }
   return out;
 }
 
@@ -119,7 +141,7 @@ std::map<std::string, std::vector<std::string>> JobIdsByName(const RedisServer& 
                                                              const std::string& queue) {
   std::map<std::string, std::vector<std::string>> out;
   for (const std::string& id : JobIds(redis, queue)) {
-    out[redis.Cmd({"HGET", DropqEnv::Key(queue, "job:" + id), "name"})].push_back(id);
+    out[JobRecord(redis, queue, id)["name"]].push_back(id);
   }
   return out;
 }

@@ -46,9 +46,11 @@ size_t Count(const std::string& haystack, const std::string& needle);
 // How many times each line occurs.
 std::map<std::string, int> Tally(const std::vector<std::string>& lines);
 
-// Every job id of `queue` that has a record (KEYS <prefix>:{queue}:job:*).
+// Every job id of `queue`: those with a record (KEYS <prefix>:{queue}:job:*)
+// and those never claimed (their "<id> <name>" entries in :pending).
 std::vector<std::string> JobIds(const RedisServer& redis, const std::string& queue);
-// One job record as field -> value; empty if it does not exist.
+// One job record as field -> value; for a job never claimed, which has no
+// record, {name, state: pending} from its :pending entry; empty if neither.
 std::map<std::string, std::string> JobRecord(const RedisServer& redis, const std::string& queue,
                                              const std::string& id);
 // File name -> ids of every job record with that name.
