@@ -115,8 +115,8 @@ Located FindJob(const Env& env, const std::string& id) {
   for (const auto& q : env.cfg->queues) {
     const std::string key = QueueKeys(env.cfg->prefix, q.name).Pending();
     for (int64_t start = 0;; start += kSlice) {
-      const Reply r = Call(env, {"LRANGE", key, std::to_string(start),
-                                 std::to_string(start + kSlice - 1)});
+      const Reply r =
+          Call(env, {"LRANGE", key, std::to_string(start), std::to_string(start + kSlice - 1)});
       for (const Reply& e : r.elements) {
         const Entry entry = SplitEntry(e.str);
         if (entry.id == id && entry.rest) return {&q, std::string(*entry.rest)};
@@ -161,7 +161,8 @@ int Status(const Env& env) try {
   for (const auto& q : env.cfg->queues) {
     const QueueKeys k(env.cfg->prefix, q.name);
     const Reply layout = Call(env, {"GET", k.Layout()});
-    const bool upgraded = layout.type == Reply::Type::kString && layout.str == std::to_string(kLayout);
+    const bool upgraded =
+        layout.type == Reply::Type::kString && layout.str == std::to_string(kLayout);
     if (!upgraded && (layout.type == Reply::Type::kString ||
                       Call(env, {"TYPE", k.base() + "stats"}).str == "hash")) {
       // Layout 1's keys not upgraded yet (no dropqd of this version has
@@ -171,8 +172,7 @@ int Status(const Env& env) try {
                    "dropqctl: warning: queue %s: Redis layout %s, this dropqctl reads layout %d "
                    "(dropqd upgrades a queue when it connects; docs/redis-keys.md)\n",
                    q.name.c_str(),
-                   layout.type == Reply::Type::kString ? EscapeName(layout.str).c_str()
-                                                       : "missing",
+                   layout.type == Reply::Type::kString ? EscapeName(layout.str).c_str() : "missing",
                    kLayout);
     }
     const int64_t pending = Call(env, {"LLEN", k.Pending()}).AsInt();
@@ -269,8 +269,8 @@ int Show(const Env& env, const std::string& id) try {
     const auto has = [&pairs](std::string_view f) {
       return std::any_of(pairs.begin(), pairs.end(), [f](const auto& p) { return p.first == f; });
     };
-    const auto ident = std::find_if(pairs.begin(), pairs.end(),
-                                    [](const auto& p) { return p.first == "ident"; });
+    const auto ident =
+        std::find_if(pairs.begin(), pairs.end(), [](const auto& p) { return p.first == "ident"; });
     if (!has("size") && ident != pairs.end()) {
       if (auto fi = FileIdentity::Parse(ident->second)) {
         pairs.emplace_back("size", std::to_string(fi->size));

@@ -427,28 +427,23 @@ void Daemon::OnRedisUp() {
   CheckLayout();
 }
 
-namespace {
-
-std::vector<std::string> Bases(const std::vector<std::unique_ptr<QueueRunner>>& runners) {
+// The key bases of every queue, running or draining (draining queues hold
+// outcomes to resend: they are checked too).
+std::vector<std::string> Daemon::QueueBases() const {
   std::vector<std::string> bases;
-  for (const auto& r : runners) bases.push_back(r->keys().base());
+  for (const auto& r : runners_) bases.push_back(r->keys().base());
+  for (const auto& q : retiring_) bases.push_back(q->runner->keys().base());
   return bases;
 }
 
-}  // namespace
-
 void Daemon::CheckLayout() {
   layout_retry_due_ms_ = 0;
-  // Draining queues hold outcomes to resend: they are checked too.
-  std::vector<std::string> bases = Bases(runners_);
-  for (auto& q : retiring_) bases.push_back(q->runner->keys().base());
+  std::vector<std::string> bases = QueueBases();
   gate_->Check(bases, [this, bases](LayoutGate::Verdict v, const std::string& why) {
     if (shutting_down_ || layout_open_ || !redis_->up()) return;
     switch (v) {
       case LayoutGate::Verdict::kOpen: {
-        std::vector<std::string> now = Bases(runners_);
-        for (auto& q : retiring_) now.push_back(q->runner->keys().base());
-        if (now != bases) {  // a reload changed the queues meanwhile: check those too
+        if (QueueBases() != bases) {  // a reload changed the queues meanwhile: check those too
           CheckLayout();
           return;
         }
@@ -479,22 +474,22 @@ void Daemon::StartQueues() {
 }
 
 void Daemon::StartAddedQueue(QueueRunner* runner) {
-  gate_->Check({runner->keys().base()}, [this, runner](LayoutGate::Verdict v,
-                                                       const std::string& why) {
-    // The queue may have been removed again by another reload meanwhile.
-    const bool live = std::any_of(runners_.begin(), runners_.end(),
-                                  [runner](const auto& r) { return r.get() == runner; });
-    if (shutting_down_ || !layout_open_ || !redis_->up() || !live) return;
-    if (v == LayoutGate::Verdict::kOpen) {
-      runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
-      return;
-    }
-    // Refused (a later layout) or not answered: the whole check runs again,
-    // and refuses or retries as at a connect.
-    LogWarn("redis.layout_check_failed", {{"err", why}});
-    layout_open_ = false;
-    CheckLayout();
-  });
+  gate_->Check(
+      {runner->keys().base()}, [this, runner](LayoutGate::Verdict v, const std::string& why) {
+        // The queue may have been removed again by another reload meanwhile.
+        const bool live = std::any_of(runners_.begin(), runners_.end(),
+                                      [runner](const auto& r) { return r.get() == runner; });
+        if (shutting_down_ || !layout_open_ || !redis_->up() || !live) return;
+        if (v == LayoutGate::Verdict::kOpen) {
+          runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+          return;
+        }
+        // Refused (a later layout) or not answered: the whole check runs again,
+        // and refuses or retries as at a connect.
+        LogWarn("redis.layout_check_failed", {{"err", why}});
+        layout_open_ = false;
+        CheckLayout();
+      });
 }
 
 void Daemon::TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
@@ -523,10 +518,9 @@ void Daemon::PushStats() {
 
 void Daemon::Heartbeat() {
   if (!redis_->up()) return;
-  const std::string info = "{\"pid\":" + std::to_string(getpid()) +
-                           ",\"started_ms\":" + std::to_string(started_ms_) +
-                           ",\"version\":\"" DROPQ_VERSION "\",\"layout\":" +
-                           std::to_string(kLayout) + "}";
+  const std::string info =
+      "{\"pid\":" + std::to_string(getpid()) + ",\"started_ms\":" + std::to_string(started_ms_) +
+      ",\"version\":\"" DROPQ_VERSION "\",\"layout\":" + std::to_string(kLayout) + "}";
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
   const int64_t sent_ms = MonoMs();
   redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",

@@ -29,8 +29,8 @@
 
 #include "config/config.h"
 #include "daemon/inotify.h"
-#include "daemon/layout_gate.h"
 #include "daemon/instance_lock.h"
+#include "daemon/layout_gate.h"
 #include "daemon/loop.h"
 #include "daemon/metrics.h"
 #include "daemon/queue_runner.h"
@@ -81,6 +81,7 @@ class Daemon {
   // passes (StartQueues()). A refusal shuts dropqd down with 76, an error
   // Redis may get over (LOADING) tries again after a second.
   void CheckLayout();
+  std::vector<std::string> QueueBases() const;
   void StartQueues();
   // Brings queue `r`, added by a reload, to the layout and starts it on Redis.
   void StartAddedQueue(QueueRunner* r);
@@ -124,8 +125,8 @@ class Daemon {
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
   std::unique_ptr<LayoutGate> gate_;
-  bool layout_open_ = false;          // the gate passed since Redis last came up
-  int64_t layout_retry_due_ms_ = 0;   // monotonic: CheckLayout() again then; 0: not due
+  bool layout_open_ = false;         // the gate passed since Redis last came up
+  int64_t layout_retry_due_ms_ = 0;  // monotonic: CheckLayout() again then; 0: not due
   std::vector<std::unique_ptr<QueueRunner>> runners_;
   std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
   std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_

@@ -1,7 +1,6 @@
 #include "daemon/layout_gate.h"
 
 #include <nlohmann/json.hpp>
-
 #include <utility>
 
 #include "common/check.h"
@@ -55,41 +54,41 @@ void LayoutGate::Check(std::vector<std::string> queue_bases, Done done) {
 }
 
 void LayoutGate::CheckInstances(const std::shared_ptr<Run>& run) {
-  redis_->Command({"SMEMBERS", InstancesKey(prefix_)}, [this, alive = alive_,
-                                                        run](Result<Reply> r) {
-    if (!*alive) return;
-    if (!r.ok()) return;  // the connection dropped: the reconnect checks again
-    if (r->is_error() || r->type != Reply::Type::kArray) {
-      run->Set(Verdict::kRetry, "SMEMBERS " + InstancesKey(prefix_) + ": " + r->str);
-      Finish(run);
-      return;
-    }
-    run->awaiting = 1;  // released below, once every GET is sent
-    for (const Reply& e : r->elements) {
-      if (e.type != Reply::Type::kString || e.str == instance_) continue;
-      ++run->awaiting;
-      const std::string name = e.str;
-      redis_->Command({"GET", InstanceKey(prefix_, name)}, [this, alive, run,
-                                                            name](Result<Reply> g) {
+  redis_->Command(
+      {"SMEMBERS", InstancesKey(prefix_)}, [this, alive = alive_, run](Result<Reply> r) {
         if (!*alive) return;
-        if (!g.ok()) {
-          run->lost = true;
-        } else if (g->type == Reply::Type::kString) {
-          // A live heartbeat (an expired one is gone): its layout must be ours.
-          const int layout = HeartbeatLayout(g->str);
-          if (layout != kLayout && layout != -1) {
-            run->Set(Verdict::kRefused,
-                     "instance " + EscapeName(name) + " is running and reads Redis layout " +
-                         std::to_string(layout) + ", this dropqd layout " +
-                         std::to_string(kLayout) + ": stop every instance of the other version " +
-                         "before starting this one");
-          }
+        if (!r.ok()) return;  // the connection dropped: the reconnect checks again
+        if (r->is_error() || r->type != Reply::Type::kArray) {
+          run->Set(Verdict::kRetry, "SMEMBERS " + InstancesKey(prefix_) + ": " + r->str);
+          Finish(run);
+          return;
+        }
+        run->awaiting = 1;  // released below, once every GET is sent
+        for (const Reply& e : r->elements) {
+          if (e.type != Reply::Type::kString || e.str == instance_) continue;
+          ++run->awaiting;
+          const std::string name = e.str;
+          redis_->Command({"GET", InstanceKey(prefix_, name)}, [this, alive, run,
+                                                                name](Result<Reply> g) {
+            if (!*alive) return;
+            if (!g.ok()) {
+              run->lost = true;
+            } else if (g->type == Reply::Type::kString) {
+              // A live heartbeat (an expired one is gone): its layout must be ours.
+              const int layout = HeartbeatLayout(g->str);
+              if (layout != kLayout && layout != -1) {
+                run->Set(
+                    Verdict::kRefused,
+                    "instance " + EscapeName(name) + " is running and reads Redis layout " +
+                        std::to_string(layout) + ", this dropqd layout " + std::to_string(kLayout) +
+                        ": stop every instance of the other version " + "before starting this one");
+              }
+            }
+            if (--run->awaiting == 0) Upgrade(run);
+          });
         }
         if (--run->awaiting == 0) Upgrade(run);
       });
-    }
-    if (--run->awaiting == 0) Upgrade(run);
-  });
 }
 
 void LayoutGate::Upgrade(const std::shared_ptr<Run>& run) {
@@ -105,8 +104,7 @@ void LayoutGate::Upgrade(const std::shared_ptr<Run>& run) {
       if (!r.ok()) {
         run->lost = true;
       } else if (Status s = DecodeUpgrade(*r); !s.ok()) {
-        run->Set(IsLayoutReply(*r) ? Verdict::kRefused : Verdict::kRetry,
-                 s.error().what);
+        run->Set(IsLayoutReply(*r) ? Verdict::kRefused : Verdict::kRetry, s.error().what);
       }
       if (--run->awaiting == 0 && !run->lost) Finish(run);
     });

@@ -49,7 +49,8 @@ TEST(LayoutTest, AnInstanceOfAnotherLayoutKeepsThisOneFromStarting) {
   env.redis.Cmd({"SET", "dropq:instance:old-1", R"({"pid":1,"started_ms":1,"version":"0.9.0"})",
                  "PX", "60000"});
   // (The log escapes the spaces of a value.)
-  ExpectRefused(env, "instance\\x20old-1\\x20is\\x20running\\x20and\\x20reads\\x20Redis\\x20layout\\x201,");
+  ExpectRefused(
+      env, "instance\\x20old-1\\x20is\\x20running\\x20and\\x20reads\\x20Redis\\x20layout\\x201,");
   EXPECT_EQ(env.redis.CmdInt({"EXISTS", DropqEnv::Key("q", "layout")}), 0);
   EXPECT_TRUE(Exists(env.inbox + "/a.txt"));
 
@@ -115,8 +116,8 @@ TEST(LayoutTest, ALayoutOneQueueIsUpgradedAndEveryJobFinishesOnce) {
                  "1", "due", now});
   env.redis.Cmd({"ZADD", key("scheduled"), now, ids[1]});
   for (int i : {2, 3}) {
-    env.redis.Cmd({"HSET", key("job:" + ids[i]), "state", "active", "owner", "old-1", "claimed",
-                   now});
+    env.redis.Cmd(
+        {"HSET", key("job:" + ids[i]), "state", "active", "owner", "old-1", "claimed", now});
     env.redis.Cmd({"ZADD", key("active"), now, ids[i]});
   }
   env.redis.Cmd({"SADD", "dropq:instances", "old-1"});  // its heartbeat expired
