@@ -35,11 +35,26 @@ Daemon::Daemon(Config cfg) : cfg_(std::move(cfg)) {}
 
 Daemon::~Daemon() {
   // Watchers feed runners, runners use the connection: tear down in that order.
-  watchers_.clear();
-  runners_.clear();
-  retiring_.clear();
+  for (auto& q : queues_) q->watcher.reset();
+  queues_.clear();
+  status_.reset();
+  membership_.reset();
   inotify_.reset();
   redis_.reset();
+}
+
+template <typename F>
+void Daemon::ForEachSlot(bool live_only, F f) {
+  for (auto& q : queues_) {
+    if (!live_only || !q->retiring) f(*q);
+  }
+}
+
+Daemon::QueueSlot* Daemon::SlotOf(const QueueRunner* r) {
+  for (auto& q : queues_) {
+    if (q->runner.get() == r) return q.get();
+  }
+  return nullptr;
 }
 
 Status Daemon::Setup() {
@@ -51,21 +66,38 @@ Status Daemon::Setup() {
   hooks.down = [this] { notifier_.Status(StatusLine()); };
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
   gate_ = std::make_unique<LayoutGate>(&loop_, redis_.get(), cfg_.prefix, cfg_.instance);
+  Membership::Hooks m;
+  m.held = [this] {
+    size_t held = 0;
+    ForEachSlot(false, [&](QueueSlot& q) { held += q.runner->held(); });
+    return held;
+  };
+  m.fence = [this] { ForEachSlot(true, [](QueueSlot& q) { q.runner->Fence(); }); };
+  m.queues = [this] {
+    std::vector<std::pair<std::string, std::string>> out;
+    ForEachSlot(true,
+                [&](QueueSlot& q) { out.emplace_back(q.cfg->name, q.runner->keys().base()); });
+    return out;
+  };
+  m.active = [this] { return layout_open_ && !shutting_down_; };
+  membership_ = std::make_unique<Membership>(cfg_, &loop_, redis_.get(), started_ms_, std::move(m));
+  status_ = std::make_unique<StatusReporter>(&loop_, redis_.get(),
+                                             [this](const auto& counts) { OnCounts(counts); });
 
   auto in = Inotify::Create(&loop_, [this] {
-    for (auto& w : watchers_) {
-      if (w) w->Rescan();  // events were lost: look at everything again
-    }
+    // Events were lost: look at everything again.
+    ForEachSlot(true, [](QueueSlot& q) {
+      if (q.watcher) q.watcher->Rescan();
+    });
   });
   if (!in.ok()) return in.error();
   inotify_ = std::move(*in);
   // Read events only as fast as Redis takes the jobs they make: a burst
   // then waits in the kernel's queue, and dropqd's memory stays flat.
   inotify_->SetGate([this] {
-    for (auto& r : runners_) {
-      if (r->enqueue_behind()) return false;
-    }
-    return true;
+    bool behind = false;
+    ForEachSlot(true, [&](QueueSlot& q) { behind |= q.runner->enqueue_behind(); });
+    return !behind;
   });
 
   if (!cfg_.metrics_listen.empty()) {
@@ -81,7 +113,6 @@ Status Daemon::Setup() {
   for (const QueueConfig& q : cfg_.queues) {
     if (Status s = AddQueue(q, false); !s.ok()) return s;
   }
-  heartbeat_ok_ms_ = MonoMs();
   last_summary_ms_ = MonoMs();
 
   auto on_signal = [](uv_signal_t* s, int signum) {
@@ -112,11 +143,10 @@ Status Daemon::Setup() {
   flush_ = MakeHandle<uv_check_t>([&](uv_check_t* c) { return uv_check_init(l, c); }, this);
   uv_check_start(flush_.get(), [](uv_check_t* c) {
     auto* self = static_cast<Daemon*>(c->data);
-    for (auto& r : self->runners_) r->Flush();
-    for (auto& q : self->retiring_) q->runner->Flush();
-    for (auto& w : self->watchers_) {
-      if (w) w->Tick();
-    }
+    self->ForEachSlot(false, [](QueueSlot& q) {
+      q.runner->Flush();
+      if (q.watcher && !q.retiring) q.watcher->Tick();
+    });
     self->inotify_->MaybeResume();
   });
 
@@ -125,29 +155,24 @@ Status Daemon::Setup() {
   const uint64_t tick =
       std::min<uint64_t>(kTickMs, static_cast<uint64_t>(cfg_.heartbeat_ttl.count()) / 3);
   uv_timer_start(
-      tick_.get(),
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Daemon*>(t->data);
-        self->Heartbeat();
-        if (self->layout_retry_due_ms_ != 0 && MonoMs() >= self->layout_retry_due_ms_) {
-          self->CheckLayout();
-        }
-        self->CheckFence();
-        self->Reap();
-        self->RescanRefused();
-        self->Summary();
-        self->RefreshStatus();
-        for (size_t i = 0; i < self->runners_.size(); ++i) {
-          if (self->watchers_[i])
-            self->TakeWatcherStats(self->watchers_[i].get(), *self->runners_[i]);
-        }
-        self->PushStats();
-      },
-      tick, tick);
+      tick_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->Tick(); }, tick, tick);
   drain_timer_ = MakeTimer(l, this);
 
-  for (auto& r : runners_) r->Start();
+  ForEachSlot(false, [](QueueSlot& q) { q.runner->Start(); });
   return OkStatus();
+}
+
+void Daemon::Tick() {
+  membership_->Heartbeat();
+  if (layout_retry_due_ms_ != 0 && MonoMs() >= layout_retry_due_ms_) CheckLayout();
+  if (!shutting_down_) membership_->CheckFence();
+  membership_->Reap();
+  RescanRefused();
+  RefreshStatus();
+  ForEachSlot(true, [this](QueueSlot& q) {
+    if (q.watcher) TakeWatcherStats(q.watcher.get(), *q.runner);
+  });
+  PushStats();
 }
 
 Status Daemon::AddQueue(const QueueConfig& config, bool live) {
@@ -166,11 +191,11 @@ Status Daemon::AddQueue(const QueueConfig& config, bool live) {
     runner->set_on_run(
         [m = metrics_.get(), name = q->name](double s) { m->ObserveDuration(name, s); });
   }
-  runners_.push_back(std::move(*r));
-  watchers_.push_back(std::move(w));
-  queue_cfgs_.push_back(std::move(q));
-  last_done_.push_back(0);
-  pending_.push_back(-1);
+  auto slot = std::make_unique<QueueSlot>();
+  slot->cfg = std::move(q);
+  slot->runner = std::move(*r);
+  slot->watcher = std::move(w);
+  queues_.push_back(std::move(slot));
   if (live) {
     runner->Start();
     if (redis_->up() && layout_open_) StartAddedQueue(runner);
@@ -179,30 +204,18 @@ Status Daemon::AddQueue(const QueueConfig& config, bool live) {
   return OkStatus();
 }
 
-void Daemon::RetireQueue(size_t i) {
-  auto q = std::make_unique<Retiring>();
-  q->cfg = std::move(queue_cfgs_[i]);
-  q->runner = std::move(runners_[i]);
-  q->watcher = std::move(watchers_[i]);
-  const auto at = [i](auto& v) { v.erase(v.begin() + static_cast<std::ptrdiff_t>(i)); };
-  at(queue_cfgs_);
-  at(runners_);
-  at(watchers_);
-  at(last_done_);
-  at(pending_);
-  scanned_.erase(q->runner.get());
+void Daemon::RetireQueue(QueueSlot* q) {
+  q->retiring = true;
   if (q->watcher) {
     q->watcher->Stop();
     TakeWatcherStats(q->watcher.get(), *q->runner);
     PushStats();
   }
   LogInfo("queue.stopping", {{"queue", q->cfg->name}, {"running", q->runner->running()}});
-  Retiring* p = q.get();
-  retiring_.push_back(std::move(q));
-  p->runner->BeginDrain([this, p] { OnRetired(p); });
+  q->runner->BeginDrain([this, q] { OnRetired(q); });
 }
 
-void Daemon::OnRetired(Retiring* p) {
+void Daemon::OnRetired(QueueSlot* p) {
   if (p->drained) return;
   p->drained = true;
   const std::string name = p->cfg->name;
@@ -215,10 +228,10 @@ void Daemon::OnRetired(Retiring* p) {
   // to a command sent for the queue is left to come, and it can go.
   redis_->Command({"PING"}, [this, p, name](Result<Reply>) {
     loop_.Post([this, p, name] {
-      auto it = std::find_if(retiring_.begin(), retiring_.end(),
-                             [p](const auto& q) { return q.get() == p; });
-      if (it == retiring_.end() || shutting_down_) return;  // the shutdown owns it now
-      retiring_.erase(it);
+      auto it =
+          std::find_if(queues_.begin(), queues_.end(), [p](const auto& q) { return q.get() == p; });
+      if (it == queues_.end() || shutting_down_) return;  // the shutdown owns it now
+      queues_.erase(it);
       auto next = start_after_drain_.find(name);
       if (next == start_after_drain_.end()) return;
       const QueueConfig q = next->second;
@@ -258,18 +271,19 @@ void Daemon::Reload() {
   // Removed and changed queues drain first; a changed one starts again
   // (with its new config) once the old one is gone, so that one instance
   // never runs one queue twice.
-  for (size_t i = runners_.size(); i-- > 0;) {
-    const QueueConfig& cur = *queue_cfgs_[i];
-    const QueueConfig* want = next->FindQueue(cur.name);
-    if (want != nullptr && *want == cur) continue;
+  std::vector<QueueSlot*> retire;
+  ForEachSlot(true, [&](QueueSlot& q) {
+    const QueueConfig* want = next->FindQueue(q.cfg->name);
+    if (want != nullptr && *want == *q.cfg) return;
     if (want != nullptr) {
-      start_after_drain_[cur.name] = *want;
+      start_after_drain_[q.cfg->name] = *want;
       ++changed;
     } else {
       ++removed;
     }
-    RetireQueue(i);
-  }
+    retire.push_back(&q);
+  });
+  for (QueueSlot* q : retire) RetireQueue(q);
   for (auto it = start_after_drain_.begin(); it != start_after_drain_.end();) {
     const QueueConfig* want = next->FindQueue(it->first);  // a second reload meanwhile
     if (want == nullptr) {
@@ -280,13 +294,14 @@ void Daemon::Reload() {
     }
   }
   for (const QueueConfig& q : next->queues) {
-    const bool running = std::any_of(queue_cfgs_.begin(), queue_cfgs_.end(),
-                                     [&](const auto& c) { return c->name == q.name; });
+    bool running = false, draining = false;
+    ForEachSlot(false, [&](QueueSlot& s) {
+      if (s.cfg->name != q.name) return;
+      (s.retiring ? draining : running) = true;
+    });
     if (running || start_after_drain_.count(q.name) != 0) continue;
     // Removed by an earlier reload and still draining: it comes back once
     // that drain is over, never beside it.
-    const bool draining = std::any_of(retiring_.begin(), retiring_.end(),
-                                      [&](const auto& r) { return r->cfg->name == q.name; });
     if (draining) {
       start_after_drain_[q.name] = q;
       ++added;
@@ -303,20 +318,22 @@ void Daemon::Reload() {
   SetLogLevel(cfg_.log_level);
   cfg_.drain_timeout = next->drain_timeout;
   cfg_.queues = next->queues;
+  size_t live = 0;
+  ForEachSlot(true, [&](QueueSlot&) { ++live; });
   LogInfo("reload.done", {{"config", cfg_.path},
                           {"added", added},
                           {"removed", removed},
                           {"changed", changed},
                           {"failed", failed},
-                          {"queues", runners_.size() + start_after_drain_.size()}});
+                          {"queues", live + start_after_drain_.size()}});
   notifier_.Ready(StatusLine());
 }
 
 void Daemon::SyncMetrics() {
   if (!metrics_) return;
   metrics_->SetRedisConnected(redis_->up());
-  for (size_t i = 0; i < runners_.size(); ++i) {
-    const QueueRunner& r = *runners_[i];
+  ForEachSlot(true, [this](QueueSlot& q) {
+    const QueueRunner& r = *q.runner;
     const auto& c = r.counters();
     Metrics::QueueTotals t;
     t.enqueued = c.enqueued;
@@ -329,40 +346,26 @@ void Daemon::SyncMetrics() {
     t.anomalies["bad_reply"] = c.bad_replies;
     t.anomalies["lost_outcome"] = c.lost_outcomes;
     t.depth = static_cast<int64_t>(r.queued());
-    if (const QueueWatcher* w = watchers_[i].get()) {
+    if (const QueueWatcher* w = q.watcher.get()) {
       t.seen = w->counters().seen;
       for (const auto& [reason, n] : w->TurnedAwayByReason()) t.skipped[reason] = n;
     }
-    const std::string name = r.config().name;
-    metrics_->Sync(name, t);
-    if (!redis_->up()) continue;
-    // Counts of the whole queue, every instance's jobs included.
-    const QueueKeys& k = r.keys();
-    for (const auto& [cmd, key, which] :
-         {std::tuple{"LLEN", k.Pending(), 0}, std::tuple{"ZCARD", k.Active(), 1},
-          std::tuple{"ZCARD", k.Scheduled(), 2}}) {
-      redis_->Command({cmd, key}, [m = metrics_.get(), name, which](Result<Reply> rep) {
-        const int64_t n = rep.ok() && !rep->is_error() ? rep->AsInt(-1) : -1;
-        m->SetRedisCounts(name, which == 0 ? n : -1, which == 1 ? n : -1, which == 2 ? n : -1);
-      });
-    }
-  }
+    metrics_->Sync(q.cfg->name, t);
+  });
 }
 
 void Daemon::OnQueueReady(QueueRunner* r) {
   if (shutting_down_) return;
-  const auto it =
-      std::find_if(runners_.begin(), runners_.end(), [r](const auto& x) { return x.get() == r; });
-  if (it == runners_.end()) return;  // retired by a reload meanwhile
-  const size_t i = static_cast<size_t>(it - runners_.begin());
+  QueueSlot* q = SlotOf(r);
+  if (q == nullptr || q->retiring) return;  // retired by a reload meanwhile
   // The first time: the start-up scan. Later: only if files arrived while
   // Redis was away (their events could not become jobs).
   const bool rescan = r->TakeRescanNeeded();
-  const bool first = scanned_.insert(r).second;
-  if (!watchers_[i]) {
+  const bool first = !std::exchange(q->scanned, true);
+  if (!q->watcher) {
     if (first) LogInfo("queue.consuming", {{"queue", r->config().name}});  // role consume
   } else if (first || rescan) {
-    watchers_[i]->Rescan();
+    q->watcher->Rescan();
   }
 }
 
@@ -403,12 +406,13 @@ int Daemon::Run() {
   redis_->Start();
   loop_.Run();
   uint64_t done = 0, failed = 0, acked = 0, trips = 0;
-  for (auto& r : runners_) {
-    done += r->counters().done;
-    failed += r->counters().failed;
-    acked += r->counters().acked;
-    trips += r->counters().round_trips;
-  }
+  ForEachSlot(false, [&](QueueSlot& q) {
+    const auto& c = q.runner->counters();
+    done += c.done;
+    failed += c.failed;
+    acked += c.acked;
+    trips += c.round_trips;
+  });
   LogInfo("dropqd.exit", {{"status", exit_code_},
                           {"done", done},
                           {"failed", failed},
@@ -422,17 +426,16 @@ int Daemon::Run() {
 void Daemon::OnRedisUp() {
   if (shutting_down_) return;
   layout_open_ = false;
-  Heartbeat();
+  membership_->Heartbeat();
   RefreshStatus();
   CheckLayout();
 }
 
 // The key bases of every queue, running or draining (draining queues hold
 // outcomes to resend: they are checked too).
-std::vector<std::string> Daemon::QueueBases() const {
+std::vector<std::string> Daemon::QueueBases() {
   std::vector<std::string> bases;
-  for (const auto& r : runners_) bases.push_back(r->keys().base());
-  for (const auto& q : retiring_) bases.push_back(q->runner->keys().base());
+  ForEachSlot(false, [&](QueueSlot& q) { bases.push_back(q.runner->keys().base()); });
   return bases;
 }
 
@@ -465,31 +468,33 @@ void Daemon::CheckLayout() {
 }
 
 void Daemon::StartQueues() {
-  for (auto& r : runners_) {
-    QueueRunner* runner = r.get();
-    runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
-  }
-  // Draining queues resend what they hold; nothing to scan.
-  for (auto& q : retiring_) q->runner->OnRedisUp([] {});
+  ForEachSlot(false, [this](QueueSlot& q) {
+    QueueRunner* runner = q.runner.get();
+    if (q.retiring) {
+      runner->OnRedisUp([] {});  // a draining queue resends what it holds; nothing to scan
+    } else {
+      runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+    }
+  });
 }
 
 void Daemon::StartAddedQueue(QueueRunner* runner) {
-  gate_->Check(
-      {runner->keys().base()}, [this, runner](LayoutGate::Verdict v, const std::string& why) {
-        // The queue may have been removed again by another reload meanwhile.
-        const bool live = std::any_of(runners_.begin(), runners_.end(),
-                                      [runner](const auto& r) { return r.get() == runner; });
-        if (shutting_down_ || !layout_open_ || !redis_->up() || !live) return;
-        if (v == LayoutGate::Verdict::kOpen) {
-          runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
-          return;
-        }
-        // Refused (a later layout) or not answered: the whole check runs again,
-        // and refuses or retries as at a connect.
-        LogWarn("redis.layout_check_failed", {{"err", why}});
-        layout_open_ = false;
-        CheckLayout();
-      });
+  gate_->Check({runner->keys().base()},
+               [this, runner](LayoutGate::Verdict v, const std::string& why) {
+                 // The queue may have been removed again by another reload meanwhile.
+                 const QueueSlot* q = SlotOf(runner);
+                 const bool live = q != nullptr && !q->retiring;
+                 if (shutting_down_ || !layout_open_ || !redis_->up() || !live) return;
+                 if (v == LayoutGate::Verdict::kOpen) {
+                   runner->OnRedisUp([this, runner] { OnQueueReady(runner); });
+                   return;
+                 }
+                 // Refused (a later layout) or not answered: the whole check runs again,
+                 // and refuses or retries as at a connect.
+                 LogWarn("redis.layout_check_failed", {{"err", why}});
+                 layout_open_ = false;
+                 CheckLayout();
+               });
 }
 
 void Daemon::TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
@@ -516,180 +521,79 @@ void Daemon::PushStats() {
   unpushed_stats_.clear();
 }
 
-void Daemon::Heartbeat() {
-  if (!redis_->up()) return;
-  const std::string info =
-      "{\"pid\":" + std::to_string(getpid()) + ",\"started_ms\":" + std::to_string(started_ms_) +
-      ",\"version\":\"" DROPQ_VERSION "\",\"layout\":" + std::to_string(kLayout) + "}";
-  redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
-  const int64_t sent_ms = MonoMs();
-  redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
-                   std::to_string(cfg_.heartbeat_ttl.count())},
-                  [this, sent_ms](Result<Reply> r) {
-                    if (!r.ok() || r->is_error()) return;
-                    heartbeat_ok_ms_ = std::max(heartbeat_ok_ms_, sent_ms);
-                    if (std::exchange(fenced_, false)) LogInfo("instance.unfenced");
-                  });
-}
-
-void Daemon::CheckFence() {
-  // Past heartbeat_ttl without a renewal, another instance may already have
-  // reclaimed our active jobs and be running them: stop ours, so that two
-  // runs of one job never overlap. Their outcomes are not needed; the jobs
-  // go back to pending (or already belong to someone else, and Redis refuses
-  // whatever this instance says about them).
-  if (fenced_ || shutting_down_) return;
-  const int64_t silent_ms = MonoMs() - heartbeat_ok_ms_;
-  if (silent_ms <= cfg_.heartbeat_ttl.count()) return;
-  size_t held = 0;
-  for (auto& r : runners_) held += r->held();
-  if (held == 0) return;
-  fenced_ = true;
-  LogError("instance.fenced", {{"instance", cfg_.instance},
-                               {"silent_ms", silent_ms},
-                               {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()},
-                               {"held", held}});
-  for (auto& r : runners_) r->Fence();
-  // A connection that took no heartbeat for that long is not worth waiting
-  // on (a reset or a cut the socket never reported): make a new one.
-  redis_->Drop("no reply for " + std::to_string(silent_ms) + " ms");
-}
-
-void Daemon::Reap() {
-  if (!redis_->up() || !layout_open_ || shutting_down_) return;
-  // A random sample, not the whole registry: with N instances each looking
-  // at every other one per tick, the checks would grow as N squared (1,000
-  // hosts: 200,000 EXISTS/s). With a sample of kReapSample, an expired
-  // instance is still looked at by about kReapSample instances per tick.
-  constexpr int kReapSample = 16;
-  std::vector<std::string> sample = {"SRANDMEMBER", InstancesKey(cfg_.prefix),
-                                     std::to_string(kReapSample)};
-  redis_->Command(std::move(sample), [this](Result<Reply> r) {
-    if (!r.ok() || r->is_error() || shutting_down_) return;
-    for (const Reply& e : r->elements) {
-      std::string other = e.AsString();
-      if (other == cfg_.instance || reaping_.count(other) != 0) continue;
-      redis_->Command({"EXISTS", InstanceKey(cfg_.prefix, other)}, [this, other](Result<Reply> x) {
-        // A live heartbeat, or no answer: leave it alone.
-        if (!x.ok() || x->is_error() || x->AsInt() != 0) return;
-        ReclaimFrom(other);
-      });
-    }
-  });
-}
-
-namespace {
-struct OrphanHunt {
-  uv_work_t req;
-  std::string instance, ns;
-  std::function<void()> done;
-};
-}  // namespace
-
-void Daemon::ReclaimFrom(const std::string& other) {
-  if (shutting_down_ || !reaping_.insert(other).second) return;
-  LogWarn("instance.expired",
-          {{"instance", other}, {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()}});
-  // If it ran on this host, its orphaned handlers die before their jobs run
-  // again elsewhere. Reading /proc blocks: the threadpool does it.
-  auto* hunt = new OrphanHunt;
-  hunt->req.data = hunt;
-  hunt->instance = other;
-  hunt->ns = NamespaceOf(cfg_.redis.Display(), cfg_.prefix);
-  hunt->done = [this, other] {
-    if (shutting_down_ || !redis_->up()) {
-      reaping_.erase(other);
-      return;
-    }
-    auto left = std::make_shared<size_t>(runners_.size());
-    for (auto& r : runners_) {
-      QueueRunner* runner = r.get();
-      redis_->Eval(
-          RequeueScript(), runner->keys().base(), {other},
-          [this, runner, other, left](Result<Reply> rep) {
-            if (rep.ok() && !rep->is_error() && !rep->elements.empty()) {
-              LogWarn("jobs.reclaimed", {{"queue", runner->config().name},
-                                         {"from", other},
-                                         {"count", rep->elements.size()}});
-            }
-            if (--*left == 0) {
-              // Done with it; if it comes back it registers again.
-              redis_->Command({"SREM", InstancesKey(cfg_.prefix), other}, [](Result<Reply>) {});
-              reaping_.erase(other);
-            }
-          });
-    }
-  };
-  const int rc = uv_queue_work(
-      loop_.get(), &hunt->req,
-      [](uv_work_t* req) {
-        auto* h = static_cast<OrphanHunt*>(req->data);
-        KillOrphans(FindOrphans(h->instance, h->ns));
-      },
-      [](uv_work_t* req, int) {
-        std::unique_ptr<OrphanHunt> h(static_cast<OrphanHunt*>(req->data));
-        h->done();
-      });
-  if (rc < 0) {
-    delete hunt;
-    reaping_.erase(other);
-  }
-}
-
 void Daemon::RescanRefused() {
   // Files whose ENQUEUE Redis refused while it was up (a key of the wrong
   // type) are still on disk: look again, at most every 10 s, until the
   // key is fixed. With Redis down, OnRedisUp() rescans once it is back.
   constexpr int64_t kEveryMs = 10000;
   if (shutting_down_ || !redis_->up() || MonoMs() < rescan_refused_due_ms_) return;
-  for (size_t i = 0; i < runners_.size(); ++i) {
-    if (watchers_[i] && runners_[i]->ready() && runners_[i]->TakeRescanNeeded()) {
-      LogInfo("scan.retry", {{"queue", runners_[i]->config().name}});
-      watchers_[i]->Rescan();
+  ForEachSlot(true, [this](QueueSlot& q) {
+    if (q.watcher && q.runner->ready() && q.runner->TakeRescanNeeded()) {
+      LogInfo("scan.retry", {{"queue", q.cfg->name}});
+      q.watcher->Rescan();
       rescan_refused_due_ms_ = MonoMs() + kEveryMs;
     }
-  }
+  });
 }
 
-void Daemon::Summary() {
-  // At info, a busy queue gets one line every few seconds, not one per file.
+void Daemon::RefreshStatus() {
+  if (!redis_->up() || shutting_down_) {
+    notifier_.Status(StatusLine(), true);
+    return;
+  }
+  std::vector<StatusReporter::QueueRef> refs;
+  ForEachSlot(true, [&](QueueSlot& q) {
+    const QueueKeys& k = q.runner->keys();
+    refs.push_back({q.cfg->name, k.Pending(), k.Active(), k.Scheduled()});
+  });
+  status_->Fetch(refs);
+}
+
+void Daemon::OnCounts(const std::map<std::string, StatusReporter::Counts>& counts) {
+  ForEachSlot(true, [&](QueueSlot& q) {
+    const auto it = counts.find(q.cfg->name);
+    if (it == counts.end()) return;  // added by a reload during the round
+    q.counts = it->second;
+    if (metrics_) {
+      metrics_->SetRedisCounts(q.cfg->name, q.counts.pending, q.counts.active, q.counts.scheduled);
+    }
+  });
+  notifier_.Status(StatusLine(), true);
+  // The summary: at info, a busy queue gets one line every few seconds, not
+  // one per file; an idle queue stays quiet.
   const int64_t now = MonoMs();
   if (now - last_summary_ms_ < static_cast<int64_t>(kTickMs)) return;
   const int64_t elapsed_ms = now - std::exchange(last_summary_ms_, now);
-  for (size_t i = 0; i < runners_.size(); ++i) {
-    QueueRunner* r = runners_[i].get();
-    const auto& c = r->counters();
+  ForEachSlot(true, [&](QueueSlot& q) {
+    const QueueRunner& r = *q.runner;
+    const auto& c = r.counters();
     const uint64_t total = c.done + c.failed;
-    if (total == last_done_[i] && r->held() == 0) continue;  // an idle queue stays quiet
-    const uint64_t per_s = (total - last_done_[i]) * 1000 / static_cast<uint64_t>(elapsed_ms);
-    last_done_[i] = total;
-    if (!redis_->up()) continue;
-    redis_->Command({"LLEN", r->keys().Pending()}, [r, per_s](Result<Reply> rep) {
-      const auto& c = r->counters();
-      LogInfo("queue.summary", {{"queue", r->config().name},
-                                {"done", c.done},
-                                {"failed", c.failed},
-                                {"pending", rep.ok() ? rep->AsInt(-1) : -1},
-                                {"running", r->running()},
-                                {"held", r->held()},
-                                {"per_s", per_s}});
-    });
-  }
+    if (total == q.last_done && r.held() == 0) return;
+    const uint64_t per_s = (total - q.last_done) * 1000 / static_cast<uint64_t>(elapsed_ms);
+    q.last_done = total;
+    LogInfo("queue.summary", {{"queue", q.cfg->name},
+                              {"done", c.done},
+                              {"failed", c.failed},
+                              {"pending", q.counts.pending},
+                              {"running", r.running()},
+                              {"held", r.held()},
+                              {"per_s", per_s}});
+  });
 }
 
-std::string Daemon::StatusLine() const {
-  size_t active = 0;
+std::string Daemon::StatusLine() {
+  size_t active = 0, n = 0;
   int64_t pending = 0;
   bool pending_known = true;
-  for (size_t i = 0; i < runners_.size(); ++i) {
-    active += runners_[i]->running();
-    if (i < pending_.size() && pending_[i] >= 0) {
-      pending += pending_[i];
+  ForEachSlot(true, [&](QueueSlot& q) {
+    ++n;
+    active += q.runner->running();
+    if (q.counts.pending >= 0) {
+      pending += q.counts.pending;
     } else {
       pending_known = false;
     }
-  }
-  const size_t n = runners_.size();
+  });
   std::string s = std::to_string(n) + (n == 1 ? " queue" : " queues");
   if (shutting_down_) return "draining " + s + ", " + std::to_string(active) + " active";
   if (!redis_->up()) {
@@ -698,29 +602,8 @@ std::string Daemon::StatusLine() const {
   }
   if (pending_known) s += ", " + std::to_string(pending) + " pending";
   s += ", " + std::to_string(active) + " active, redis ok";
-  if (fenced_) s += " (fenced: heartbeat lapsed)";
+  if (membership_->fenced()) s += " (fenced: heartbeat lapsed)";
   return s;
-}
-
-void Daemon::RefreshStatus() {
-  if (!notifier_.under_systemd()) return;
-  if (!redis_->up() || shutting_down_) {
-    notifier_.Status(StatusLine(), true);
-    return;
-  }
-  if (status_replies_ > 0) return;  // the last round is still out
-  status_replies_ = static_cast<int>(runners_.size());
-  for (auto& rr : runners_) {
-    QueueRunner* runner = rr.get();
-    redis_->Command({"LLEN", runner->keys().Pending()}, [this, runner](Result<Reply> r) {
-      // A reload may have retired the queue meanwhile (it is then still
-      // alive: retired queues go only after a later reply).
-      for (size_t i = 0; i < runners_.size(); ++i) {
-        if (runners_[i].get() == runner) pending_[i] = r.ok() && !r->is_error() ? r->AsInt(-1) : -1;
-      }
-      if (--status_replies_ == 0) notifier_.Status(StatusLine(), true);
-    });
-  }
 }
 
 void Daemon::OnSignal(int signum) {
@@ -739,22 +622,20 @@ void Daemon::BeginShutdown() {
   shutting_down_ = true;
   notifier_.Stopping(StatusLine());
   inotify_->Stop();
-  for (size_t i = 0; i < watchers_.size(); ++i) {
-    if (!watchers_[i]) continue;
-    watchers_[i]->Stop();
-    TakeWatcherStats(watchers_[i].get(), *runners_[i]);
-  }
+  ForEachSlot(true, [this](QueueSlot& q) {
+    if (!q.watcher) return;
+    q.watcher->Stop();
+    TakeWatcherStats(q.watcher.get(), *q.runner);
+  });
   PushStats();
   uv_timer_start(
       drain_timer_.get(),
       [](uv_timer_t* t) {
         auto* self = static_cast<Daemon*>(t->data);
         size_t running = 0;
-        for (auto& r : self->runners_) running += r->running();
-        for (auto& q : self->retiring_) running += q->runner->running();
+        self->ForEachSlot(false, [&](QueueSlot& q) { running += q.runner->running(); });
         LogWarn("shutdown.drain_timeout", {{"killing", running}});
-        for (auto& r : self->runners_) r->KillRunning();
-        for (auto& q : self->retiring_) q->runner->KillRunning();
+        self->ForEachSlot(false, [](QueueSlot& q) { q.runner->KillRunning(); });
         uv_timer_start(
             t, [](uv_timer_t* t2) { static_cast<Daemon*>(t2->data)->FinishShutdown(true); },
             kFinalGraceMs, 0);
@@ -763,17 +644,18 @@ void Daemon::BeginShutdown() {
   // Queues a reload stopped and that are still draining count too; changed
   // queues waiting to start again never will.
   start_after_drain_.clear();
-  expected_drains_ = static_cast<int>(runners_.size());
-  for (auto& q : retiring_) expected_drains_ += q->drained ? 0 : 1;
+  expected_drains_ = 0;
+  ForEachSlot(false, [this](QueueSlot& q) { expected_drains_ += q.drained ? 0 : 1; });
   if (expected_drains_ == 0) {
     FinishShutdown(false);
     return;
   }
-  for (auto& r : runners_) {
-    r->BeginDrain([this] {
+  // Retiring queues drain already; OnRetired() counts them.
+  ForEachSlot(true, [this](QueueSlot& q) {
+    q.runner->BeginDrain([this] {
       if (++drained_ == expected_drains_) FinishShutdown(false);
     });
-  }
+  });
 }
 
 void Daemon::FinishShutdown(bool forced) {
@@ -781,8 +663,7 @@ void Daemon::FinishShutdown(bool forced) {
   finished_ = true;
   if (forced) {
     size_t held = 0;
-    for (auto& r : runners_) held += r->held();
-    for (auto& q : retiring_) held += q->runner->held();
+    ForEachSlot(false, [&](QueueSlot& q) { held += q.runner->held(); });
     // Redis did not take every outcome in time (down, or a handler that
     // would not die). Those jobs stay active under this instance in Redis
     // and go back to pending when it starts again: nothing is lost.

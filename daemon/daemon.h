@@ -22,9 +22,7 @@
 
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "config/config.h"
@@ -32,11 +30,13 @@
 #include "daemon/instance_lock.h"
 #include "daemon/layout_gate.h"
 #include "daemon/loop.h"
+#include "daemon/membership.h"
 #include "daemon/metrics.h"
 #include "daemon/queue_runner.h"
 #include "daemon/queue_watcher.h"
 #include "daemon/redis_conn.h"
 #include "daemon/service_notifier.h"
+#include "daemon/status_reporter.h"
 #include "daemon/uv_handle.h"
 
 namespace dropq {
@@ -52,23 +52,35 @@ class Daemon {
   int Run();
 
  private:
-  // A queue stopped by a reload: draining until its running jobs are done,
-  // then destroyed (and, if its config changed, started again).
-  struct Retiring {
+  // One queue this instance runs: its config (which the runner and watcher
+  // point into), its runner and its watcher (none with role consume). A
+  // reload retires a slot: it stops watching and drains, and is destroyed
+  // once drained (and, if its config changed, a new slot starts the queue
+  // again). The shutdown drains every slot, retiring ones included.
+  struct QueueSlot {
     std::unique_ptr<QueueConfig> cfg;
     std::unique_ptr<QueueRunner> runner;
-    std::unique_ptr<QueueWatcher> watcher;
-    bool drained = false;
+    std::unique_ptr<QueueWatcher> watcher;  // null: role consume
+    bool retiring = false;                  // stopped by a reload, draining
+    bool drained = false;                   // its drain is over
+    bool scanned = false;                   // its first scan ran
+    StatusReporter::Counts counts;          // from the last status round
+    uint64_t last_done = 0;                 // done + failed at the last summary
   };
 
   Status Setup();
-  // Creates queue `q`'s runner (and watcher, unless it only consumes) and
-  // adds them to runners_/watchers_. `live`: the daemon runs already (a
-  // reload): start the workers, and reconcile and scan if Redis is up.
+  // Creates queue `q`'s slot (runner, and watcher unless it only consumes).
+  // `live`: the daemon runs already (a reload): start the workers, and
+  // reconcile and scan if Redis is up.
   Status AddQueue(const QueueConfig& q, bool live);
-  // Takes queue `i` out of runners_/watchers_ and drains it.
-  void RetireQueue(size_t i);
-  void OnRetired(Retiring* r);
+  // The slot running `r`, or null (retired and gone).
+  QueueSlot* SlotOf(const QueueRunner* r);
+  // Calls `f(slot)` for every slot, or only the live ones (not retiring).
+  template <typename F>
+  void ForEachSlot(bool live_only, F f);
+  // Stops slot `s` watching and drains it (a reload removed or changed it).
+  void RetireQueue(QueueSlot* s);
+  void OnRetired(QueueSlot* s);
   // SIGHUP: see the class comment. Redis, prefix, instance and
   // heartbeat_ttl cannot change without a restart: a config that changes
   // them is refused as a whole, like an invalid one.
@@ -81,30 +93,26 @@ class Daemon {
   // passes (StartQueues()). A refusal shuts dropqd down with 76, an error
   // Redis may get over (LOADING) tries again after a second.
   void CheckLayout();
-  std::vector<std::string> QueueBases() const;
+  std::vector<std::string> QueueBases();
   void StartQueues();
   // Brings queue `r`, added by a reload, to the layout and starts it on Redis.
   void StartAddedQueue(QueueRunner* r);
   void OnSignal(int signum);
   void BeginShutdown();
   void FinishShutdown(bool forced);
-  void Heartbeat();
-  // Fences this instance off when its heartbeat went unrenewed for longer
-  // than heartbeat_ttl: its running handlers are killed.
-  void CheckFence();
-  // Finds registered instances whose heartbeat expired and reclaims their
-  // active jobs: orphaned handlers on this host killed first, then every
-  // job they owned back to pending, marked interrupted if it had started.
-  void Reap();
-  void ReclaimFrom(const std::string& other);
-  void Summary();
+  // Every few seconds: heartbeat, fencing, reaping, refused rescans, the
+  // status round, the watchers' counters.
+  void Tick();
   // Rescans the queues whose new files Redis refused while it was up.
   void RescanRefused();
+  // A status round is in: STATUS=, /metrics and (every kTickMs) the summary line.
+  void OnCounts(const std::map<std::string, StatusReporter::Counts>& counts);
   // One line for systemd's STATUS=: queues, pending, active, Redis.
-  std::string StatusLine() const;
-  // Counts pending jobs (one LLEN per queue), then sends StatusLine().
+  std::string StatusLine();
+  // Starts a status round, or with Redis away sends StatusLine() at once.
   void RefreshStatus();
-  // metrics.listen: brings /metrics up to date (every second).
+  // metrics.listen: brings /metrics' counters up to date (every second);
+  // the Redis counts come with each status round.
   void SyncMetrics();
   // The watchers' counters (files seen, skipped by reason) in the stats hash
   // of their queue, so that redis-cli shows what /metrics shows, for every
@@ -117,7 +125,7 @@ class Daemon {
   void PushStats();
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
-  // (whose configs live in queue_cfgs_, where runners point).
+  // (whose configs live in the slots, where runners point).
   Config cfg_;
   std::unique_ptr<InstanceLock> lock_;  // held until the process exits
   Loop loop_;
@@ -125,20 +133,18 @@ class Daemon {
   std::unique_ptr<RedisConn> redis_;
   std::unique_ptr<Inotify> inotify_;
   std::unique_ptr<LayoutGate> gate_;
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<StatusReporter> status_;
   bool layout_open_ = false;         // the gate passed since Redis last came up
   int64_t layout_retry_due_ms_ = 0;  // monotonic: CheckLayout() again then; 0: not due
-  std::vector<std::unique_ptr<QueueRunner>> runners_;
-  std::vector<std::unique_ptr<QueueWatcher>> watchers_;  // parallel to runners_; null: role consume
-  std::vector<std::unique_ptr<QueueConfig>> queue_cfgs_;  // parallel to runners_
-  std::vector<std::unique_ptr<Retiring>> retiring_;       // queues a reload stopped, draining
+  std::vector<std::unique_ptr<QueueSlot>> queues_;        // live ones in config order
   std::unique_ptr<Metrics> metrics_;                      // null: metrics.listen not set
   UvHandle<uv_timer_t> metrics_timer_;                    // SyncMetrics(), every second
   std::map<std::string, QueueConfig> start_after_drain_;  // changed queues, waiting for the old
-  std::unordered_set<const QueueRunner*> scanned_;        // runners whose first scan ran
   UvHandle<uv_signal_t> sigint_, sigterm_, sighup_;
   UvHandle<uv_signal_t> test_block_;  // DROPQD_TEST_BLOCK_ON_SIGUSR2: tests of the watchdog
   UvHandle<uv_check_t> flush_;        // sends each turn's batches
-  UvHandle<uv_timer_t> tick_;         // heartbeat and summary, every few seconds
+  UvHandle<uv_timer_t> tick_;         // Tick(), every few seconds
   UvHandle<uv_timer_t> drain_timer_;  // drain_timeout, then the final deadline
   bool shutting_down_ = false;
   bool finished_ = false;
@@ -148,15 +154,9 @@ class Daemon {
   int64_t started_ms_ = 0;
   int64_t last_summary_ms_ = 0;        // monotonic
   int64_t rescan_refused_due_ms_ = 0;  // monotonic: next RescanRefused() may scan
-  int64_t heartbeat_ok_ms_ = 0;        // monotonic: when the last renewal Redis took was sent
-  bool fenced_ = false;
-  std::vector<int64_t> pending_;  // per queue, from the last RefreshStatus(); -1: unknown
-  int status_replies_ = 0;        // LLEN replies RefreshStatus() still waits for
   // stats hash key -> field -> count taken from a watcher, not yet pushed
   // (Redis is down); a queue a reload removed keeps its entry until pushed.
   std::map<std::string, std::map<std::string, uint64_t>> unpushed_stats_;
-  std::vector<uint64_t> last_done_;  // per queue, for the summary rate
-  std::set<std::string> reaping_;    // expired instances being reclaimed now
 };
 
 }  // namespace dropq

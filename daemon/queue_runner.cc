@@ -54,7 +54,6 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                                                 static_cast<size_t>(2 * q.workers + 2))),
       handler_(std::move(handler)),
       workers_(q.runs_handlers() ? q.workers : 0),
-      queue_(static_cast<size_t>(q.capacity)),
       retry_(q.retry),
       disposer_(loop, q.watch, layout_, area_, spares_,
                 [this](const std::string& id, Result<std::string> where) {
@@ -69,38 +68,23 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
   promote_timer_ = MakeTimer(loop_->get(), this);
   started_timer_ = MakeTimer(loop_->get(), this);
 
-  WorkerPool::Hooks hooks;
-  // The hooks run on worker threads: they only Post() to the loop.
-  hooks.started = [this, alive = alive_](const Job& job) {
-    loop_->Post([this, alive, id = job.id, attempt = job.attempt] {
-      if (*alive) OnStarted(id, attempt);
-    });
-  };
-  hooks.finished = [this, alive = alive_](Outcome&& o) {
-    auto p = std::make_shared<Outcome>(std::move(o));
-    loop_->Post([this, alive, p] {
-      if (*alive) OnFinished(std::move(*p));
-    });
-  };
-  hooks.exited = [this, alive = alive_] {
-    loop_->Post([this, alive] {
-      if (*alive) OnWorkerExited();
-    });
-  };
   // Blocking, once: spares an earlier run left go before any worker starts.
   if (spares_) spares_->Reset();
-  pool_ = std::make_unique<WorkerPool>(q.watch, layout_, area_, workers_, &queue_, handler_.get(),
-                                       std::move(hooks), spares_.get());
+  // The executor reports on the loop thread, and only while it exists: it
+  // is destroyed with the runner.
+  Executor::Sink sink{[this](std::vector<RunReport>&& reports) { OnReports(std::move(reports)); },
+                      [this] { CheckDrained(); }};
+  executor_ = std::make_unique<ThreadExecutor>(
+      [loop](std::function<void()> fn) { loop->Post(std::move(fn)); }, std::move(sink), q.watch,
+      layout_, area_, workers_, static_cast<size_t>(q.capacity), handler_.get(), spares_.get());
 }
 
 QueueRunner::~QueueRunner() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   // Replies, posts and completions still to come find the runner gone.
   *alive_ = false;
-  // Workers exit only on sentinels; BeginDrain() sent them. If the daemon
-  // never started draining (an early error), send them now so Join returns.
-  if (!draining_) queue_.PushStops(static_cast<size_t>(workers_));
-  pool_.reset();
+  // Stops and joins the workers, if BeginDrain() did not (an early error).
+  executor_.reset();
 }
 
 template <typename F>
@@ -112,7 +96,7 @@ RedisConn::Callback QueueRunner::Guarded(F f) {
 
 void QueueRunner::Start() {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  pool_->Start();
+  executor_->Start();
   uv_timer_start(
       poll_timer_.get(),
       [](uv_timer_t* t) {
@@ -145,7 +129,7 @@ void QueueRunner::SetPaused(bool paused) {
 void QueueRunner::CheckPaused() {
   // A claim finds the pause; with the in-memory queue full no claim is
   // sent, so jobs waiting there must not start unchecked.
-  if (workers_ == 0 || queue_.size() == 0 || claim_inflight_ > 0 || !ready_ || draining_ ||
+  if (workers_ == 0 || executor_->waiting() == 0 || claim_inflight_ > 0 || !ready_ || draining_ ||
       !redis_->up()) {
     return;
   }
@@ -172,32 +156,49 @@ void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
 
 void QueueRunner::SendEnqueue() {
   if (enqueue_batch_.empty()) return;
-  std::vector<std::string> args = EncodeEnqueue(enqueue_batch_);
+  // The call claims too, while there is room: jobs waiting in :pending
+  // first, then these files, straight to active. A file claimed so waits
+  // for this one reply before it runs.
+  const int ask = std::max(ClaimRoom(), 0);
+  claim_inflight_ += ask;
+  std::vector<std::string> args = EncodeEnqueue(NowUnixMs(), cfg_.instance, ask, enqueue_batch_);
   const size_t sent = enqueue_batch_.size();
   enqueue_batch_.clear();
   enqueue_names_.clear();
   ++enqueue_inflight_;
-  redis_->Eval(
-      EnqueueScript(), keys_.base(), std::move(args), Guarded([this, sent](Result<Reply> r) {
-        --enqueue_inflight_;
-        Result<uint64_t> taken = r.ok() ? DecodeEnqueue(*r, sent) : Result<uint64_t>(r.error());
-        if (!taken.ok()) {
-          LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", taken.error().what}});
-          rescan_needed_ = true;
-          return;
-        }
-        const uint64_t n = *taken;
-        counters_.enqueued += n;
-        if (n > 0) {
-          pending_maybe_ = true;
-          MaybeClaim();
-        }
-      }));
-  // A CLAIM right behind it, in the same write: Redis runs the two in
-  // order, so the files just enqueued are claimed without waiting for this
-  // reply (a claim that finds nothing new costs one cheap call).
-  pending_maybe_ = true;
-  MaybeClaim(/*behind_enqueue=*/true);
+  redis_->Eval(EnqueueScript(), keys_.base(), std::move(args),
+               Guarded([this, sent, ask](Result<Reply> r) {
+                 --enqueue_inflight_;
+                 claim_inflight_ -= ask;
+                 auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
+                 if (!e.ok()) {
+                   // The files are on disk: the scan after Redis is back finds
+                   // them. Jobs the call may have claimed are active under this
+                   // instance and held by none: the reconcile gives them back.
+                   LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", e.error().what}});
+                   rescan_needed_ = true;
+                   if (r.ok() && !r->is_error()) {
+                     ++counters_.bad_replies;
+                     OnRedisUp([] {});
+                   }
+                   CheckDrained();
+                   return;
+                 }
+                 counters_.enqueued += e->enqueued;
+                 if (e->paused) {
+                   SetPaused(true);
+                 } else if (ask > 0) {
+                   SetPaused(false);
+                 }
+                 const size_t claimed = e->claimed.size();
+                 HoldClaimed(std::move(e->claimed), /*round_trips=*/1);
+                 // Files left in :pending (no room), or pending jobs not reached.
+                 if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
+                   pending_maybe_ = true;
+                 }
+                 CheckDrained();
+                 MaybeClaim();
+               }));
 }
 
 void QueueRunner::Forget(const std::string& name) {
@@ -219,40 +220,38 @@ void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }  // likewise
 
 // ---------------------------------------------------------------- claim
 
-void QueueRunner::MaybeClaim(bool behind_enqueue) {
-  DROPQ_DCHECK(loop_->OnLoopThread());
-  if (workers_ == 0) return;  // role produce: other instances run the jobs
-  if (!ready_ || draining_ || !redis_->up() || !pending_maybe_ || claim_inflight_ > 0) return;
+int QueueRunner::ClaimRoom() const {
+  if (workers_ == 0) return 0;  // role produce: other instances run the jobs
+  if (!ready_ || draining_ || !redis_->up()) return 0;
   const int cap = q_.capacity;
-  const int free_slots = cap - static_cast<int>(queue_.size());
+  const int free_slots = static_cast<int>(executor_->room());
   // Jobs past the queue (running, or waiting for Redis to take their
   // outcome) are bounded too, so a slow Redis cannot make memory grow.
   const int unacked_room = cap + 2 * workers_ - static_cast<int>(jobs_.size());
-  const int ask = std::min({free_slots, unacked_room, kMaxClaim});
+  return std::min({free_slots, unacked_room, kMaxClaim}) - claim_inflight_;
+}
+
+void QueueRunner::MaybeClaim() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (!pending_maybe_ || claim_inflight_ > 0) return;
+  const int ask = ClaimRoom();
   if (ask <= 0) return;
   claim_inflight_ = ask;
   redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask),
-               Guarded([this, ask, behind_enqueue](Result<Reply> r) {
-                 OnClaimed(std::move(r), ask, behind_enqueue);
-               }));
+               Guarded([this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
 }
 
-void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
+void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  // Holds a claimed job, with the replies it waited for so far: ENQUEUE's
-  // and CLAIM's, or one for both.
-  const auto hold = [this, trips = behind_enqueue ? 1 : 2](Job job, JobState state) -> HeldJob& {
-    HeldJob& h = jobs_.Add(std::move(job), state);
-    h.round_trips = trips;
-    return h;
-  };
-  claim_inflight_ = 0;
+  claim_inflight_ -= asked;
   if (r.ok() && IsPausedReply(*r)) {
     SetPaused(true);
+    CheckDrained();
     return;  // the idle poll looks again
   }
   if (!r.ok() || r->is_error()) {
     LogWarn("claim.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+    CheckDrained();
     return;  // the idle poll tries again; a claim that ran is reconciled after reconnect
   }
   auto claimed = DecodeClaim(*r);
@@ -265,7 +264,23 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
     return;
   }
   SetPaused(false);
-  for (ClaimedJob& c : *claimed) {
+  const size_t n = claimed->size();
+  // The job waited for ENQUEUE's reply and then for CLAIM's.
+  HoldClaimed(std::move(*claimed), /*round_trips=*/2);
+  pending_maybe_ = n == static_cast<size_t>(asked);
+  CheckDrained();
+  MaybeClaim();
+}
+
+void QueueRunner::HoldClaimed(std::vector<ClaimedJob> claimed, int round_trips) {
+  // Holds a claimed job, with the replies it waited for so far.
+  const auto hold = [this, round_trips](Job job, JobState state) -> HeldJob& {
+    HeldJob& h = jobs_.Add(std::move(job), state);
+    h.round_trips = round_trips;
+    return h;
+  };
+  std::vector<Job> to_run;
+  for (ClaimedJob& c : claimed) {
     if (c.kind == ClaimedJob::Kind::kCorrupt) {
       // CLAIM found a record it cannot use (no name, or not a hash) and set it aside.
       LogError("job.corrupt", {{"queue", q_.name}, {"job", c.job.id}});
@@ -308,13 +323,15 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, bool behind_enqueue) {
       StartDisposals({&h});
       continue;
     }
-    HeldJob& h = hold(job, JobState::kQueued);
-    if (draining_ || !queue_.TryPush(job)) {
-      QueueRelease(h, false);  // shutdown began while the claim was in flight
-    }
+    hold(job, JobState::kQueued);
+    to_run.push_back(std::move(job));
   }
-  pending_maybe_ = claimed->size() == static_cast<size_t>(asked);
-  if (pending_maybe_) MaybeClaim();
+  // Shutdown (or a pause) began while the claim was in flight: what does
+  // not go to the executor goes back to pending.
+  const size_t room = draining_ || paused_ ? 0 : executor_->room();
+  for (size_t i = room; i < to_run.size(); ++i) QueueRelease(jobs_.Get(to_run[i].id), false);
+  if (to_run.size() > room) to_run.resize(room);
+  if (!to_run.empty()) executor_->Accept(std::move(to_run));
 }
 
 // ---------------------------------------------------------------- workers
@@ -330,7 +347,6 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
   // it (its outcome records the attempt), and most builtin runs are.
   if (started_batch_.empty()) ArmStarted(static_cast<int64_t>(kStartedDelayMs));
   started_batch_.push_back({MonoMs() + static_cast<int64_t>(kStartedDelayMs), {id, attempt}});
-  MaybeClaim();
 }
 
 void QueueRunner::OnFinished(Outcome&& o) {
@@ -351,7 +367,6 @@ void QueueRunner::OnFinished(Outcome&& o) {
     ++counters_.interrupted;
     LogInfo("job.interrupted", {{"queue", q_.name}, {"job", o.job.id}, {"path", path}});
     QueueRelease(h, true);
-    MaybeClaim();
     return;
   }
   // A file that vanished or was replaced before its run is a counted skip:
@@ -404,7 +419,6 @@ void QueueRunner::OnFinished(Outcome&& o) {
       h.ending = Ending::kScheduled;
       SetAck(h, "", std::move(f));
       ArmPromote(rd.delay_ms);
-      MaybeClaim();
       return;
     }
   }
@@ -429,12 +443,18 @@ void QueueRunner::OnFinished(Outcome&& o) {
     record_ids_.push_back(h.job.id);
     if (record_ids_.size() >= kMaxBatch) SendRecords();
   }
-  MaybeClaim();
 }
 
-void QueueRunner::OnWorkerExited() {
-  if (++workers_exited_ == workers_) pool_->Join();
-  CheckDrained();
+void QueueRunner::OnReports(std::vector<RunReport>&& reports) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  for (RunReport& r : reports) {
+    if (r.kind == RunReport::Kind::kStarted) {
+      OnStarted(r.outcome.job.id, r.outcome.job.attempt);
+    } else {
+      OnFinished(std::move(r.outcome));
+    }
+  }
+  MaybeClaim();
 }
 
 // ---------------------------------------------------------------- record, dispose, ack
@@ -662,7 +682,7 @@ void QueueRunner::QueueRelease(HeldJob& h, bool interrupted) {
 }
 
 size_t QueueRunner::ReleaseQueued() {
-  const std::vector<Job> queued = queue_.DrainJobs();
+  const std::vector<Job> queued = executor_->TakeBack();
   for (const Job& job : queued) QueueRelease(jobs_.Get(job.id), false);
   return queued.size();
 }
@@ -848,12 +868,12 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
   drained_ = std::move(drained);
   uv_timer_stop(promote_timer_.get());
   ReleaseQueued();
-  queue_.PushStops(static_cast<size_t>(workers_));
+  executor_->Stop();
   Flush();
   CheckDrained();
 }
 
-void QueueRunner::KillRunning() { pool_->CancelRunning(); }
+void QueueRunner::KillRunning() { executor_->Interrupt(/*also_later=*/true); }
 
 void QueueRunner::Fence() {
   DROPQ_DCHECK(loop_->OnLoopThread());
@@ -867,7 +887,7 @@ void QueueRunner::Fence() {
     if (h.state == JobState::kDisposeWait) waiting.push_back(h.job.id);
   });
   for (const std::string& id : waiting) jobs_.Erase(id);
-  pool_->InterruptRunning();
+  executor_->Interrupt(/*also_later=*/false);
 }
 
 void QueueRunner::CheckDrained() {
@@ -875,8 +895,8 @@ void QueueRunner::CheckDrained() {
   if (!draining_ || !drained_) return;
   // Every job acknowledged or released, every worker gone, every move
   // reported and every sweep over: nothing the runner started is left.
-  if (workers_exited_ < workers_ || disposer_.in_flight() > 0 || !jobs_.empty() ||
-      sweeper_.busy() || claim_inflight_ > 0) {
+  if (!executor_->stopped() || disposer_.in_flight() > 0 || !jobs_.empty() || sweeper_.busy() ||
+      claim_inflight_ > 0) {
     return;
   }
   poll_timer_.Reset();

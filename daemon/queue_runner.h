@@ -1,8 +1,8 @@
 // QueueRunner is one queue's side of dropqd between Redis and the workers:
 //
-//   Enqueue()  -> ENQUEUE batches   (new files become pending jobs)
-//   claim      -> CLAIM batches     (only as many as the JobQueue has free slots)
-//   JobQueue   -> WorkerPool        (handlers run on worker threads)
+//   Enqueue()  -> ENQUEUE batches   (new files become jobs; claimed at once while there is room)
+//   claim      -> CLAIM batches     (only as many as the Executor has room for)
+//   claimed    -> Executor          (workers/executor.h: runs them, reports in batches)
 //   outcome    -> ACK               (keep: one call)
 //              -> RECORD -> move/delete on the threadpool -> ACK
 //   shutdown   -> RELEASE           (jobs not started, and interrupted ones)
@@ -20,7 +20,7 @@
 // states, cleared on destruction), and BeginDrain()'s `drained` runs only
 // once none of them is counted as outstanding: the owner may then destroy it.
 //
-// Thread: loop (the WorkerPool's hooks Post() back to it).
+// Thread: loop (the Executor reports on it).
 #pragma once
 
 #include <uv.h>
@@ -43,11 +43,11 @@
 #include "daemon/uv_handle.h"
 #include "store/keys.h"
 #include "store/protocol.h"
+#include "workers/executor.h"
 #include "workers/handler.h"
-#include "workers/job_queue.h"
 #include "workers/retry_policy.h"
 #include "workers/spare_dirs.h"
-#include "workers/worker_pool.h"
+#include "workers/thread_executor.h"
 
 namespace dropq {
 
@@ -129,7 +129,7 @@ class QueueRunner {
   const QueueConfig& config() const { return q_; }
   const Counters& counters() const { return counters_; }
   size_t held() const { return jobs_.size(); }
-  size_t queued() const { return queue_.size(); }
+  size_t queued() const { return executor_->waiting(); }
   // Called with the run time of every handler run that ended (not skips,
   // not interrupted runs): the metrics' histogram.
   void set_on_run(std::function<void(double seconds)> f) { on_run_ = std::move(f); }
@@ -144,10 +144,16 @@ class QueueRunner {
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
               std::unique_ptr<Handler> handler);
 
-  // Claims as many pending jobs as there is room for, unless a claim is in
-  // flight. `behind_enqueue`: sent right behind an ENQUEUE in the same write
-  // (its jobs then wait for one round trip, not two).
-  void MaybeClaim(bool behind_enqueue = false);
+  // Claims as many pending jobs as there is room for, unless a CLAIM is in
+  // flight or nothing is known to be pending.
+  void MaybeClaim();
+  // Slots a claim may ask for now (ENQUEUE's or CLAIM's), those asked for by
+  // calls in flight deducted; <= 0 when none, or when this instance does not
+  // claim (role produce, draining, Redis away).
+  int ClaimRoom() const;
+  // Holds jobs a claim handed over, each having waited `round_trips` replies
+  // since its file's event: those to run go to the in-memory queue.
+  void HoldClaimed(std::vector<ClaimedJob> claimed, int round_trips);
   // `dropqctl pause` seen (or lifted): queued jobs go back to pending.
   void SetPaused(bool paused);
   // Gives every job waiting in the in-memory queue back to the front of
@@ -157,10 +163,11 @@ class QueueRunner {
   // While jobs wait in memory (no claim goes out), asks Redis whether the
   // queue was paused.
   void CheckPaused();
-  void OnClaimed(Result<Reply> r, int asked, bool behind_enqueue);
+  void OnClaimed(Result<Reply> r, int asked);
+  // A batch of the executor's reports, in order.
+  void OnReports(std::vector<RunReport>&& reports);
   void OnStarted(const std::string& id, uint32_t attempt);
   void OnFinished(Outcome&& o);
-  void OnWorkerExited();
   // `h` (kAcking) ends with the ACK of the next flush: its :files entry
   // becomes `files_value`, `fields` go into its record.
   void SetAck(HeldJob& h, const std::string& files_value, Fields fields);
@@ -209,9 +216,8 @@ class QueueRunner {
   // the workers and with threadpool work that may outlive a callback.
   const std::shared_ptr<SpareDirs> spares_;
   std::unique_ptr<Handler> handler_;
-  const int workers_;  // handler threads: q.workers, or 0 with role produce
-  JobQueue queue_;
-  std::unique_ptr<WorkerPool> pool_;
+  const int workers_;                   // handler threads: q.workers, or 0 with role produce
+  std::unique_ptr<Executor> executor_;  // made in the constructor's body, destroyed first
   UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle
   UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
   UvHandle<uv_timer_t> started_timer_;  // STARTED for the runs still going
@@ -226,14 +232,13 @@ class QueueRunner {
     int64_t since_ms;    // monotonic: when its move started
   };
   std::unordered_map<std::string, Returning> returning_;
-  int claim_inflight_ = 0;     // slots asked for in CLAIM calls not yet answered
+  int claim_inflight_ = 0;     // slots asked for in CLAIM and ENQUEUE calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
   bool paused_ = false;
   std::function<void(double seconds)>
       on_run_;          // may be empty        // the last CLAIM (or EXISTS) found <queue>:paused
   bool ready_ = false;  // Redis up and own leftovers requeued
   bool draining_ = false;
-  int workers_exited_ = 0;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
   int64_t resend_backoff_ms_ = 1000;
   int64_t reconcile_due_ms_ = 0;          // monotonic: retry a refused reconcile then; 0: none

@@ -1,5 +1,7 @@
 #include "store/protocol.h"
 
+#include <algorithm>
+#include <charconv>
 #include <limits>
 
 #include "common/escape.h"
@@ -24,8 +26,10 @@ bool IsScalar(const Reply& e) {
 
 // A count from a record that may have been edited by hand: anything that is
 // not a whole number in 0..UINT32_MAX reads as 0, as a missing field does.
-uint32_t Count(const Reply& e) {
-  const int64_t v = e.AsInt(-1);
+uint32_t Count(std::string_view s) {
+  int64_t v = -1;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) v = -1;
   return v < 0 || v > std::numeric_limits<uint32_t>::max() ? 0u : static_cast<uint32_t>(v);
 }
 
@@ -44,7 +48,72 @@ bool UsableId(std::string_view id) {
          id.find('\0') == std::string_view::npos && id[0] != '.';
 }
 
-constexpr size_t kClaimWidth = 8;  // elements per job in CLAIM's reply (claim.lua)
+constexpr size_t kClaimWidth = 8;  // fields per job in a packed claim (lib.lua)
+
+// A string of `n` flags, '1' or '0' (flags() in lib.lua).
+Result<std::vector<bool>> DecodeFlags(std::string_view call, std::string_view s, size_t n) {
+  if (s.size() != n) {
+    return BadReply(call, std::to_string(s.size()) + " flags, expected " + std::to_string(n));
+  }
+  std::vector<bool> out;
+  out.reserve(n);
+  for (char c : s) {
+    if (c != '0' && c != '1') return BadReply(call, "a flag that is not 0 or 1");
+    out.push_back(c == '1');
+  }
+  return out;
+}
+
+// Jobs packed by packed_jobs() in lib.lua: NUL-ended fields, kClaimWidth per job.
+Result<std::vector<ClaimedJob>> DecodePacked(std::string_view call, std::string_view s) {
+  std::vector<ClaimedJob> out;
+  std::string_view f[kClaimWidth];
+  size_t at = 0;
+  while (at < s.size()) {
+    for (size_t k = 0; k < kClaimWidth; ++k) {
+      const size_t end = s.find('\0', at);
+      if (end == std::string_view::npos) {
+        return BadReply(call, "job " + std::to_string(out.size()) + " is cut short");
+      }
+      f[k] = s.substr(at, end - at);
+      at = end + 1;
+    }
+    ClaimedJob c;
+    c.job.id = std::string(f[0]);
+    const std::string_view recorded = f[6];
+    if (recorded == "corrupt") {
+      c.kind = ClaimedJob::Kind::kCorrupt;
+      out.push_back(std::move(c));
+      continue;
+    }
+    if (!recorded.empty() && recorded != jf::kDone && recorded != jf::kFailed) {
+      return BadReply(call, "job " + EscapeName(c.job.id) + ": unknown outcome \"" +
+                                EscapeText(recorded.substr(0, 40)) + "\"");
+    }
+    if (!UsableId(c.job.id)) {
+      // The script refuses these itself; one here means the reply is not its.
+      return BadReply(call, "unusable job id \"" + EscapeText(c.job.id.substr(0, 40)) + "\"");
+    }
+    c.job.name = std::string(f[1]);
+    c.job.attempt = Count(f[3]);
+    c.job.failures = Count(f[4]);
+    c.job.tempfails = Count(f[5]);
+    // An identity edited away reads as unknown (inode 0): the file is still
+    // checked to be a regular file, just not to be the one enqueued.
+    c.job.ident = FileIdentity::Parse(f[2]).value_or(FileIdentity{});
+    if (std::string why; !ValidJobName(c.job.name, &why)) {
+      c.kind = ClaimedJob::Kind::kInvalid;
+      c.problem = "corrupt job record: name: " + why;
+    }
+    if (c.kind == ClaimedJob::Kind::kRun && !recorded.empty()) {
+      c.kind = ClaimedJob::Kind::kRedispose;
+      c.recorded = recorded == jf::kDone ? AckAs::kDone : AckAs::kFailed;
+      c.processed = FileIdentity::Parse(f[7]).value_or(c.job.ident);
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -89,9 +158,13 @@ Fields OutcomeFields(const Outcome& o) {
 
 // ---------------------------------------------------------------- ENQUEUE
 
-std::vector<std::string> EncodeEnqueue(const std::vector<EnqueueItem>& items) {
+std::vector<std::string> EncodeEnqueue(int64_t now_ms, std::string_view instance, int max_claim,
+                                       const std::vector<EnqueueItem>& items) {
   std::vector<std::string> args;
-  args.reserve(3 * items.size());
+  args.reserve(3 + 3 * items.size());
+  args.push_back(std::to_string(now_ms));
+  args.emplace_back(instance);
+  args.push_back(std::to_string(std::max(max_claim, 0)));
   for (const EnqueueItem& it : items) {
     args.push_back(it.id);
     args.push_back(it.name);
@@ -100,12 +173,23 @@ std::vector<std::string> EncodeEnqueue(const std::vector<EnqueueItem>& items) {
   return args;
 }
 
-Result<uint64_t> DecodeEnqueue(const Reply& r, size_t n) {
-  auto taken = DecodeTaken(r, n);
+Result<Enqueued> DecodeEnqueue(const Reply& r, size_t n) {
+  constexpr std::string_view kCall = "ENQUEUE";
+  if (r.is_error()) return Refused(r);
+  if (r.type != Reply::Type::kArray || r.elements.size() != 3 ||
+      r.elements[0].type != Reply::Type::kString || r.elements[1].type != Reply::Type::kInteger ||
+      r.elements[2].type != Reply::Type::kString) {
+    return BadReply(kCall, "not {flags, paused, jobs}");
+  }
+  auto taken = DecodeFlags(kCall, r.elements[0].str, n);
   if (!taken.ok()) return taken.error();
-  uint64_t count = 0;
-  for (bool t : *taken) count += t ? 1 : 0;
-  return count;
+  auto claimed = DecodePacked(kCall, r.elements[2].str);
+  if (!claimed.ok()) return claimed.error();
+  Enqueued out;
+  for (bool t : *taken) out.enqueued += t ? 1 : 0;
+  out.paused = r.elements[1].integer != 0;
+  out.claimed = std::move(*claimed);
+  return out;
 }
 
 // ---------------------------------------------------------------- CLAIM
@@ -133,57 +217,9 @@ Status DecodeUpgrade(const Reply& r) {
 }
 
 Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r) {
-  constexpr std::string_view kCall = "CLAIM";
   if (r.is_error()) return Refused(r);
-  if (r.type != Reply::Type::kArray) return BadReply(kCall, "not an array");
-  const auto& e = r.elements;
-  if (e.size() % kClaimWidth != 0) {
-    return BadReply(kCall, std::to_string(e.size()) + " elements, not a multiple of " +
-                               std::to_string(kClaimWidth));
-  }
-  std::vector<ClaimedJob> out;
-  out.reserve(e.size() / kClaimWidth);
-  for (size_t i = 0; i < e.size(); i += kClaimWidth) {
-    for (size_t k = i; k < i + kClaimWidth; ++k) {
-      if (!IsScalar(e[k])) {
-        return BadReply(kCall, "element " + std::to_string(k) + " is not a string");
-      }
-    }
-    ClaimedJob c;
-    c.job.id = e[i].AsString();
-    const std::string recorded = e[i + 6].AsString();
-    if (recorded == "corrupt") {
-      c.kind = ClaimedJob::Kind::kCorrupt;
-      out.push_back(std::move(c));
-      continue;
-    }
-    if (!recorded.empty() && recorded != jf::kDone && recorded != jf::kFailed) {
-      return BadReply(kCall, "job " + EscapeName(c.job.id) + ": unknown outcome \"" +
-                                 EscapeText(recorded.substr(0, 40)) + "\"");
-    }
-    if (!UsableId(c.job.id)) {
-      // The script refuses these itself; one here means the reply is not its.
-      return BadReply(kCall, "unusable job id \"" + EscapeText(c.job.id.substr(0, 40)) + "\"");
-    }
-    c.job.name = e[i + 1].AsString();
-    c.job.attempt = Count(e[i + 3]);
-    c.job.failures = Count(e[i + 4]);
-    c.job.tempfails = Count(e[i + 5]);
-    // An identity edited away reads as unknown (inode 0): the file is still
-    // checked to be a regular file, just not to be the one enqueued.
-    c.job.ident = FileIdentity::Parse(e[i + 2].AsString()).value_or(FileIdentity{});
-    if (std::string why; !ValidJobName(c.job.name, &why)) {
-      c.kind = ClaimedJob::Kind::kInvalid;
-      c.problem = "corrupt job record: name: " + why;
-    }
-    if (c.kind == ClaimedJob::Kind::kRun && !recorded.empty()) {
-      c.kind = ClaimedJob::Kind::kRedispose;
-      c.recorded = recorded == jf::kDone ? AckAs::kDone : AckAs::kFailed;
-      c.processed = FileIdentity::Parse(e[i + 7].AsString()).value_or(c.job.ident);
-    }
-    out.push_back(std::move(c));
-  }
-  return out;
+  if (r.type != Reply::Type::kString) return BadReply("CLAIM", "not a string");
+  return DecodePacked("CLAIM", r.str);
 }
 
 // ---------------------------------------------------------------- per-job calls
@@ -256,18 +292,8 @@ std::vector<std::string> EncodeDisposeFailed(std::string_view instance,
 
 Result<std::vector<bool>> DecodeTaken(const Reply& r, size_t n) {
   if (r.is_error()) return Refused(r);
-  if (r.type != Reply::Type::kArray || r.elements.size() != n) {
-    return BadReply("script", "expected " + std::to_string(n) + " flags");
-  }
-  std::vector<bool> out;
-  out.reserve(n);
-  for (const Reply& e : r.elements) {
-    if (e.type != Reply::Type::kInteger || (e.integer != 0 && e.integer != 1)) {
-      return BadReply("script", "a flag that is not 0 or 1");
-    }
-    out.push_back(e.integer == 1);
-  }
-  return out;
+  if (r.type != Reply::Type::kString) return BadReply("script", "flags that are not a string");
+  return DecodeFlags("script", r.str, n);
 }
 
 // ---------------------------------------------------------------- recovery and reads

@@ -52,26 +52,15 @@ struct Entry {
 };
 Entry SplitEntry(std::string_view entry);
 
-// ---------------------------------------------------------------- ENQUEUE
-
-struct EnqueueItem {
-  std::string id;  // a new job id (common/job_id.h)
-  std::string name;
-  FileIdentity ident;
-};
-std::vector<std::string> EncodeEnqueue(const std::vector<EnqueueItem>& items);
-// How many of the `n` files became new jobs.
-Result<uint64_t> DecodeEnqueue(const Reply& r, size_t n);
-
-// ---------------------------------------------------------------- CLAIM
-
-std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max);
+// ---------------------------------------------------------------- ENQUEUE and CLAIM
 
 // The state an outcome recorded by RECORD ends the job in.
 enum class AckAs { kDone, kFailed, kScheduled };
 std::string_view AckAsName(AckAs a);  // "done", "failed", "scheduled"
 
-// One job CLAIM handed over (now active, owned by the caller).
+// One job a claim handed over (now active, owned by the caller). CLAIM's
+// reply and ENQUEUE's third element carry them packed: one string of
+// NUL-ended fields, 8 per job (packed_jobs() in store/lua/lib.lua).
 struct ClaimedJob {
   enum class Kind {
     kRun,        // run its handler
@@ -85,6 +74,27 @@ struct ClaimedJob {
   FileIdentity processed;         // kRedispose: the file that run processed
   std::string problem;            // kInvalid: why, one line
 };
+
+struct EnqueueItem {
+  std::string id;  // a new job id (common/job_id.h)
+  std::string name;
+  FileIdentity ident;
+};
+// ENQUEUE makes `items` jobs and, with `max_claim` > 0, claims up to that
+// many jobs for `instance` in the same call: those waiting in :pending
+// first, then the new files, straight to active.
+std::vector<std::string> EncodeEnqueue(int64_t now_ms, std::string_view instance, int max_claim,
+                                       const std::vector<EnqueueItem>& items);
+struct Enqueued {
+  uint64_t enqueued = 0;            // how many of the files became new jobs
+  bool paused = false;              // the queue is paused: nothing was claimed
+  std::vector<ClaimedJob> claimed;  // in the order they were claimed
+};
+// `n`: the number of files sent. Errc::kRedis when the reply is not
+// ENQUEUE's shape (then nothing in it can be trusted).
+Result<Enqueued> DecodeEnqueue(const Reply& r, size_t n);
+
+std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max);
 // The claimed jobs, in the order CLAIM took them. Errc::kRedis when the
 // reply is not CLAIM's shape (then nothing in it can be trusted).
 Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r);
@@ -136,8 +146,8 @@ struct DisposeFailedItem {
 std::vector<std::string> EncodeDisposeFailed(std::string_view instance,
                                              const std::vector<DisposeFailedItem>& items);
 
-// RECORD, ACK and DISPOSE_FAILED answer 1 per job they took (the caller
-// owned it) and 0 per job they left alone: `n` flags, in order.
+// RECORD, ACK and DISPOSE_FAILED answer one string of `n` flags, in order:
+// '1' for a job they took (the caller owned it), '0' for one they left alone.
 Result<std::vector<bool>> DecodeTaken(const Reply& r, size_t n);
 
 // ---------------------------------------------------------------- recovery and reads

@@ -2,8 +2,8 @@
 --   (id, state 'done'|'failed'|'scheduled', files value ('' = remove),
 --    nfields, field, value, ...).
 -- A scheduled job (a retry) waits in :scheduled until its `due` field's time
--- and keeps its name in :files. Returns 1 per job acknowledged, 0 per job
--- this instance does not own.
+-- and keeps its name in :files. Returns a flag per job (lib.lua): '1'
+-- acknowledged, '0' for a job this instance does not own.
 local base = KEYS[1]
 local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'counts'})
 if bad then return bad end
@@ -16,7 +16,7 @@ local i = 5
 while i <= #ARGV do
   local id, state, fv, nf = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local key = base .. 'job:' .. id
-  local f = hmget(key, 'owner', 'state', 'name')
+  local f = hmget(key, 'owner', 'state', 'name', 'phase', 'outcome')
   if f[1] == inst and f[2] == 'active' then
     local kv = {'state', state, 'finished', now}
     local result, due = '', now
@@ -27,7 +27,7 @@ while i <= #ARGV do
       if name == 'due' then due = value end
     end
     redis.call('HSET', key, unpack(kv))
-    redis.call('HDEL', key, 'phase', 'outcome', 'pident')
+    if f[4] or f[5] then redis.call('HDEL', key, 'phase', 'outcome', 'pident') end  -- RECORD's
     redis.call('ZREM', base .. 'active', id)
     if state == 'scheduled' then
       redis.call('HDEL', key, 'owner', 'claimed')
@@ -47,9 +47,9 @@ while i <= #ARGV do
     else
       nfailed = nfailed + 1
     end
-    out[#out + 1] = 1
+    out[#out + 1] = '1'
   else
-    out[#out + 1] = 0
+    out[#out + 1] = '0'
   end
   i = i + 4 + 2 * nf
 end
@@ -74,4 +74,4 @@ if excess > 0 then
   for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
   redis.call('ZREMRANGEBYRANK', done, 0, excess - 1)
 end
-return out
+return flags(out)

@@ -1,5 +1,11 @@
--- ARGV: (id, name, ident) per file; ident is "inode:size:mtime_ns". Returns
--- one integer per file: 1 enqueued, 0 already known.
+-- ARGV: now_ms, instance, max_claim, then (id, name, ident) per file; ident
+-- is "inode:size:mtime_ns". Makes the new files jobs and, with max_claim > 0,
+-- claims up to that many jobs in the same call: first from the front of
+-- :pending (claim_pending() in lib.lua), then, once :pending is empty, the
+-- new files themselves, which go straight to active. Nothing is claimed
+-- while the queue is paused. Returns {flags, paused, jobs}: one flag per
+-- file ('1' a new job, '0' already known), 1 if the queue is paused (0
+-- otherwise, or when max_claim is 0), the claimed jobs packed (lib.lua).
 --
 -- A new job gets no record: its :files entry is "<id> <ident>" and its
 -- :pending entry "<id> <name>", and CLAIM creates the record (layout 2,
@@ -15,13 +21,27 @@
 --                                              the name (the old job ends as a
 --                                              `replaced` skip when its turn comes)
 local base = KEYS[1]
-local bad = check_types(base, {'files', 'pending', 'counts'})
+local now, inst, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local bad
+if max > 0 then
+  bad = check_types(base, {'files', 'pending', 'active', 'failed', 'counts'})
+else
+  bad = check_types(base, {'files', 'pending', 'counts'})
+end
 if bad then return bad end
 local files, pending = base .. 'files', base .. 'pending'
+local paused = 0
+if max > 0 and redis.call('EXISTS', base .. 'paused') == 1 then
+  paused, max = 1, 0  -- `dropqctl pause`: nothing is claimed
+end
+local jobs = {}
+-- Jobs that waited in :pending go first; room left over goes to the new files.
+local room = max
+if room > 0 then room = room - claim_pending(base, now, inst, max, jobs) end
 local function inode(ident) return string.match(ident or '', '^(%d+):') end
 local out = {}
 local n = 0
-for i = 1, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local id, name, ident = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', files, name)
   local take = false
@@ -56,14 +76,20 @@ for i = 1, #ARGV, 3 do
       end
     end
   end
-  if take then
+  if take and room > 0 then
+    -- Claimed at once: its record is made as CLAIM makes it.
+    redis.call('HSET', base .. 'job:' .. id, 'name', name, 'ident', ident, 'state', 'active',
+               'owner', inst, 'claimed', now)
+    redis.call('HSET', files, name, id)
+    redis.call('ZADD', base .. 'active', now, id)
+    put_job(jobs, id, name, ident, '0', '0', '0', '', '')
+    room = room - 1
+  elseif take then
     redis.call('HSET', files, name, id .. ' ' .. ident)
     redis.call('LPUSH', pending, id .. ' ' .. name)
-    n = n + 1
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
   end
+  if take then n = n + 1 end
+  out[#out + 1] = take and '1' or '0'
 end
 if n > 0 then redis.call('HINCRBY', base .. 'counts', 'enqueued', n) end
-return out
+return {flags(out), paused, packed_jobs(jobs)}

@@ -73,3 +73,98 @@ local function to_pending(base, key, id, interrupted)
   end
   return 0
 end
+
+-- Replies are packed (store/protocol.h): a flag per job is one character of
+-- one string ('1' taken, '0' left alone), and the jobs a claim hands over
+-- are one string of fields, each ended by a NUL byte (no name, identity or
+-- id holds one), 8 fields per job: id, name, ident, attempt, failures,
+-- tempfails, recorded, pident. `recorded` is the state ('done' | 'failed')
+-- of an outcome recorded before its holder died, whose disposition is all
+-- that is left to do ('' otherwise; 'corrupt' for a record set aside),
+-- `pident` the identity of the file that run processed.
+local function flags(out) return table.concat(out) end
+local function put_job(out, id, name, ident, attempt, failures, tempfails, recorded, pident)
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, name, ident, attempt
+  out[n + 5], out[n + 6], out[n + 7], out[n + 8] = failures, tempfails, recorded, pident
+end
+local function packed_jobs(out)
+  if #out == 0 then return '' end
+  return table.concat(out, '\0') .. '\0'
+end
+
+-- CLAIM's work, shared with ENQUEUE: takes up to `max` jobs from the front of
+-- :pending, makes them active under `inst` and appends them to `out`
+-- (put_job). A :pending entry is "<id> <name>" for a job never claimed (its
+-- identity is in its :files entry; its record is created here) or "<id>" for
+-- a job with a record (retried, released, requeued, or enqueued by layout
+-- 1). The caller has checked the types of pending, active, failed, files and
+-- counts. Returns how many entries it took off :pending (claimed or not).
+local function claim_pending(base, now, inst, max, out)
+  local pending, active, files = base .. 'pending', base .. 'active', base .. 'files'
+  local stale, corrupt, replaced, claimed, popped = 0, 0, 0, 0, 0
+  local function bad_id(id)
+    -- Not a usable id (it becomes a file or directory name; a leading dot is
+    -- the processing area's own, see workers/spare_dirs.h): pushed by hand.
+    return #id == 0 or #id > 64 or string.find(id, '[/%z]') or string.sub(id, 1, 1) == '.'
+  end
+  while claimed < max do
+    local entry = redis.call('RPOP', pending)
+    if not entry then break end
+    popped = popped + 1
+    local id, name = split_entry(entry)
+    local key = base .. 'job:' .. id
+    if bad_id(id) then
+      corrupt = corrupt + 1
+      claimed = claimed + 1
+      put_job(out, id, '', '', '0', '0', '0', 'corrupt', '')
+    elseif name then
+      -- Never claimed: it is this name's job while the name's entry is its own.
+      local cur_id, ident = split_entry(redis.call('HGET', files, name) or '')
+      if cur_id == id and ident then
+        redis.call('HSET', key, 'name', name, 'ident', ident, 'state', 'active', 'owner', inst,
+                   'claimed', now)
+        redis.call('HSET', files, name, id)
+        redis.call('ZADD', active, now, id)
+        claimed = claimed + 1
+        put_job(out, id, name, ident, '0', '0', '0', '', '')
+      elseif cur_id ~= '' and cur_id ~= id then
+        replaced = replaced + 1  -- another file took the name meanwhile: it has a job of its own
+      else
+        stale = stale + 1
+      end
+    else
+      local f = hmget(key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
+                     'phase', 'outcome', 'pident')
+      if (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
+        -- A record edited by hand into something unusable (no name, not a
+        -- hash): failed where an operator sees it, and reported to the caller.
+        if redis.call('TYPE', key)['ok'] == 'hash' then
+          local why = f[4] and 'no name' or 'no state'
+          redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: ' .. why)
+          redis.call('ZADD', base .. 'failed', now, id)
+        end
+        if f[1] and redis.call('HGET', files, f[1]) == id then
+          redis.call('HDEL', files, f[1])  -- its file may get a job of its own
+        end
+        corrupt = corrupt + 1
+        claimed = claimed + 1
+        put_job(out, id, '', '', '0', '0', '0', 'corrupt', '')
+      elseif f[1] and f[4] == 'pending' then
+        redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
+        redis.call('ZADD', active, now, id)
+        local recorded = ''
+        if f[7] == 'disposing' and (f[8] == 'done' or f[8] == 'failed') then recorded = f[8] end
+        claimed = claimed + 1
+        put_job(out, id, f[1], f[2] or '', f[3] or '0', f[5] or '0', f[6] or '0', recorded,
+                f[9] or '')
+      else
+        stale = stale + 1
+      end
+    end
+  end
+  if stale > 0 then redis.call('HINCRBY', base .. 'counts', 'stale_pending', stale) end
+  if corrupt > 0 then redis.call('HINCRBY', base .. 'counts', 'corrupt', corrupt) end
+  if replaced > 0 then redis.call('HINCRBY', base .. 'counts', 'replaced', replaced) end
+  return claimed
+end

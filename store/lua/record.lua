@@ -1,6 +1,6 @@
 -- ARGV: instance, then (id, nfields, field, value, ...) per job.
 -- Records an outcome before the file moves: phase=disposing plus the fields.
--- Returns 1 per job recorded, 0 per job this instance does not own.
+-- Returns a flag per job (lib.lua): '1' recorded, '0' not this instance's.
 local bad = check_layout(KEYS[1])
 if bad then return bad end
 local base = KEYS[1]
@@ -16,10 +16,10 @@ while i <= #ARGV do
     local kv = {'phase', 'disposing'}
     for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 2 + k] end
     redis.call('HSET', key, unpack(kv))
-    out[#out + 1] = 1
+    out[#out + 1] = '1'
   else
-    out[#out + 1] = 0
+    out[#out + 1] = '0'
   end
   i = i + 2 + 2 * nf
 end
-return out
+return flags(out)

@@ -1,7 +1,8 @@
 // libFuzzer target: any bytes as a RESP reply, parsed by hiredis' own reader
-// as dropqd's connection parses it, then decoded as CLAIM's answer.
-// DecodeClaim() must return an error or jobs that keep its promises (a job
-// to run has a valid name and a usable id), and never crash.
+// as dropqd's connection parses it, then decoded as CLAIM's answer and as
+// ENQUEUE's. DecodeClaim() and DecodeEnqueue() must return an error or jobs
+// that keep their promises (a job to run has a valid name and a usable id),
+// and never crash.
 #include <hiredis/hiredis.h>
 
 #include <cstddef>
@@ -31,6 +32,18 @@ bool DeclaresImpossibleArray(const uint8_t* data, size_t size) {
   return false;
 }
 
+void Check(const std::vector<dropq::ClaimedJob>& jobs) {
+  for (const dropq::ClaimedJob& c : jobs) {
+    if (c.kind == dropq::ClaimedJob::Kind::kRun || c.kind == dropq::ClaimedJob::Kind::kRedispose) {
+      if (!dropq::ValidJobName(c.job.name) || c.job.id.empty() || c.job.id[0] == '.' ||
+          c.job.id.find('/') != std::string::npos) {
+        std::abort();
+      }
+    }
+    if (c.kind == dropq::ClaimedJob::Kind::kInvalid && c.problem.empty()) std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -43,18 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const dropq::Reply reply = dropq::Reply::CopyOf(*static_cast<redisReply*>(raw));
       freeReplyObject(raw);
       raw = nullptr;
-      auto jobs = dropq::DecodeClaim(reply);
-      if (!jobs.ok()) continue;
-      for (const dropq::ClaimedJob& c : *jobs) {
-        if (c.kind == dropq::ClaimedJob::Kind::kRun ||
-            c.kind == dropq::ClaimedJob::Kind::kRedispose) {
-          if (!dropq::ValidJobName(c.job.name) || c.job.id.empty() || c.job.id[0] == '.' ||
-              c.job.id.find('/') != std::string::npos) {
-            std::abort();
-          }
-        }
-        if (c.kind == dropq::ClaimedJob::Kind::kInvalid && c.problem.empty()) std::abort();
-      }
+      auto claimed = dropq::DecodeClaim(reply);
+      if (claimed.ok()) Check(*claimed);
+      // As many flags as the reply carries: the rest of it is what is tested.
+      const size_t n = reply.elements.empty() ? 0 : reply.elements[0].str.size();
+      auto enqueued = dropq::DecodeEnqueue(reply, n);
+      if (enqueued.ok()) Check(enqueued->claimed);
     }
   }
   redisReaderFree(reader);

@@ -33,22 +33,38 @@ class StoreScriptsTest : public ::testing::Test {
     EXPECT_FALSE(r->is_error()) << r->str;
     return std::move(*r);
   }
+  // The flags of a reply (one character per job), as integers: ENQUEUE's
+  // are its first element.
   std::vector<int64_t> Ints(const Reply& r) {
+    const std::string& flags =
+        r.type == Reply::Type::kArray && !r.elements.empty() ? r.elements[0].str : r.str;
     std::vector<int64_t> out;
-    for (const auto& e : r.elements) out.push_back(e.AsInt());
+    for (char c : flags) out.push_back(c - '0');
+    return out;
+  }
+  // The fields of packed jobs (packed_jobs() in lib.lua), 8 per job.
+  static std::vector<std::vector<std::string>> Unpack(const std::string& packed) {
+    std::vector<std::vector<std::string>> out;
+    std::vector<std::string> fields;
+    size_t at = 0;
+    for (size_t end; (end = packed.find('\0', at)) != std::string::npos; at = end + 1) {
+      fields.push_back(packed.substr(at, end - at));
+      if (fields.size() == 8) out.push_back(std::exchange(fields, {}));
+    }
+    EXPECT_TRUE(fields.empty());
+    EXPECT_EQ(at, packed.size());
     return out;
   }
   std::string Field(const std::string& id, const std::string& f) {
     return redis_.Cmd({"HGET", keys_.Job(id), f});
   }
   Reply Enqueue(const std::string& id, const std::string& name, const std::string& ident) {
-    return Eval(EnqueueScript(), {id, name, ident});
+    return Eval(EnqueueScript(), {"1000", "i0", "0", id, name, ident});
   }
   // Claims up to `n` jobs for `inst`; returns their ids.
   std::vector<std::string> Claim(const std::string& inst, int n) {
-    Reply r = Eval(ClaimScript(), {"2000", inst, std::to_string(n)});
     std::vector<std::string> ids;
-    for (size_t i = 0; i < r.elements.size(); i += 8) ids.push_back(r.elements[i].AsString());
+    for (const auto& t : ClaimTuples(inst, n)) ids.push_back(t[0]);
     return ids;
   }
   Reply Ack(const std::string& inst, const std::string& id, const std::string& state,
@@ -67,14 +83,8 @@ class StoreScriptsTest : public ::testing::Test {
   // Claims up to `n` jobs for `inst`; returns the whole 8-tuples.
   std::vector<std::vector<std::string>> ClaimTuples(const std::string& inst, int n) {
     Reply r = Eval(ClaimScript(), {"2000", inst, std::to_string(n)});
-    EXPECT_EQ(r.elements.size() % 8, 0u);
-    std::vector<std::vector<std::string>> out;
-    for (size_t i = 0; i + 8 <= r.elements.size(); i += 8) {
-      std::vector<std::string> t;
-      for (size_t k = 0; k < 8; ++k) t.push_back(r.elements[i + k].AsString());
-      out.push_back(std::move(t));
-    }
-    return out;
+    EXPECT_EQ(r.type, Reply::Type::kString);
+    return Unpack(r.str);
   }
   // RECORD of one outcome: ack state `outcome`, processed identity `pident`.
   Reply Record(const std::string& inst, const std::string& id, const std::string& outcome,
@@ -399,7 +409,9 @@ TEST_F(StoreScriptsTest, WrongTypeQueueKeyIsRefusedBeforeAnyWrite) {
     EXPECT_TRUE(r.is_error()) << what;
     EXPECT_EQ(r.str.rfind("WRONGTYPE", 0), 0u) << what << ": " << r.str;
   };
-  expect_wrongtype(Raw(EnqueueScript(), {"1000", "J3", "c.txt", "3:5:7", "5"}), "enqueue");
+  expect_wrongtype(Raw(EnqueueScript(), {"1000", "i1", "0", "J3", "c.txt", "3:5:7"}), "enqueue");
+  expect_wrongtype(Raw(EnqueueScript(), {"1000", "i1", "5", "J3", "c.txt", "3:5:7"}),
+                   "enqueue and claim");
   expect_wrongtype(Raw(ClaimScript(), {"2000", "i1", "10"}), "claim");
   expect_wrongtype(Raw(ReleaseScript(), {"i1", "J1", "1"}), "release");
   expect_wrongtype(Raw(RequeueScript(), {"i1"}), "requeue");
@@ -449,7 +461,7 @@ TEST_F(StoreScriptsTest, WrongTypeActiveKeyStopsAcknowledgements) {
 
 TEST_F(StoreScriptsTest, WrongTypeFilesOrStatsKeyIsRefusedToo) {
   redis_.Cmd({"RPUSH", keys_.Files(), "x"});
-  Reply r = Raw(EnqueueScript(), {"1000", "J1", "a.txt", "1:5:7", "5"});
+  Reply r = Raw(EnqueueScript(), {"1000", "i1", "0", "J1", "a.txt", "1:5:7"});
   EXPECT_TRUE(r.is_error());
   EXPECT_EQ(r.str.rfind("WRONGTYPE", 0), 0u) << r.str;
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
@@ -457,7 +469,7 @@ TEST_F(StoreScriptsTest, WrongTypeFilesOrStatsKeyIsRefusedToo) {
   redis_.Cmd({"DEL", keys_.Files()});
 
   redis_.Cmd({"SET", keys_.Counts(), "1"});
-  Reply r2 = Raw(EnqueueScript(), {"J1", "a.txt", "1:5:7"});
+  Reply r2 = Raw(EnqueueScript(), {"1000", "i1", "4", "J1", "a.txt", "1:5:7"});
   EXPECT_TRUE(r2.is_error());
   EXPECT_EQ(r2.str.rfind("WRONGTYPE", 0), 0u) << r2.str;
   EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J1")}), 0);
@@ -628,7 +640,8 @@ TEST_F(StoreScriptsTest, EveryScriptRefusesAQueueOfAnotherLayout) {
   Enqueue("J2", "b.txt", "2:5:7");
   Claim("i1", 1);
   const std::vector<std::pair<const Script*, std::vector<std::string>>> calls = {
-      {&EnqueueScript(), {"J3", "c.txt", "3:5:7"}},
+      {&EnqueueScript(), EncodeEnqueue(2000, "i1", 0, {{"J3", "c.txt", {3, 5, 7}}})},
+      {&EnqueueScript(), EncodeEnqueue(2000, "i1", 5, {{"J3", "c.txt", {3, 5, 7}}})},
       {&ClaimScript(), EncodeClaim(2000, "i1", 5)},
       {&StartedScript(), EncodeStarted("i1", 2500, {{"J1", 1}})},
       {&RecordScript(), {"i1", "J1", "1", "result", "ok"}},
@@ -692,6 +705,54 @@ TEST_F(StoreScriptsTest, ClaimMakesTheRecordOfAJobNeverClaimed) {
   t = ClaimTuples("i1", 1);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0][6], "corrupt");
+}
+
+// ENQUEUE with room to claim: jobs that waited in :pending go first, then
+// the new files, straight to active with their records; what is left over
+// waits in :pending. Nothing is claimed while the queue is paused.
+TEST_F(StoreScriptsTest, EnqueueClaimsPendingFirstThenItsOwnFiles) {
+  Enqueue("J1", "a.txt", "1:5:7");  // waiting in :pending
+  const auto call = [&](int max, std::vector<EnqueueItem> items) {
+    auto r = conn_->Eval(EnqueueScript(), keys_.base(), EncodeEnqueue(2000, "i1", max, items));
+    EXPECT_TRUE(r.ok());
+    auto e = DecodeEnqueue(*r, items.size());
+    EXPECT_TRUE(e.ok()) << e.error().what;
+    return e.ok() ? std::move(*e) : Enqueued{};
+  };
+  Enqueued e = call(2, {{"J2", "b.txt", {2, 5, 7}},
+                        {"J3", "c.txt", {3, 5, 7}},
+                        {"J4", "a.txt", {1, 5, 7}}});  // a.txt: known
+  EXPECT_EQ(e.enqueued, 2u);
+  EXPECT_FALSE(e.paused);
+  ASSERT_EQ(e.claimed.size(), 2u);
+  EXPECT_EQ(e.claimed[0].job.id, "J1");
+  EXPECT_EQ(e.claimed[1].job.id, "J2");
+  EXPECT_EQ(e.claimed[1].job.name, "b.txt");
+  EXPECT_EQ(e.claimed[1].job.ident, (FileIdentity{2, 5, 7}));
+  EXPECT_EQ(Field("J2", "state"), "active");
+  EXPECT_EQ(Field("J2", "owner"), "i1");
+  EXPECT_EQ(Field("J2", "ident"), "2:5:7");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "b.txt"}), "J2");
+  EXPECT_EQ(redis_.CmdInt({"ZSCORE", keys_.Active(), "J2"}), 2000);
+  // No room left for c.txt: it waits as a job never claimed.
+  EXPECT_EQ(redis_.CmdList({"LRANGE", keys_.Pending(), "0", "-1"}),
+            std::vector<std::string>{"J3 c.txt"});
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Files(), "c.txt"}), "J3 3:5:7");
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J3")}), 0);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "enqueued"}), "3");
+
+  redis_.Cmd({"SET", keys_.Paused(), "1"});
+  e = call(5, {{"J5", "d.txt", {5, 5, 7}}});
+  EXPECT_TRUE(e.paused);
+  EXPECT_TRUE(e.claimed.empty());
+  EXPECT_EQ(e.enqueued, 1u);
+  EXPECT_EQ(redis_.CmdInt({"LLEN", keys_.Pending()}), 2);
+  redis_.Cmd({"DEL", keys_.Paused()});
+  e = call(5, {});
+  ASSERT_EQ(e.claimed.size(), 2u);
+  EXPECT_EQ(e.claimed[0].job.id, "J3");  // oldest first
+  EXPECT_EQ(e.claimed[1].job.id, "J5");
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 4);
 }
 
 }  // namespace

@@ -36,20 +36,26 @@ Reply Err(std::string s) {
   return r;
 }
 
-// One job of CLAIM's reply, as claim.lua writes it.
-std::vector<Reply> ClaimTuple(std::string id, std::string name, std::string ident,
-                              std::string recorded = "", std::string pident = "") {
-  return {Str(std::move(id)), Str(std::move(name)),     Str(std::move(ident)), Str("2"), Str("1"),
-          Str("0"),           Str(std::move(recorded)), Str(std::move(pident))};
+// One job of a packed claim, as packed_jobs() in lib.lua writes it: 8
+// fields, each ended by a NUL byte.
+std::vector<std::string> ClaimTuple(std::string id, std::string name, std::string ident,
+                                    std::string recorded = "", std::string pident = "") {
+  return {std::move(id), std::move(name),     std::move(ident), "2", "1",
+          "0",           std::move(recorded), std::move(pident)};
 }
 
-Reply ClaimReply(std::vector<std::vector<Reply>> jobs) {
-  std::vector<Reply> flat;
-  for (auto& j : jobs) {
-    for (auto& e : j) flat.push_back(std::move(e));
+std::string Pack(const std::vector<std::vector<std::string>>& jobs) {
+  std::string out;
+  for (const auto& j : jobs) {
+    for (const auto& f : j) {
+      out += f;
+      out.push_back('\0');
+    }
   }
-  return Arr(std::move(flat));
+  return out;
 }
+
+Reply ClaimReply(const std::vector<std::vector<std::string>>& jobs) { return Str(Pack(jobs)); }
 
 TEST(ProtocolTest, ClaimDecodesRunRedisposeCorruptAndInvalid) {
   auto r = DecodeClaim(ClaimReply(
@@ -78,9 +84,9 @@ TEST(ProtocolTest, ClaimDecodesRunRedisposeCorruptAndInvalid) {
 
 TEST(ProtocolTest, ClaimCountsOutOfRangeReadAsZero) {
   auto t = ClaimTuple("J1", "a.txt", "1:5:7");
-  t[3] = Str("-4");
-  t[4] = Str("99999999999");
-  t[5] = Str("x");
+  t[3] = "-4";
+  t[4] = "99999999999";
+  t[5] = "x";
   auto r = DecodeClaim(ClaimReply({t}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].job.attempt, 0u);
@@ -89,32 +95,58 @@ TEST(ProtocolTest, ClaimCountsOutOfRangeReadAsZero) {
 }
 
 TEST(ProtocolTest, ClaimRepliesOfAnotherShapeAreErrors) {
-  EXPECT_FALSE(DecodeClaim(Str("x")).ok());
+  EXPECT_FALSE(DecodeClaim(Str("x")).ok());  // a field with no end
   EXPECT_FALSE(DecodeClaim(Err("PAUSED x")).ok());
+  EXPECT_FALSE(DecodeClaim(Arr({})).ok());  // CLAIM's reply is one string
   EXPECT_TRUE(IsPausedReply(Err("PAUSED dropq:{q}:paused is set")));
   EXPECT_FALSE(IsPausedReply(Err("ERR x")));
   auto t = ClaimTuple("J1", "a.txt", "1:5:7");
   t.pop_back();
-  EXPECT_FALSE(DecodeClaim(ClaimReply({t})).ok());  // 7 elements
-  t = ClaimTuple("J1", "a.txt", "1:5:7");
-  t[1] = Arr({});
-  EXPECT_FALSE(DecodeClaim(ClaimReply({t})).ok());  // a nested array
+  EXPECT_FALSE(DecodeClaim(ClaimReply({t})).ok());  // 7 fields
+  EXPECT_FALSE(DecodeClaim(Str(Pack({ClaimTuple("J1", "a.txt", "1:5:7")}) + "J2")).ok());
   EXPECT_FALSE(DecodeClaim(ClaimReply({ClaimTuple("J1", "a", "1:5:7", "weird")})).ok());
   EXPECT_FALSE(DecodeClaim(ClaimReply({ClaimTuple("a/b", "a", "1:5:7")})).ok());
   EXPECT_FALSE(DecodeClaim(ClaimReply({ClaimTuple(".spare-x", "a", "1:5:7")})).ok());
-  EXPECT_TRUE(DecodeClaim(Arr({})).ok());  // nothing pending
+  EXPECT_TRUE(DecodeClaim(Str("")).ok());  // nothing pending
+  EXPECT_TRUE(DecodeClaim(Str(""))->empty());
 }
 
 TEST(ProtocolTest, TakenFlagsMustMatchTheBatch) {
-  auto ok = DecodeTaken(Arr({Int(1), Int(0)}), 2);
+  auto ok = DecodeTaken(Str("10"), 2);
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(*ok, (std::vector<bool>{true, false}));
-  EXPECT_FALSE(DecodeTaken(Arr({Int(1)}), 2).ok());
-  EXPECT_FALSE(DecodeTaken(Arr({Int(1), Int(2)}), 2).ok());
-  EXPECT_FALSE(DecodeTaken(Arr({Int(1), Str("1")}), 2).ok());
+  EXPECT_FALSE(DecodeTaken(Str("1"), 2).ok());
+  EXPECT_FALSE(DecodeTaken(Str("12"), 2).ok());
+  EXPECT_FALSE(DecodeTaken(Arr({Int(1), Int(0)}), 2).ok());
+  EXPECT_FALSE(DecodeTaken(Int(1), 1).ok());
   EXPECT_FALSE(DecodeTaken(Err("WRONGTYPE x"), 2).ok());
   EXPECT_EQ(DecodeTaken(Err("WRONGTYPE x"), 2).error().what, "WRONGTYPE x");
-  EXPECT_EQ(*DecodeEnqueue(Arr({Int(1), Int(0), Int(1)}), 3), 2u);
+  EXPECT_TRUE(DecodeTaken(Str(""), 0).ok());
+}
+
+TEST(ProtocolTest, EnqueueDecodesFlagsPauseAndClaimedJobs) {
+  auto e = DecodeEnqueue(Arr({Str("101"), Int(0),
+                              ClaimReply({ClaimTuple("J1", "a.txt", "1:5:7"),
+                                          ClaimTuple("J2", "b.txt", "2:5:7", "done", "2:5:7")})}),
+                         3);
+  ASSERT_TRUE(e.ok()) << e.error().what;
+  EXPECT_EQ(e->enqueued, 2u);
+  EXPECT_FALSE(e->paused);
+  ASSERT_EQ(e->claimed.size(), 2u);
+  EXPECT_EQ(e->claimed[0].job.name, "a.txt");
+  EXPECT_EQ(e->claimed[1].kind, ClaimedJob::Kind::kRedispose);
+  auto p = DecodeEnqueue(Arr({Str("0"), Int(1), Str("")}), 1);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->paused);
+  EXPECT_TRUE(p->claimed.empty());
+  EXPECT_EQ(p->enqueued, 0u);
+  // Any other shape is an error, and so is a bad part inside it.
+  EXPECT_FALSE(DecodeEnqueue(Arr({Str("1"), Int(0), Str("")}), 2).ok());
+  EXPECT_FALSE(DecodeEnqueue(Arr({Str("1"), Int(0)}), 1).ok());
+  EXPECT_FALSE(DecodeEnqueue(Arr({Str("1"), Str("0"), Str("")}), 1).ok());
+  EXPECT_FALSE(DecodeEnqueue(Arr({Str("1"), Int(0), Str("J1")}), 1).ok());
+  EXPECT_FALSE(DecodeEnqueue(Arr({Int(1), Int(0), Str("")}), 1).ok());
+  EXPECT_EQ(DecodeEnqueue(Err("LAYOUT x"), 1).error().what, "LAYOUT x");
 }
 
 TEST(ProtocolTest, PromoteStatesIdsAndRetryPrepare) {
@@ -142,8 +174,9 @@ TEST(ProtocolTest, PromoteStatesIdsAndRetryPrepare) {
 }
 
 TEST(ProtocolTest, EncodersPutEachValueWhereTheScriptReadsIt) {
-  EXPECT_EQ(EncodeEnqueue({{"J1", "a b", FileIdentity{1, 5, 9}}}),
-            (std::vector<std::string>{"J1", "a b", "1:5:9"}));
+  EXPECT_EQ(EncodeEnqueue(7, "i1", 4, {{"J1", "a b", FileIdentity{1, 5, 9}}}),
+            (std::vector<std::string>{"7", "i1", "4", "J1", "a b", "1:5:9"}));
+  EXPECT_EQ(EncodeEnqueue(7, "i1", -3, {})[2], "0");
   EXPECT_EQ(EncodeClaim(7, "i1", 16), (std::vector<std::string>{"7", "i1", "16"}));
   EXPECT_EQ(EncodeStarted("i1", 7, {{"J1", 2}}), (std::vector<std::string>{"i1", "7", "J1", "2"}));
   EXPECT_EQ(EncodeRelease("i1", {{"J1", true}, {"J2", false}}),
