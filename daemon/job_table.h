@@ -82,9 +82,9 @@ struct HeldJob {
   AckItem ack;                       // kAcking: what ACK sends
   bool release_interrupted = false;  // kReleasing: its run was cut short
   // Redis replies this job waited for in sequence: its ENQUEUE and its CLAIM
-  // so far (one, when the CLAIM went out right behind an ENQUEUE); RECORD and
-  // ACK (and every resend) add theirs. STARTED is not waited for. Reported
-  // per acknowledged job (QueueRunner::Counters).
+  // so far (one, when its ENQUEUE claimed it); RECORD and ACK (and every
+  // resend) add theirs. STARTED is not waited for. Reported per acknowledged
+  // job (QueueCounters).
   int round_trips = 2;
 };
 

@@ -14,15 +14,9 @@
 namespace dropq {
 namespace {
 
-constexpr size_t kMaxBatch = 256;            // jobs per script call
 constexpr int kMaxClaim = 128;               // jobs per CLAIM call
 constexpr uint64_t kIdlePollMs = 500;        // how often an idle queue looks for work
 constexpr int64_t kReconcileRetryMs = 1000;  // after Redis refused the reconcile
-// A run's start is recorded (STARTED) only once it has gone on this long.
-constexpr uint64_t kStartedDelayMs = 20;
-// ACK calls a queue has in flight at once: a second one goes out while the
-// first waits for its reply; what finishes meanwhile waits and goes as one batch.
-constexpr int kMaxAcksInFlight = 2;
 // How long a kept file's return into the watched directory waits for its event.
 constexpr int64_t kMaxReturnWaitMs = 30000;
 // How often a queue looks for due retries when it knows of none (other
@@ -63,10 +57,17 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
           loop, redis, &keys_, q.name, q.watch, area_,
           AreaSweeper::Hooks{[this] { return ready_ && !draining_; },
                              [this](const std::string& id) { return jobs_.Find(id) != nullptr; },
-                             [this](const std::string& name) { Forget(name); }}) {
+                             [this](const std::string& name) { Forget(name); }}),
+      batches_(loop, redis, &keys_, cfg.instance, q, &jobs_, &counters_,
+               ScriptBatches::Hooks{
+                   [this](const std::vector<HeldJob*>& recorded) { StartDisposals(recorded); },
+                   [this](bool released) {
+                     if (released) pending_maybe_ = true;
+                     MaybeClaim();
+                   },
+                   [this] { CheckDrained(); }}) {
   poll_timer_ = MakeTimer(loop_->get(), this);
   promote_timer_ = MakeTimer(loop_->get(), this);
-  started_timer_ = MakeTimer(loop_->get(), this);
 
   // Blocking, once: spares an earlier run left go before any worker starts.
   if (spares_) spares_->Reset();
@@ -151,7 +152,7 @@ void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
   }
   if (!enqueue_names_.insert(name).second) return;  // twice in one batch
   enqueue_batch_.push_back(EnqueueItem{NewJobId(), name, ident});
-  if (enqueue_batch_.size() >= kMaxBatch) SendEnqueue();
+  if (enqueue_batch_.size() >= ScriptBatches::kMaxBatch) SendEnqueue();
 }
 
 void QueueRunner::SendEnqueue() {
@@ -204,14 +205,7 @@ void QueueRunner::SendEnqueue() {
 void QueueRunner::Forget(const std::string& name) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (!ready_) return;  // a marker left behind costs a few bytes, never a lost file
-  forget_batch_.push_back(name);
-  if (forget_batch_.size() >= kMaxBatch) SendForgets();
-}
-
-void QueueRunner::SendForgets() {
-  if (forget_batch_.empty()) return;
-  redis_->Eval(ForgetScript(), keys_.base(), std::exchange(forget_batch_, {}),
-               [](Result<Reply>) {});
+  batches_.Forget(name);
 }
 
 void QueueRunner::SweepMarkers() { sweeper_.SweepMarkers(); }  // checks the loop thread
@@ -343,10 +337,7 @@ void QueueRunner::OnStarted(const std::string& id, uint32_t attempt) {
   if (h == nullptr || h->state != JobState::kQueued) return;
   jobs_.Move(*h, JobState::kRunning);
   h->job.attempt = attempt;
-  // STARTED waits kStartedDelayMs: a run that is over by then never needs
-  // it (its outcome records the attempt), and most builtin runs are.
-  if (started_batch_.empty()) ArmStarted(static_cast<int64_t>(kStartedDelayMs));
-  started_batch_.push_back({MonoMs() + static_cast<int64_t>(kStartedDelayMs), {id, attempt}});
+  batches_.Started(id, attempt);
 }
 
 void QueueRunner::OnFinished(Outcome&& o) {
@@ -440,8 +431,7 @@ void QueueRunner::OnFinished(Outcome&& o) {
     if (d.kind == Disposition::Kind::kKeep) h.keep_marker = "~" + o.ident.ToString();
     h.outcome = std::make_unique<Outcome>(std::move(o));
     jobs_.Move(h, JobState::kRecording);
-    record_ids_.push_back(h.job.id);
-    if (record_ids_.size() >= kMaxBatch) SendRecords();
+    batches_.Record(h);
   }
 }
 
@@ -458,47 +448,6 @@ void QueueRunner::OnReports(std::vector<RunReport>&& reports) {
 }
 
 // ---------------------------------------------------------------- record, dispose, ack
-
-void QueueRunner::SendRecords() {
-  if (record_ids_.empty()) return;
-  std::vector<std::string> ids = std::exchange(record_ids_, {});
-  std::vector<RecordItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_.Get(id);
-    jobs_.SetCall(h, Call::kSent);
-    items.push_back(
-        RecordItem{id, OutcomeFields(*h.outcome), AckAsOf(h.ending), h.target, h.outcome->ident});
-  }
-  redis_->Eval(RecordScript(), keys_.base(), EncodeRecord(cfg_.instance, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
-                 auto taken =
-                     r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
-                 if (!taken.ok()) {
-                   LogWarn("record.failed", {{"queue", q_.name}, {"err", taken.error().what}});
-                 }
-                 std::vector<HeldJob*> recorded;
-                 for (size_t i = 0; i < ids.size(); ++i) {
-                   HeldJob* h = jobs_.Find(ids[i]);
-                   if (h == nullptr || h->state != JobState::kRecording) continue;
-                   ++h->round_trips;
-                   if (!taken.ok()) {
-                     jobs_.SetCall(*h, Call::kRefused);  // sent again (Resend())
-                   } else if ((*taken)[i]) {
-                     jobs_.Move(*h, JobState::kDisposing);
-                     recorded.push_back(h);
-                   } else {
-                     // No longer ours: another instance took the job over. Its
-                     // file is left alone, this late outcome discarded.
-                     ++counters_.lost_outcomes;
-                     LogWarn("job.fenced", {{"queue", q_.name}, {"job", ids[i]}});
-                     jobs_.Erase(ids[i]);
-                   }
-                 }
-                 StartDisposals(recorded);
-                 CheckDrained();
-               }));
-}
 
 void QueueRunner::StartDisposals(const std::vector<HeldJob*>& jobs) {
   std::vector<Disposer::Move> moves;
@@ -592,70 +541,7 @@ void QueueRunner::RetryDisposals() {
 }
 
 void QueueRunner::SetAck(HeldJob& h, const std::string& files_value, Fields fields) {
-  DROPQ_CHECK(h.state == JobState::kAcking);
-  h.ack = AckItem{h.job.id, AckAsOf(h.ending), files_value, std::move(fields)};
-  ack_ids_.push_back(h.job.id);
-  if (ack_ids_.size() >= kMaxBatch) SendAcks();
-}
-
-void QueueRunner::SendAcks() {
-  // At most kMaxAcksInFlight ACK calls in flight: what finishes meanwhile
-  // waits for a reply and goes out as one batch, so a burst costs a few round trips per
-  // batch instead of one per job, and a quiet queue still acknowledges at once.
-  if (ack_ids_.empty() || acks_inflight_ >= kMaxAcksInFlight) return;
-  ++acks_inflight_;
-  std::vector<std::string> ids = std::exchange(ack_ids_, {});
-  std::vector<AckItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_.Get(id);
-    jobs_.SetCall(h, Call::kSent);
-    items.push_back(h.ack);
-  }
-  redis_->Eval(AckScript(), keys_.base(),
-               EncodeAck(cfg_.instance, NowUnixMs(), q_.keep_done, q_.keep_failed, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
-                 --acks_inflight_;  // the next Flush() sends what collected meanwhile
-                 auto taken =
-                     r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
-                 if (!taken.ok()) {
-                   LogWarn("ack.failed", {{"queue", q_.name}, {"err", taken.error().what}});
-                 }
-                 for (size_t i = 0; i < ids.size(); ++i) {
-                   HeldJob* h = jobs_.Find(ids[i]);
-                   if (h == nullptr || h->state != JobState::kAcking) continue;
-                   ++h->round_trips;
-                   if (!taken.ok()) {
-                     jobs_.SetCall(*h, Call::kRefused);
-                     continue;
-                   }
-                   ++counters_.acked;
-                   counters_.round_trips += static_cast<uint64_t>(h->round_trips);
-                   if ((*taken)[i]) {
-                     switch (h->ending) {
-                       case Ending::kSkipped:
-                         ++counters_.skipped;
-                         break;
-                       case Ending::kDone:
-                         ++counters_.done;
-                         break;
-                       case Ending::kScheduled:
-                         ++counters_.retries;
-                         break;
-                       case Ending::kFailed:
-                         ++counters_.failed;
-                         break;
-                     }
-                   } else {
-                     // Already acknowledged (a resend after a lost reply) or
-                     // taken over by another instance.
-                     LogDebug("ack.skipped", {{"queue", q_.name}, {"job", ids[i]}});
-                   }
-                   jobs_.Erase(ids[i]);
-                 }
-                 CheckDrained();
-                 MaybeClaim();
-               }));
+  batches_.Ack(h, files_value, std::move(fields));
 }
 
 void QueueRunner::ForgetOldReturns() {
@@ -675,11 +561,7 @@ bool QueueRunner::TakeOwnReturn(const std::string& name, const FileIdentity& ide
 
 // ---------------------------------------------------------------- release, started
 
-void QueueRunner::QueueRelease(HeldJob& h, bool interrupted) {
-  jobs_.Move(h, JobState::kReleasing);
-  h.release_interrupted = interrupted;
-  release_batch_.push_back(h.job.id);
-}
+void QueueRunner::QueueRelease(HeldJob& h, bool interrupted) { batches_.Release(h, interrupted); }
 
 size_t QueueRunner::ReleaseQueued() {
   const std::vector<Job> queued = executor_->TakeBack();
@@ -687,99 +569,26 @@ size_t QueueRunner::ReleaseQueued() {
   return queued.size();
 }
 
-void QueueRunner::SendReleases() {
-  if (release_batch_.empty()) return;
-  std::vector<std::string> ids = std::exchange(release_batch_, {});
-  std::vector<ReleaseItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_.Get(id);
-    jobs_.SetCall(h, Call::kSent);
-    items.push_back({id, h.release_interrupted});
-  }
-  redis_->Eval(ReleaseScript(), keys_.base(), EncodeRelease(cfg_.instance, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
-                 const bool sent = r.ok() && !r->is_error();
-                 for (const auto& id : ids) {
-                   HeldJob* h = jobs_.Find(id);
-                   if (h == nullptr || h->state != JobState::kReleasing) continue;
-                   if (sent) {
-                     jobs_.Erase(id);
-                   } else {
-                     jobs_.SetCall(*h, Call::kRefused);
-                   }
-                 }
-                 if (sent) pending_maybe_ = true;
-                 CheckDrained();
-               }));
-}
-
-void QueueRunner::ArmStarted(int64_t delay_ms) {
-  uv_timer_start(
-      started_timer_.get(),
-      [](uv_timer_t* t) { static_cast<QueueRunner*>(t->data)->SendStarted(); },
-      static_cast<uint64_t>(std::max<int64_t>(delay_ms, 0)), 0);
-}
-
-void QueueRunner::SendStarted() {
-  // Runs that are still going kStartedDelayMs after they began get their
-  // start recorded; the others ended meanwhile and their outcome carries
-  // the attempt. Best effort: a lost STARTED only hides for a moment that
-  // the run began (docs/guarantees.md says what `attempt` then counts).
-  const int64_t now = MonoMs();
-  std::vector<StartedItem> due;
-  size_t kept = 0;
-  for (auto& [due_ms, item] : started_batch_) {
-    if (due_ms > now) {
-      started_batch_[kept++] = {due_ms, std::move(item)};
-      continue;
-    }
-    const HeldJob* h = jobs_.Find(item.id);
-    if (h != nullptr && h->state == JobState::kRunning) due.push_back(std::move(item));
-  }
-  started_batch_.resize(kept);
-  if (!started_batch_.empty()) ArmStarted(started_batch_.front().first - now);
-  if (due.empty() || !redis_->up()) return;
-  redis_->Eval(StartedScript(), keys_.base(), EncodeStarted(cfg_.instance, NowUnixMs(), due),
-               [](Result<Reply>) {});
-}
-
 void QueueRunner::Flush() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   SendEnqueue();
-  SendRecords();
-  SendAcks();
-  SendReleases();
-  SendForgets();
+  batches_.Flush();
 }
 
 // ---------------------------------------------------------------- reconnect, drain
-
-void QueueRunner::Resend() {
-  jobs_.ForEach([this](HeldJob& h) {
-    if (h.call != Call::kRefused) return;
-    jobs_.SetCall(h, Call::kBatched);
-    if (h.state == JobState::kRecording) record_ids_.push_back(h.job.id);
-    if (h.state == JobState::kAcking) ack_ids_.push_back(h.job.id);
-    if (h.state == JobState::kReleasing) release_batch_.push_back(h.job.id);
-  });
-  Flush();
-}
 
 void QueueRunner::ResendRefused() {
   // Redis is up but refused a call (a key of the wrong type in the queue's
   // namespace, a script error): try again, backing off to twice a minute,
   // until an operator fixes the key. A lost connection resends on its own.
   if (!ready_ || !redis_->up() || MonoMs() < resend_due_ms_) return;
-  bool refused = false;
-  jobs_.ForEach([&](HeldJob& h) { refused |= h.call == Call::kRefused; });
-  if (!refused) {
+  if (!batches_.AnyRefused()) {
     resend_backoff_ms_ = 1000;
     return;
   }
   resend_due_ms_ = MonoMs() + resend_backoff_ms_;
   resend_backoff_ms_ = std::min<int64_t>(resend_backoff_ms_ * 2, 30000);
-  Resend();
+  batches_.Resend();
 }
 
 void QueueRunner::OnRedisUp(std::function<void()> done) {
@@ -787,7 +596,7 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
   ready_ = false;
   reconcile_due_ms_ = 0;  // a retry waiting for a refused reconcile is superseded
   // First the outcomes Redis has not confirmed, in the order they happened...
-  Resend();
+  batches_.Resend();
   // ...then every active job of this instance that it does not hold goes
   // back to pending (left over from a crash, or a claim whose reply was lost).
   std::vector<std::string> held;
@@ -901,7 +710,7 @@ void QueueRunner::CheckDrained() {
   }
   poll_timer_.Reset();
   promote_timer_.Reset();
-  started_timer_.Reset();
+  batches_.Close();
   std::exchange(drained_, nullptr)();
 }
 

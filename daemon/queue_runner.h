@@ -39,7 +39,9 @@
 #include "daemon/disposer.h"
 #include "daemon/job_table.h"
 #include "daemon/loop.h"
+#include "daemon/queue_counters.h"
 #include "daemon/redis_conn.h"
+#include "daemon/script_batches.h"
 #include "daemon/uv_handle.h"
 #include "store/keys.h"
 #include "store/protocol.h"
@@ -53,17 +55,7 @@ namespace dropq {
 
 class QueueRunner {
  public:
-  // Counters for the summary line and tests; all monotonic.
-  struct Counters {
-    uint64_t enqueued = 0, done = 0, failed = 0, interrupted = 0;
-    uint64_t skipped = 0;  // vanished or replaced before their run
-    uint64_t retries = 0;  // failed runs scheduled to run again
-    uint64_t dispose_errors = 0, lost_outcomes = 0;
-    uint64_t duplicate_claims = 0;  // CLAIM handed back a job held here (Redis lost a write)
-    uint64_t bad_replies = 0;       // a CLAIM reply not of CLAIM's shape
-    uint64_t acked = 0;             // jobs acknowledged here (bench/measure)
-    uint64_t round_trips = 0;       // their sequential Redis round trips (HeldJob)
-  };
+  using Counters = QueueCounters;
 
   // `cfg`, `loop` and `redis` must outlive the runner.
   static Result<std::unique_ptr<QueueRunner>> Create(const Config& cfg, const QueueConfig& q,
@@ -185,15 +177,6 @@ class QueueRunner {
   // Starts the dispositions whose retry is due (called by the idle poll).
   void RetryDisposals();
   void SendEnqueue();
-  void SendAcks();
-  void SendRecords();
-  void SendReleases();
-  void SendStarted();
-  // Makes the STARTED timer fire in `delay_ms` (0 if negative).
-  void ArmStarted(int64_t delay_ms);
-  void SendForgets();
-  // Queues every outcome or release that Redis did not take for sending again.
-  void Resend();
   // Resend() while Redis is up, with backoff: for calls it refused.
   void ResendRefused();
   // OnRedisUp() again once its reconcile was refused by Redis (e.g. LOADING)
@@ -220,7 +203,6 @@ class QueueRunner {
   std::unique_ptr<Executor> executor_;  // made in the constructor's body, destroyed first
   UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle
   UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
-  UvHandle<uv_timer_t> started_timer_;  // STARTED for the runs still going
   RetryPolicy retry_;
 
   JobTable jobs_;  // every job this instance holds, by id
@@ -234,10 +216,9 @@ class QueueRunner {
   std::unordered_map<std::string, Returning> returning_;
   int claim_inflight_ = 0;     // slots asked for in CLAIM and ENQUEUE calls not yet answered
   bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
-  bool paused_ = false;
-  std::function<void(double seconds)>
-      on_run_;          // may be empty        // the last CLAIM (or EXISTS) found <queue>:paused
-  bool ready_ = false;  // Redis up and own leftovers requeued
+  bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused
+  std::function<void(double seconds)> on_run_;  // may be empty
+  bool ready_ = false;                          // Redis up and own leftovers requeued
   bool draining_ = false;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
   int64_t resend_backoff_ms_ = 1000;
@@ -245,24 +226,18 @@ class QueueRunner {
   std::function<void()> reconcile_done_;  // OnRedisUp()'s `done`, kept for that retry
   std::function<void()> drained_;
 
-  // Batches collected during this loop turn.
+  // ENQUEUE's batch of this loop turn (the other calls are batches_'s).
   std::vector<EnqueueItem> enqueue_batch_;
   std::unordered_set<std::string> enqueue_names_;
   int enqueue_inflight_ = 0;
   bool rescan_needed_ = false;
-  // Runs to record with STARTED, with the monotonic ms from which they are due.
-  std::vector<std::pair<int64_t, StartedItem>> started_batch_;
-  std::vector<std::string> record_ids_;
-  std::vector<std::string> ack_ids_;
-  int acks_inflight_ = 0;                   // ACK calls awaiting their reply
-  std::vector<std::string> release_batch_;  // ids; each Held says whether it was interrupted
-  std::vector<std::string> forget_batch_;
   Counters counters_;
   // False once the runner is destroyed: replies and posts still to come
   // (guarded by it) then do nothing. Shared with those callbacks.
   const std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   Disposer disposer_;  // after alive_, keys_, area_ and spares_, which it uses
   AreaSweeper sweeper_;
+  ScriptBatches batches_;  // after jobs_ and counters_, which it works on
 };
 
 }  // namespace dropq
