@@ -111,7 +111,11 @@ Status Daemon::Setup() {
         0, 1000);
   }
   for (const QueueConfig& q : cfg_.queues) {
-    if (Status s = AddQueue(q, false); !s.ok()) return s;
+    // Before the loop runs: blocking set-up is fine here.
+    auto setup = SetUpQueue(q, cfg_.instance);
+    if (!setup.ok())
+      return Error{setup.error().code, "queue " + q.name + ": " + setup.error().what};
+    if (Status s = InstallQueue(q, std::move(*setup), false); !s.ok()) return s;
   }
   last_summary_ms_ = MonoMs();
 
@@ -175,25 +179,72 @@ void Daemon::Tick() {
   PushStats();
 }
 
-Status Daemon::AddQueue(const QueueConfig& config, bool live) {
+namespace {
+// A queue's set-up made on the threadpool for a reload.
+struct SetUpWork {
+  uv_work_t req;
+  QueueConfig q;
+  std::string instance;
+  Result<QueueSetup> setup = Error{Errc::kInvalid, "not set up"};
+  std::function<void(SetUpWork*)> done;
+};
+}  // namespace
+
+void Daemon::AddQueueLive(const QueueConfig& q, std::function<void(Status)> done) {
+  auto* w = new SetUpWork{};
+  w->req.data = w;
+  w->q = q;
+  w->instance = cfg_.instance;
+  w->done = [this, done = std::move(done)](SetUpWork* work) {
+    --setting_up_;
+    if (shutting_down_) return;  // the set-up is dropped; nothing waits for it now
+    Status s = OkStatus();
+    if (!work->setup.ok()) {
+      s = work->setup.error();
+    } else {
+      s = InstallQueue(work->q, std::move(*work->setup), true);
+    }
+    done(s);
+    if (setting_up_ == 0 && std::exchange(reload_again_, false)) Reload();
+  };
+  ++setting_up_;
+  const int rc = uv_queue_work(
+      loop_.get(), &w->req,
+      [](uv_work_t* req) {
+        auto* work = static_cast<SetUpWork*>(req->data);
+        work->setup = SetUpQueue(work->q, work->instance);
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<SetUpWork> work(static_cast<SetUpWork*>(req->data));
+        work->done(work.get());
+      });
+  if (rc < 0) {
+    // Never expected (the request is well formed): set up on the loop instead.
+    std::unique_ptr<SetUpWork> work(w);
+    work->setup = SetUpQueue(work->q, work->instance);
+    work->done(work.get());
+  }
+}
+
+Status Daemon::InstallQueue(const QueueConfig& config, QueueSetup setup, bool live) {
   auto q = std::make_unique<QueueConfig>(config);
-  auto r = QueueRunner::Create(cfg_, *q, &loop_, redis_.get());
-  if (!r.ok()) return Error{r.error().code, "queue " + q->name + ": " + r.error().what};
+  std::unique_ptr<QueueRunner> r =
+      QueueRunner::Create(cfg_, *q, &loop_, redis_.get(), std::move(setup));
   std::unique_ptr<QueueWatcher> w;  // none for role consume: another host watches
   if (q->watches()) {
-    w = std::make_unique<QueueWatcher>(*q, &loop_, r->get());
+    w = std::make_unique<QueueWatcher>(*q, &loop_, r.get());
     if (Status s = w->Watch(inotify_.get()); !s.ok()) {
       return Error{s.error().code, "queue " + q->name + ": " + s.error().what};
     }
   }
-  QueueRunner* runner = r->get();
+  QueueRunner* runner = r.get();
   if (metrics_) {
     runner->set_on_run(
         [m = metrics_.get(), name = q->name](double s) { m->ObserveDuration(name, s); });
   }
   auto slot = std::make_unique<QueueSlot>();
   slot->cfg = std::move(q);
-  slot->runner = std::move(*r);
+  slot->runner = std::move(r);
   slot->watcher = std::move(w);
   queues_.push_back(std::move(slot));
   if (live) {
@@ -236,18 +287,27 @@ void Daemon::OnRetired(QueueSlot* p) {
       if (next == start_after_drain_.end()) return;
       const QueueConfig q = next->second;
       start_after_drain_.erase(next);
-      if (Status s = AddQueue(q, true); !s.ok()) {
-        LogError("reload.queue_failed", {{"queue", name}, {"err", s.error().what}});
-      } else {
-        LogInfo("queue.restarted", {{"queue", name}, {"workers", q.workers}});
-      }
-      notifier_.Status(StatusLine());
+      AddQueueLive(q, [this, name, workers = q.workers](Status s) {
+        if (!s.ok()) {
+          LogError("reload.queue_failed", {{"queue", name}, {"err", s.error().what}});
+        } else {
+          LogInfo("queue.restarted", {{"queue", name}, {"workers", workers}});
+        }
+        notifier_.Status(StatusLine());
+      });
     });
   });
 }
 
 void Daemon::Reload() {
   if (shutting_down_) return;
+  if (setting_up_ > 0) {
+    // Queues of the last reload (or a restart) are being set up on the
+    // threadpool: this one runs once they are in, against what they became.
+    LogInfo("reload.deferred", {{"config", cfg_.path}, {"setting_up", setting_up_}});
+    reload_again_ = true;
+    return;
+  }
   notifier_.Reloading("reloading " + cfg_.path);
   LogInfo("reload.begin", {{"config", cfg_.path}});
   const auto refuse = [&](const std::string& why) {
@@ -267,7 +327,7 @@ void Daemon::Reload() {
   need_restart(next->metrics_listen != cfg_.metrics_listen, "metrics.listen");
   if (!fixed.empty()) return refuse("changing " + fixed + " needs a restart");
 
-  size_t removed = 0, changed = 0, added = 0, failed = 0;
+  auto tally = std::make_shared<ReloadTally>();
   // Removed and changed queues drain first; a changed one starts again
   // (with its new config) once the old one is gone, so that one instance
   // never runs one queue twice.
@@ -277,9 +337,9 @@ void Daemon::Reload() {
     if (want != nullptr && *want == *q.cfg) return;
     if (want != nullptr) {
       start_after_drain_[q.cfg->name] = *want;
-      ++changed;
+      ++tally->changed;
     } else {
-      ++removed;
+      ++tally->removed;
     }
     retire.push_back(&q);
   });
@@ -293,6 +353,7 @@ void Daemon::Reload() {
       ++it;
     }
   }
+  std::vector<QueueConfig> to_add;
   for (const QueueConfig& q : next->queues) {
     bool running = false, draining = false;
     ForEachSlot(false, [&](QueueSlot& s) {
@@ -304,27 +365,44 @@ void Daemon::Reload() {
     // that drain is over, never beside it.
     if (draining) {
       start_after_drain_[q.name] = q;
-      ++added;
+      ++tally->added;
       continue;
     }
-    if (Status s = AddQueue(q, true); !s.ok()) {
-      LogError("reload.queue_failed", {{"queue", q.name}, {"err", s.error().what}});
-      ++failed;
-      continue;
-    }
-    ++added;
+    to_add.push_back(q);
   }
   cfg_.log_level = next->log_level;
   SetLogLevel(cfg_.log_level);
   cfg_.drain_timeout = next->drain_timeout;
   cfg_.queues = next->queues;
+  // New queues are set up on the threadpool (a slow filesystem must not
+  // stall the loop); the reload is done once every one of them is in.
+  tally->left = to_add.size();
+  if (to_add.empty()) {
+    FinishReload(*tally);
+    return;
+  }
+  for (const QueueConfig& q : to_add) {
+    AddQueueLive(q, [this, tally, name = q.name](Status s) {
+      if (s.ok()) {
+        ++tally->added;
+      } else {
+        LogError("reload.queue_failed", {{"queue", name}, {"err", s.error().what}});
+        ++tally->failed;
+      }
+      if (--tally->left == 0) FinishReload(*tally);
+    });
+  }
+}
+
+void Daemon::FinishReload(const ReloadTally& t) {
+  if (shutting_down_) return;
   size_t live = 0;
   ForEachSlot(true, [&](QueueSlot&) { ++live; });
   LogInfo("reload.done", {{"config", cfg_.path},
-                          {"added", added},
-                          {"removed", removed},
-                          {"changed", changed},
-                          {"failed", failed},
+                          {"added", t.added},
+                          {"removed", t.removed},
+                          {"changed", t.changed},
+                          {"failed", t.failed},
                           {"queues", live + start_after_drain_.size()}});
   notifier_.Ready(StatusLine());
 }

@@ -20,6 +20,7 @@
 // Thread: loop (Run() makes the calling thread the loop thread).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,6 +39,7 @@
 #include "daemon/service_notifier.h"
 #include "daemon/status_reporter.h"
 #include "daemon/uv_handle.h"
+#include "workers/queue_setup.h"
 
 namespace dropq {
 
@@ -69,10 +71,20 @@ class Daemon {
   };
 
   Status Setup();
-  // Creates queue `q`'s slot (runner, and watcher unless it only consumes).
-  // `live`: the daemon runs already (a reload): start the workers, and
-  // reconcile and scan if Redis is up.
-  Status AddQueue(const QueueConfig& q, bool live);
+  // Creates queue `q`'s slot (runner, and watcher unless it only consumes)
+  // from its set-up (workers/queue_setup.h). `live`: the daemon runs already
+  // (a reload): start the workers, and reconcile and scan if Redis is up.
+  Status InstallQueue(const QueueConfig& q, QueueSetup setup, bool live);
+  // A reload adds (or restarts) queue `q`: its set-up is made on the
+  // threadpool, then it is installed live; `done` gets the outcome (not
+  // called if the shutdown began meanwhile: the set-up is dropped).
+  void AddQueueLive(const QueueConfig& q, std::function<void(Status)> done);
+  // What a reload did, for its reload.done line once its queues are in.
+  struct ReloadTally {
+    size_t added = 0, removed = 0, changed = 0, failed = 0;
+    size_t left = 0;  // queues still being set up
+  };
+  void FinishReload(const ReloadTally& t);
   // The slot running `r`, or null (retired and gone).
   QueueSlot* SlotOf(const QueueRunner* r);
   // Calls `f(slot)` for every slot, or only the live ones (not retiring).
@@ -146,6 +158,8 @@ class Daemon {
   UvHandle<uv_check_t> flush_;        // sends each turn's batches
   UvHandle<uv_timer_t> tick_;         // Tick(), every few seconds
   UvHandle<uv_timer_t> drain_timer_;  // drain_timeout, then the final deadline
+  int setting_up_ = 0;                // queue set-ups on the threadpool (AddQueueLive())
+  bool reload_again_ = false;         // a SIGHUP came during them: reload once they are in
   bool shutting_down_ = false;
   bool finished_ = false;
   int drained_ = 0;

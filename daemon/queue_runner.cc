@@ -25,16 +25,13 @@ constexpr int64_t kIdlePromoteMs = 2000;
 
 }  // namespace
 
-Result<std::unique_ptr<QueueRunner>> QueueRunner::Create(const Config& cfg, const QueueConfig& q,
-                                                         Loop* loop, RedisConn* redis) {
-  auto handler = MakeHandler(q, cfg.instance);
-  if (!handler.ok()) return handler.error();
-  if (Status s = PrepareProcessingArea(q); !s.ok()) return s.error();
-  return std::unique_ptr<QueueRunner>(new QueueRunner(cfg, q, loop, redis, std::move(*handler)));
+std::unique_ptr<QueueRunner> QueueRunner::Create(const Config& cfg, const QueueConfig& q,
+                                                 Loop* loop, RedisConn* redis, QueueSetup setup) {
+  return std::unique_ptr<QueueRunner>(new QueueRunner(cfg, q, loop, redis, std::move(setup)));
 }
 
 QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
-                         std::unique_ptr<Handler> handler)
+                         QueueSetup setup)
     : cfg_(cfg),
       q_(q),
       loop_(loop),
@@ -42,11 +39,8 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
       keys_(cfg.prefix, q.name),
       layout_(LayoutOf(q)),
       area_(AreaInUse(q)),
-      spares_(layout_ != AreaLayout::kJobDirs || !q.runs_handlers()
-                  ? nullptr
-                  : std::make_shared<SpareDirs>(area_, cfg.instance,
-                                                static_cast<size_t>(2 * q.workers + 2))),
-      handler_(std::move(handler)),
+      spares_(std::move(setup.spares)),
+      handler_(std::move(setup.handler)),
       workers_(q.runs_handlers() ? q.workers : 0),
       retry_(q.retry),
       disposer_(loop, q.watch, layout_, area_, spares_,
@@ -69,8 +63,6 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
   poll_timer_ = MakeTimer(loop_->get(), this);
   promote_timer_ = MakeTimer(loop_->get(), this);
 
-  // Blocking, once: spares an earlier run left go before any worker starts.
-  if (spares_) spares_->Reset();
   // The executor reports on the loop thread, and only while it exists: it
   // is destroyed with the runner.
   Executor::Sink sink{[this](std::vector<RunReport>&& reports) { OnReports(std::move(reports)); },

@@ -47,6 +47,7 @@
 #include "store/protocol.h"
 #include "workers/executor.h"
 #include "workers/handler.h"
+#include "workers/queue_setup.h"
 #include "workers/retry_policy.h"
 #include "workers/spare_dirs.h"
 #include "workers/thread_executor.h"
@@ -57,9 +58,10 @@ class QueueRunner {
  public:
   using Counters = QueueCounters;
 
-  // `cfg`, `loop` and `redis` must outlive the runner.
-  static Result<std::unique_ptr<QueueRunner>> Create(const Config& cfg, const QueueConfig& q,
-                                                     Loop* loop, RedisConn* redis);
+  // `cfg`, `q`, `loop` and `redis` must outlive the runner; `setup` is
+  // queue `q`'s (workers/queue_setup.h), made off the loop. Does no blocking work.
+  static std::unique_ptr<QueueRunner> Create(const Config& cfg, const QueueConfig& q, Loop* loop,
+                                             RedisConn* redis, QueueSetup setup);
   ~QueueRunner();
 
   // Starts the worker threads. Claiming starts with OnRedisUp().
@@ -134,7 +136,7 @@ class QueueRunner {
 
  private:
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
-              std::unique_ptr<Handler> handler);
+              QueueSetup setup);
 
   // Claims as many pending jobs as there is room for, unless a CLAIM is in
   // flight or nothing is known to be pending.

@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "common/escape.h"
+#include "store/protocol.h"
 #include "tests/support/proc_stats.h"
 #include "tests/support/wait_for.h"
 
@@ -103,9 +104,10 @@ namespace {
 // record yet; docs/redis-keys.md), as id -> name.
 std::map<std::string, std::string> Unclaimed(const RedisServer& redis, const std::string& queue) {
   std::map<std::string, std::string> out;
-  for (const std::string& e : redis.CmdList({"LRANGE", DropqEnv::Key(queue, "pending"), "0", "-1"})) {
-    const size_t sp = e.find(' ');
-    if (sp != std::string::npos) out[e.substr(0, sp)] = e.substr(sp + 1);
+  for (const std::string& e :
+       redis.CmdList({"LRANGE", DropqEnv::Key(queue, "pending"), "0", "-1"})) {
+    const Entry entry = SplitEntry(e);  // "<id> <name>": a job never claimed
+    if (entry.rest) out[std::string(entry.id)] = std::string(*entry.rest);
   }
   return out;
 }
