@@ -72,7 +72,8 @@ Status Daemon::Setup() {
     ForEachSlot(false, [&](QueueSlot& q) { held += q.runner->held(); });
     return held;
   };
-  m.fence = [this] { ForEachSlot(true, [](QueueSlot& q) { q.runner->Fence(); }); };
+  // Draining queues too: their running jobs may be another instance's by now.
+  m.fence = [this] { ForEachSlot(false, [](QueueSlot& q) { q.runner->Fence(); }); };
   m.queues = [this] {
     std::vector<std::pair<std::string, std::string>> out;
     ForEachSlot(true,
@@ -619,6 +620,12 @@ void Daemon::RefreshStatus() {
     notifier_.Status(StatusLine(), true);
     return;
   }
+  // The summary line goes with this round if one is due (every kTickMs; the
+  // tick comes at most that often, so a little early counts).
+  const int64_t now = MonoMs();
+  if (now - last_summary_ms_ >= static_cast<int64_t>(kTickMs) - 250) {
+    summary_elapsed_ms_ = now - std::exchange(last_summary_ms_, now);
+  }
   std::vector<StatusReporter::QueueRef> refs;
   ForEachSlot(true, [&](QueueSlot& q) {
     const QueueKeys& k = q.runner->keys();
@@ -639,9 +646,8 @@ void Daemon::OnCounts(const std::map<std::string, StatusReporter::Counts>& count
   notifier_.Status(StatusLine(), true);
   // The summary: at info, a busy queue gets one line every few seconds, not
   // one per file; an idle queue stays quiet.
-  const int64_t now = MonoMs();
-  if (now - last_summary_ms_ < static_cast<int64_t>(kTickMs)) return;
-  const int64_t elapsed_ms = now - std::exchange(last_summary_ms_, now);
+  const int64_t elapsed_ms = std::exchange(summary_elapsed_ms_, 0);
+  if (elapsed_ms <= 0) return;
   ForEachSlot(true, [&](QueueSlot& q) {
     const QueueRunner& r = *q.runner;
     const auto& c = r.counters();

@@ -117,7 +117,8 @@ class Daemon {
   void Tick();
   // Rescans the queues whose new files Redis refused while it was up.
   void RescanRefused();
-  // A status round is in: STATUS=, /metrics and (every kTickMs) the summary line.
+  // A status round is in: STATUS=, /metrics' Redis counts and (every
+  // kTickMs) the summary line.
   void OnCounts(const std::map<std::string, StatusReporter::Counts>& counts);
   // One line for systemd's STATUS=: queues, pending, active, Redis.
   std::string StatusLine();
@@ -167,6 +168,7 @@ class Daemon {
   int exit_code_ = 0;
   int64_t started_ms_ = 0;
   int64_t last_summary_ms_ = 0;        // monotonic
+  int64_t summary_elapsed_ms_ = 0;     // since the summary before: one is due with the round
   int64_t rescan_refused_due_ms_ = 0;  // monotonic: next RescanRefused() may scan
   // stats hash key -> field -> count taken from a watcher, not yet pushed
   // (Redis is down); a queue a reload removed keeps its entry until pushed.

@@ -172,7 +172,7 @@ void QueueRunner::SendEnqueue() {
                    rescan_needed_ = true;
                    if (r.ok() && !r->is_error()) {
                      ++counters_.bad_replies;
-                     OnRedisUp([] {});
+                     ReconcileAfterBadReply();
                    }
                    CheckDrained();
                    return;
@@ -246,7 +246,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
     // nobody: the reconcile gives it back to pending.
     ++counters_.bad_replies;
     LogError("claim.bad_reply", {{"queue", q_.name}, {"err", claimed.error().what}});
-    OnRedisUp([] {});
+    ReconcileAfterBadReply();
     return;
   }
   SetPaused(false);
@@ -620,9 +620,20 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                }));
 }
 
+void QueueRunner::ReconcileAfterBadReply() {
+  // REQUEUE gives back every active job of this instance it is not told is
+  // held here: it must not run before the claiming calls still in flight
+  // are answered, or their jobs would be pending again while they run here.
+  // Until then nothing more is claimed (not ready), and the idle poll sends
+  // it once they are in.
+  ready_ = false;
+  if (!reconcile_done_) reconcile_done_ = [] {};
+  reconcile_due_ms_ = MonoMs();
+}
+
 void QueueRunner::RetryReconcile() {
   if (ready_ || draining_ || reconcile_due_ms_ == 0 || !redis_->up()) return;
-  if (MonoMs() < reconcile_due_ms_) return;
+  if (MonoMs() < reconcile_due_ms_ || claim_inflight_ > 0) return;
   reconcile_due_ms_ = 0;
   OnRedisUp(std::exchange(reconcile_done_, nullptr));
 }
@@ -669,8 +680,8 @@ void QueueRunner::BeginDrain(std::function<void()> drained) {
   drained_ = std::move(drained);
   uv_timer_stop(promote_timer_.get());
   ReleaseQueued();
+  Flush();  // this turn's calls go before anything can end the drain
   executor_->Stop();
-  Flush();
   CheckDrained();
 }
 

@@ -138,8 +138,9 @@ class QueueRunner {
   QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, RedisConn* redis,
               QueueSetup setup);
 
-  // Claims as many pending jobs as there is room for, unless a CLAIM is in
-  // flight or nothing is known to be pending.
+  // Claims as many pending jobs as there is room for, unless a claiming call
+  // (CLAIM, or an ENQUEUE that claims) is in flight or nothing is known to be
+  // pending.
   void MaybeClaim();
   // Slots a claim may ask for now (ENQUEUE's or CLAIM's), those asked for by
   // calls in flight deducted; <= 0 when none, or when this instance does not
@@ -182,8 +183,13 @@ class QueueRunner {
   // Resend() while Redis is up, with backoff: for calls it refused.
   void ResendRefused();
   // OnRedisUp() again once its reconcile was refused by Redis (e.g. LOADING)
-  // and the retry is due.
+  // or a reply could not be read, the retry is due and no claiming call is
+  // in flight.
   void RetryReconcile();
+  // A claiming call's reply could not be read: whatever it took is active
+  // under this instance and held by none. Stops claiming, and reconciles
+  // (RetryReconcile()) once the other claiming calls are answered.
+  void ReconcileAfterBadReply();
   void CheckDrained();
   // Moves due retries to pending, then arms the timer for the next one.
   void Promote();
@@ -217,7 +223,8 @@ class QueueRunner {
   };
   std::unordered_map<std::string, Returning> returning_;
   int claim_inflight_ = 0;     // slots asked for in CLAIM and ENQUEUE calls not yet answered
-  bool pending_maybe_ = true;  // the last CLAIM filled every slot it asked for
+  bool pending_maybe_ = true;  // jobs may be pending: the last claim filled every slot it asked
+                               // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused
   std::function<void(double seconds)> on_run_;  // may be empty
   bool ready_ = false;                          // Redis up and own leftovers requeued

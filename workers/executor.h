@@ -46,7 +46,7 @@ class Executor {
     // kStarted comes before its kFinished. Called on the loop thread.
     std::function<void(std::vector<RunReport>&& reports)> report;
     // Every slot has stopped after Stop(): nothing more will be reported.
-    // Called on the loop thread, once.
+    // Called on the loop thread, once, on a later turn than Stop()'s.
     std::function<void()> stopped;
   };
 

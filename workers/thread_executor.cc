@@ -53,7 +53,17 @@ void ThreadExecutor::Stop() {
   if (stopping_) return;
   stopping_ = true;
   queue_.PushStops(static_cast<size_t>(workers_));
-  if (workers_ == 0 && sink_.stopped) sink_.stopped();
+  if (workers_ > 0) return;
+  // No worker to wait for: stopped() holds already, and the sink hears it on
+  // a later turn, as always (never from inside Stop()).
+  post_([batch = batch_] {
+    ThreadExecutor* self = nullptr;
+    {
+      std::lock_guard lock(batch->mu);
+      self = batch->owner;
+    }
+    if (self != nullptr && self->sink_.stopped) self->sink_.stopped();
+  });
 }
 
 void ThreadExecutor::Interrupt(bool also_later) {
@@ -90,7 +100,7 @@ void ThreadExecutor::HandOver(const std::shared_ptr<Batch>& batch) {
   if (!reports.empty()) {
     self->sink_.report(std::move(reports));
     std::lock_guard lock(batch->mu);
-    self = batch->owner;  // the report may have ended the runner, and the executor with it
+    self = batch->owner;  // read again: nothing after the report may assume it lives
   }
   if (self != nullptr && exited > 0) {
     self->exited_ += exited;

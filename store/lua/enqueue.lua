@@ -7,13 +7,15 @@
 -- file ('1' a new job, '0' already known), 1 if the queue is paused (0
 -- otherwise, or when max_claim is 0), the claimed jobs packed (lib.lua).
 --
--- A new job gets no record: its :files entry is "<id> <ident>" and its
--- :pending entry "<id> <name>", and CLAIM creates the record (layout 2,
--- docs/redis-keys.md). A name is deduplicated by its file, not its text:
+-- A new job left in :pending gets no record: its :files entry is
+-- "<id> <ident>" and its :pending entry "<id> <name>", and the claim that
+-- takes it creates the record (layout 2, docs/redis-keys.md). A name is
+-- deduplicated by its file, not its text, before anything is claimed:
 --   * no entry, or a stale one              -> a new job
 --   * "~ident" (handled and kept)           -> a new job only if the identity changed
 --   * a job never claimed, same inode       -> the same file: its identity is updated,
---                                              so the run takes the latest content
+--                                              so the run (claimed by this call or a later
+--                                              one) takes the latest content
 --   * a job with a record, same inode,      -> likewise, in the record
 --     still pending
 --   * any other live job                    -> a new job: a claimed job's file changed
@@ -34,16 +36,18 @@ local paused = 0
 if max > 0 and redis.call('EXISTS', base .. 'paused') == 1 then
   paused, max = 1, 0  -- `dropqctl pause`: nothing is claimed
 end
-local jobs = {}
--- Jobs that waited in :pending go first; room left over goes to the new files.
-local room = max
-if room > 0 then room = room - claim_pending(base, now, inst, max, jobs) end
 local function inode(ident) return string.match(ident or '', '^(%d+):') end
+-- First every file is told apart from what the name holds (the dedup), so a
+-- pending job whose file was rewritten takes the new identity before it is
+-- claimed; new jobs are collected, not yet written.
+local news = {}   -- {id, name, ident} of each new job, in order
+local fresh = {}  -- name -> its entry in news (a name twice in one call)
 local out = {}
-local n = 0
 for i = 4, #ARGV, 3 do
   local id, name, ident = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local cur = redis.call('HGET', files, name)
+  local mine = fresh[name]
+  local cur
+  if mine then cur = mine[1] .. ' ' .. mine[3] else cur = redis.call('HGET', files, name) end
   local take = false
   if not cur then
     take = true
@@ -52,11 +56,11 @@ for i = 4, #ARGV, 3 do
   else
     local cur_id, cur_ident = split_entry(cur)
     if cur_ident then  -- never claimed
-      if redis.call('EXISTS', base .. 'job:' .. cur_id) == 1 then
+      if not mine and redis.call('EXISTS', base .. 'job:' .. cur_id) == 1 then
         take = true  -- stale: CLAIM makes the record and the entry "<id>" at once
       elseif cur_ident ~= ident then
         if inode(cur_ident) == inode(ident) then
-          redis.call('HSET', files, name, cur_id .. ' ' .. ident)
+          if mine then mine[3] = ident else redis.call('HSET', files, name, cur_id .. ' ' .. ident) end
         else
           take = true
         end
@@ -76,20 +80,31 @@ for i = 4, #ARGV, 3 do
       end
     end
   end
-  if take and room > 0 then
-    -- Claimed at once: its record is made as CLAIM makes it.
+  if take then
+    news[#news + 1] = {id, name, ident}
+    fresh[name] = news[#news]
+  end
+  out[#out + 1] = take and '1' or '0'
+end
+-- Then the claim: jobs that waited in :pending go first; room left over goes
+-- to the new files, which become active at once with their record made as
+-- CLAIM makes it. The rest wait in :pending as jobs never claimed.
+local jobs = {}
+local room = max
+if room > 0 then room = room - claim_pending(base, now, inst, max, jobs) end
+for _, j in ipairs(news) do
+  local id, name, ident = j[1], j[2], j[3]
+  if room > 0 then
     redis.call('HSET', base .. 'job:' .. id, 'name', name, 'ident', ident, 'state', 'active',
                'owner', inst, 'claimed', now)
     redis.call('HSET', files, name, id)
     redis.call('ZADD', base .. 'active', now, id)
     put_job(jobs, id, name, ident, '0', '0', '0', '', '')
     room = room - 1
-  elseif take then
+  else
     redis.call('HSET', files, name, id .. ' ' .. ident)
     redis.call('LPUSH', pending, id .. ' ' .. name)
   end
-  if take then n = n + 1 end
-  out[#out + 1] = take and '1' or '0'
 end
-if n > 0 then redis.call('HINCRBY', base .. 'counts', 'enqueued', n) end
+if #news > 0 then redis.call('HINCRBY', base .. 'counts', 'enqueued', #news) end
 return {flags(out), paused, packed_jobs(jobs)}

@@ -99,10 +99,23 @@ end
 -- identity is in its :files entry; its record is created here) or "<id>" for
 -- a job with a record (retried, released, requeued, or enqueued by layout
 -- 1). The caller has checked the types of pending, active, failed, files and
--- counts. Returns how many entries it took off :pending (claimed or not).
+-- counts. Returns how many jobs it appended (those set aside as corrupt
+-- included; stale and replaced entries are dropped and not counted).
 local function claim_pending(base, now, inst, max, out)
   local pending, active, files = base .. 'pending', base .. 'active', base .. 'files'
-  local stale, corrupt, replaced, claimed, popped = 0, 0, 0, 0, 0
+  local stale, corrupt, replaced, claimed = 0, 0, 0, 0
+  -- A field packed into the reply must hold no NUL byte (packed_jobs()).
+  local function has_nul(...)
+    for _, v in ipairs({...}) do
+      if v and string.find(v, '%z') then return true end
+    end
+    return false
+  end
+  local function set_aside(id)
+    corrupt = corrupt + 1
+    claimed = claimed + 1
+    put_job(out, (string.gsub(id, '%z', '?')), '', '', '0', '0', '0', 'corrupt', '')
+  end
   local function bad_id(id)
     -- Not a usable id (it becomes a file or directory name; a leading dot is
     -- the processing area's own, see workers/spare_dirs.h): pushed by hand.
@@ -111,17 +124,16 @@ local function claim_pending(base, now, inst, max, out)
   while claimed < max do
     local entry = redis.call('RPOP', pending)
     if not entry then break end
-    popped = popped + 1
     local id, name = split_entry(entry)
     local key = base .. 'job:' .. id
     if bad_id(id) then
-      corrupt = corrupt + 1
-      claimed = claimed + 1
-      put_job(out, id, '', '', '0', '0', '0', 'corrupt', '')
+      set_aside(id)
     elseif name then
       -- Never claimed: it is this name's job while the name's entry is its own.
       local cur_id, ident = split_entry(redis.call('HGET', files, name) or '')
-      if cur_id == id and ident then
+      if cur_id == id and ident and has_nul(name, ident) then
+        set_aside(id)  -- edited by hand: dropped, its name left to a job of its own
+      elseif cur_id == id and ident then
         redis.call('HSET', key, 'name', name, 'ident', ident, 'state', 'active', 'owner', inst,
                    'claimed', now)
         redis.call('HSET', files, name, id)
@@ -136,20 +148,21 @@ local function claim_pending(base, now, inst, max, out)
     else
       local f = hmget(key, 'name', 'ident', 'attempt', 'state', 'failures', 'tempfails',
                      'phase', 'outcome', 'pident')
-      if (f[4] == 'pending' and not f[1]) or (not f[4] and redis.call('EXISTS', key) == 1) then
-        -- A record edited by hand into something unusable (no name, not a
-        -- hash): failed where an operator sees it, and reported to the caller.
+      local nul = f[4] == 'pending' and has_nul(f[1], f[2], f[9])
+      if (f[4] == 'pending' and (not f[1] or nul)) or
+         (not f[4] and redis.call('EXISTS', key) == 1) then
+        -- A record edited by hand into something unusable (no name, a NUL
+        -- byte, not a hash): failed where an operator sees it, and reported
+        -- to the caller.
         if redis.call('TYPE', key)['ok'] == 'hash' then
-          local why = f[4] and 'no name' or 'no state'
+          local why = not f[4] and 'no state' or nul and 'a NUL byte' or 'no name'
           redis.call('HSET', key, 'state', 'failed', 'error', 'corrupt job record: ' .. why)
           redis.call('ZADD', base .. 'failed', now, id)
         end
         if f[1] and redis.call('HGET', files, f[1]) == id then
           redis.call('HDEL', files, f[1])  -- its file may get a job of its own
         end
-        corrupt = corrupt + 1
-        claimed = claimed + 1
-        put_job(out, id, '', '', '0', '0', '0', 'corrupt', '')
+        set_aside(id)
       elseif f[1] and f[4] == 'pending' then
         redis.call('HSET', key, 'state', 'active', 'owner', inst, 'claimed', now)
         redis.call('ZADD', active, now, id)

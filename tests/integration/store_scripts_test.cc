@@ -755,5 +755,54 @@ TEST_F(StoreScriptsTest, EnqueueClaimsPendingFirstThenItsOwnFiles) {
   EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 4);
 }
 
+// ENQUEUE tells the files apart before it claims: a pending job whose file
+// was rewritten (same inode) is claimed once, with the new identity, and no
+// second job is made for it.
+TEST_F(StoreScriptsTest, EnqueueUpdatesAPendingJobBeforeItClaimsIt) {
+  Enqueue("J1", "a.txt", "5:1:100");
+  auto r = conn_->Eval(EnqueueScript(), keys_.base(),
+                       EncodeEnqueue(2000, "i1", 5, {{"J2", "a.txt", {5, 2, 200}}}));
+  ASSERT_TRUE(r.ok());
+  auto e = DecodeEnqueue(*r, 1);
+  ASSERT_TRUE(e.ok()) << e.error().what;
+  EXPECT_EQ(e->enqueued, 0u);
+  ASSERT_EQ(e->claimed.size(), 1u);
+  EXPECT_EQ(e->claimed[0].job.id, "J1");
+  EXPECT_EQ(e->claimed[0].job.ident, (FileIdentity{5, 2, 200}));
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.Active()}), 1);
+  EXPECT_EQ(redis_.CmdInt({"EXISTS", keys_.Job("J2")}), 0);
+}
+
+// A NUL byte cannot travel in a packed reply: a job whose name, identity
+// or processed identity holds one (edited by hand) is set aside as corrupt,
+// and the jobs around it are claimed as usual.
+TEST_F(StoreScriptsTest, ClaimSetsAsideFieldsWithANulByte) {
+  Enqueue("J1", "a.txt", "1:5:7");
+  const std::string nul_name("b\0c", 3);
+  redis_.Cmd({"HSET", keys_.Job("J2"), "name", nul_name, "ident", "2:5:7", "state", "pending"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J2"});
+  redis_.Cmd({"HSET", keys_.Job("J3"), "name", "c.txt", "ident", "3:5:7", "state", "pending",
+              "phase", "disposing", "outcome", "done", "pident", std::string("3:5\0", 4)});
+  redis_.Cmd({"LPUSH", keys_.Pending(), "J3"});
+  redis_.Cmd({"LPUSH", keys_.Pending(), std::string("J") + '\0' + "4 d.txt"});
+  Enqueue("J5", "e.txt", "5:5:7");
+  auto r = conn_->Eval(ClaimScript(), keys_.base(), EncodeClaim(2000, "i1", 10));
+  ASSERT_TRUE(r.ok());
+  auto c = DecodeClaim(*r);
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  ASSERT_EQ(c->size(), 5u);
+  EXPECT_EQ((*c)[0].job.id, "J1");
+  EXPECT_EQ((*c)[0].kind, ClaimedJob::Kind::kRun);
+  EXPECT_EQ((*c)[1].kind, ClaimedJob::Kind::kCorrupt);
+  EXPECT_EQ((*c)[2].kind, ClaimedJob::Kind::kCorrupt);
+  EXPECT_EQ((*c)[3].kind, ClaimedJob::Kind::kCorrupt);
+  EXPECT_EQ((*c)[3].job.id, "J?4");
+  EXPECT_EQ((*c)[4].job.id, "J5");
+  EXPECT_EQ(Field("J2", "state"), "failed");
+  EXPECT_EQ(Field("J2", "error"), "corrupt job record: a NUL byte");
+  EXPECT_EQ(Field("J3", "state"), "failed");
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "corrupt"}), "3");
+}
+
 }  // namespace
 }  // namespace dropq

@@ -178,6 +178,8 @@ TEST(ThreadExecutorTest, NoWorkersStopAtOnceAndLateHandOversFindItGone) {
     none.Start();
     none.Stop();
     EXPECT_TRUE(none.stopped());
+    EXPECT_EQ(rep.stopped, 0);  // never from inside Stop()
+    loop.RunPosted();
     EXPECT_EQ(rep.stopped, 1);
   }
   Reports late;
