@@ -156,11 +156,17 @@ void QueueRunner::SendEnqueue() {
   claim_inflight_ += ask;
   std::vector<std::string> args = EncodeEnqueue(NowUnixMs(), cfg_.instance, ask, enqueue_batch_);
   const size_t sent = enqueue_batch_.size();
+  // The ids of this call's own files: claimed by it, they waited for one
+  // reply; a pending job it claims waited for its own ENQUEUE's too.
+  std::unordered_set<std::string> own;
+  if (ask > 0) {
+    for (EnqueueItem& it : enqueue_batch_) own.insert(std::move(it.id));
+  }
   enqueue_batch_.clear();
   enqueue_names_.clear();
   ++enqueue_inflight_;
   redis_->Eval(EnqueueScript(), keys_.base(), std::move(args),
-               Guarded([this, sent, ask](Result<Reply> r) {
+               Guarded([this, sent, ask, own = std::move(own)](Result<Reply> r) {
                  --enqueue_inflight_;
                  claim_inflight_ -= ask;
                  auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
@@ -184,7 +190,7 @@ void QueueRunner::SendEnqueue() {
                    SetPaused(false);
                  }
                  const size_t claimed = e->claimed.size();
-                 HoldClaimed(std::move(e->claimed), /*round_trips=*/1);
+                 HoldClaimed(std::move(e->claimed), &own);
                  // Files left in :pending (no room), or pending jobs not reached.
                  if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
                    pending_maybe_ = true;
@@ -251,16 +257,18 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   }
   SetPaused(false);
   const size_t n = claimed->size();
-  // The job waited for ENQUEUE's reply and then for CLAIM's.
-  HoldClaimed(std::move(*claimed), /*round_trips=*/2);
+  // Each job waited for its ENQUEUE's reply and then for CLAIM's.
+  HoldClaimed(std::move(*claimed), nullptr);
   pending_maybe_ = n == static_cast<size_t>(asked);
   CheckDrained();
   MaybeClaim();
 }
 
-void QueueRunner::HoldClaimed(std::vector<ClaimedJob> claimed, int round_trips) {
+void QueueRunner::HoldClaimed(std::vector<ClaimedJob> claimed,
+                              const std::unordered_set<std::string>* own) {
   // Holds a claimed job, with the replies it waited for so far.
-  const auto hold = [this, round_trips](Job job, JobState state) -> HeldJob& {
+  const auto hold = [this, own](Job job, JobState state) -> HeldJob& {
+    const int round_trips = own != nullptr && own->count(job.id) != 0 ? 1 : 2;
     HeldJob& h = jobs_.Add(std::move(job), state);
     h.round_trips = round_trips;
     return h;

@@ -146,9 +146,10 @@ class QueueRunner {
   // calls in flight deducted; <= 0 when none, or when this instance does not
   // claim (role produce, draining, Redis away).
   int ClaimRoom() const;
-  // Holds jobs a claim handed over, each having waited `round_trips` replies
-  // since its file's event: those to run go to the in-memory queue.
-  void HoldClaimed(std::vector<ClaimedJob> claimed, int round_trips);
+  // Holds jobs a claim handed over: those to run go to the executor. `own`:
+  // the ids of the files the claiming ENQUEUE made jobs of (they waited for
+  // one reply since their event; every other job for two), or null for CLAIM.
+  void HoldClaimed(std::vector<ClaimedJob> claimed, const std::unordered_set<std::string>* own);
   // `dropqctl pause` seen (or lifted): queued jobs go back to pending.
   void SetPaused(bool paused);
   // Gives every job waiting in the in-memory queue back to the front of
