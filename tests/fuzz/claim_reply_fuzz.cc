@@ -22,7 +22,10 @@ namespace {
 // test hiredis' allocator, not the decoder.
 bool DeclaresImpossibleArray(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < size; ++i) {
-    if (data[i] != '*' || (i > 0 && data[i - 1] != '\n')) continue;
+    // Anywhere, not only after a line end: hiredis 0.14 skips the two bytes
+    // after a bulk string's payload without checking them, so a reply may
+    // start right after any byte.
+    if (data[i] != '*') continue;
     uint64_t n = 0;
     for (size_t k = i + 1; k < size && data[k] >= '0' && data[k] <= '9' && n <= size; ++k) {
       n = n * 10 + (data[k] - '0');
