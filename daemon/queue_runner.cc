@@ -80,13 +80,6 @@ QueueRunner::~QueueRunner() {
   executor_.reset();
 }
 
-template <typename F>
-RedisConn::Callback QueueRunner::Guarded(F f) {
-  return [alive = alive_, f = std::move(f)](Result<Reply> r) mutable {
-    if (*alive) f(std::move(r));
-  };
-}
-
 void QueueRunner::Start() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   executor_->Start();
@@ -126,7 +119,7 @@ void QueueRunner::CheckPaused() {
       !redis_->up()) {
     return;
   }
-  redis_->Command({"EXISTS", keys_.Paused()}, Guarded([this](Result<Reply> r) {
+  redis_->Command({"EXISTS", keys_.Paused()}, GuardedBy(alive_, [this](Result<Reply> r) {
                     if (r.ok() && !r->is_error() && r->AsInt() == 1 && !draining_) SetPaused(true);
                   }));
 }
@@ -166,7 +159,7 @@ void QueueRunner::SendEnqueue() {
   enqueue_names_.clear();
   ++enqueue_inflight_;
   redis_->Eval(EnqueueScript(), keys_.base(), std::move(args),
-               Guarded([this, sent, ask, own = std::move(own)](Result<Reply> r) {
+               GuardedBy(alive_, [this, sent, ask, own = std::move(own)](Result<Reply> r) {
                  --enqueue_inflight_;
                  claim_inflight_ -= ask;
                  auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
@@ -230,7 +223,7 @@ void QueueRunner::MaybeClaim() {
   if (ask <= 0) return;
   claim_inflight_ = ask;
   redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask),
-               Guarded([this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
+               GuardedBy(alive_, [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
 }
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
@@ -603,7 +596,7 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
   held.reserve(jobs_.size());
   jobs_.ForEach([&](HeldJob& h) { held.push_back(h.job.id); });
   redis_->Eval(RequeueScript(), keys_.base(), EncodeRequeue(cfg_.instance, held),
-               Guarded([this, done = std::move(done)](Result<Reply> r) {
+               GuardedBy(alive_, [this, done = std::move(done)](Result<Reply> r) {
                  auto ids = r.ok() ? DecodeIds(*r) : Result<std::vector<std::string>>(r.error());
                  if (!ids.ok()) {
                    LogWarn("requeue.failed", {{"queue", q_.name}, {"err", ids.error().what}});
@@ -650,7 +643,7 @@ void QueueRunner::Promote() {
   if (!ready_ || draining_) return;
   constexpr int kMaxPromote = 256;
   redis_->Eval(PromoteScript(), keys_.base(), EncodePromote(NowUnixMs(), kMaxPromote),
-               Guarded([this](Result<Reply> r) {
+               GuardedBy(alive_, [this](Result<Reply> r) {
                  if (draining_) return;
                  auto p = r.ok() ? DecodePromote(*r) : Result<Promoted>(r.error());
                  if (!p.ok()) {

@@ -175,9 +175,6 @@ class QueueRunner {
   void QueueRelease(HeldJob& h, bool interrupted);
   // Drops the returns whose event has not come for a long while.
   void ForgetOldReturns();
-  // Wraps a reply callback so that it does nothing once the runner is gone.
-  template <typename F>
-  RedisConn::Callback Guarded(F f);
   // Starts the dispositions whose retry is due (called by the idle poll).
   void RetryDisposals();
   void SendEnqueue();

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -95,5 +96,15 @@ class RedisConn {
   uint64_t flushes_ = 0;
   std::string last_error_;  // logged once per outage, not per attempt
 };
+
+// Wraps a reply callback so that it does nothing once `*alive` is false:
+// the owner of `alive` clears it when it is destroyed, and replies still to
+// come then find it gone. Thread: loop.
+template <typename F>
+RedisConn::Callback GuardedBy(std::shared_ptr<bool> alive, F f) {
+  return [alive = std::move(alive), f = std::move(f)](Result<Reply> r) mutable {
+    if (*alive) f(std::move(r));
+  };
+}
 
 }  // namespace dropq

@@ -34,14 +34,19 @@ ScriptBatches::ScriptBatches(Loop* loop, RedisConn* redis, const QueueKeys* keys
 
 ScriptBatches::~ScriptBatches() { *alive_ = false; }
 
-template <typename F>
-RedisConn::Callback ScriptBatches::Guarded(F f) {
-  return [alive = alive_, f = std::move(f)](Result<Reply> r) mutable {
-    if (*alive) f(std::move(r));
-  };
-}
-
 void ScriptBatches::Close() { started_timer_.Reset(); }
+
+template <typename Item, typename Make>
+std::vector<Item> ScriptBatches::MarkSent(const std::vector<std::string>& ids, Make make) {
+  std::vector<Item> items;
+  items.reserve(ids.size());
+  for (const auto& id : ids) {
+    HeldJob& h = jobs_->Get(id);
+    jobs_->SetCall(h, Call::kSent);
+    items.push_back(make(h));
+  }
+  return items;
+}
 
 // ---------------------------------------------------------------- STARTED
 
@@ -95,16 +100,12 @@ void ScriptBatches::Record(HeldJob& h) {
 void ScriptBatches::SendRecords() {
   if (record_ids_.empty()) return;
   std::vector<std::string> ids = std::exchange(record_ids_, {});
-  std::vector<RecordItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_->Get(id);
-    jobs_->SetCall(h, Call::kSent);
-    items.push_back(
-        RecordItem{id, OutcomeFields(*h.outcome), AckAsOf(h.ending), h.target, h.outcome->ident});
-  }
+  const auto items = MarkSent<RecordItem>(ids, [](const HeldJob& h) {
+    return RecordItem{h.job.id, OutcomeFields(*h.outcome), AckAsOf(h.ending), h.target,
+                      h.outcome->ident};
+  });
   redis_->Eval(RecordScript(), keys_->base(), EncodeRecord(instance_, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
+               GuardedBy(alive_, [this, ids = std::move(ids)](Result<Reply> r) {
                  auto taken =
                      r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
                  if (!taken.ok()) {
@@ -150,16 +151,10 @@ void ScriptBatches::SendAcks() {
   if (ack_ids_.empty() || acks_inflight_ >= kMaxAcksInFlight) return;
   ++acks_inflight_;
   std::vector<std::string> ids = std::exchange(ack_ids_, {});
-  std::vector<AckItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_->Get(id);
-    jobs_->SetCall(h, Call::kSent);
-    items.push_back(h.ack);
-  }
+  const auto items = MarkSent<AckItem>(ids, [](const HeldJob& h) { return h.ack; });
   redis_->Eval(AckScript(), keys_->base(),
                EncodeAck(instance_, NowUnixMs(), q_.keep_done, q_.keep_failed, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
+               GuardedBy(alive_, [this, ids = std::move(ids)](Result<Reply> r) {
                  --acks_inflight_;  // the next Flush() sends what collected meanwhile
                  auto taken =
                      r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
@@ -214,15 +209,11 @@ void ScriptBatches::Release(HeldJob& h, bool interrupted) {
 void ScriptBatches::SendReleases() {
   if (release_ids_.empty()) return;
   std::vector<std::string> ids = std::exchange(release_ids_, {});
-  std::vector<ReleaseItem> items;
-  items.reserve(ids.size());
-  for (const auto& id : ids) {
-    HeldJob& h = jobs_->Get(id);
-    jobs_->SetCall(h, Call::kSent);
-    items.push_back({id, h.release_interrupted});
-  }
+  const auto items = MarkSent<ReleaseItem>(ids, [](const HeldJob& h) {
+    return ReleaseItem{h.job.id, h.release_interrupted};
+  });
   redis_->Eval(ReleaseScript(), keys_->base(), EncodeRelease(instance_, items),
-               Guarded([this, ids = std::move(ids)](Result<Reply> r) {
+               GuardedBy(alive_, [this, ids = std::move(ids)](Result<Reply> r) {
                  const bool sent = r.ok() && !r->is_error();
                  for (const auto& id : ids) {
                    HeldJob* h = jobs_->Find(id);

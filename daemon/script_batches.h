@@ -84,11 +84,12 @@ class ScriptBatches {
   void SendReleases();
   void SendForgets();
   void SendStarted();
+  // Marks the held jobs `ids` as sent (Call::kSent) and returns make(job)
+  // for each, in order: the items of one script call.
+  template <typename Item, typename Make>
+  std::vector<Item> MarkSent(const std::vector<std::string>& ids, Make make);
   // Makes the STARTED timer fire in `delay_ms` (0 if negative).
   void ArmStarted(int64_t delay_ms);
-  // Wraps a reply callback so that it does nothing once this is gone.
-  template <typename F>
-  RedisConn::Callback Guarded(F f);
 
   Loop* const loop_;
   RedisConn* const redis_;
