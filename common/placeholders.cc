@@ -12,6 +12,8 @@ const std::string_view* Lookup(std::string_view key, const PlaceholderValues& v)
   if (key == "queue") return &v.queue;
   if (key == "job_id") return &v.job_id;
   if (key == "attempt") return &v.attempt;
+  if (key == "relpath") return &v.relpath;
+  if (key == "reldir") return &v.reldir;
   return nullptr;
 }
 
@@ -33,8 +35,8 @@ Status ValidatePlaceholders(std::string_view arg) {
       if (Lookup(key, kNone) == nullptr) {
         return Error{Errc::kConfig,
                      "unknown placeholder {" + std::string(key) +
-                         "} (known: {path} {name} {stem} {ext} {dir} {queue} {job_id} "
-                         "{attempt})"};
+                         "} (known: {path} {name} {relpath} {reldir} {stem} {ext} {dir} "
+                         "{queue} {job_id} {attempt})"};
       }
       i = close;
     } else if (arg[i] == '}') {
@@ -82,6 +84,17 @@ void SplitName(std::string_view name, std::string_view* stem, std::string_view* 
   }
   *stem = name.substr(0, dot);
   *ext = name.substr(dot + 1);
+}
+
+void SplitRelPath(std::string_view relpath, std::string_view* reldir, std::string_view* name) {
+  const size_t slash = relpath.rfind('/');
+  if (slash == std::string_view::npos) {
+    *reldir = std::string_view();
+    *name = relpath;
+  } else {
+    *reldir = relpath.substr(0, slash);
+    *name = relpath.substr(slash + 1);
+  }
 }
 
 }  // namespace dropq

@@ -1,5 +1,7 @@
 // The {placeholders} of an exec handler's argv. Known names:
-//   {path}   absolute path of the file       {name}   file name
+//   {path}   absolute path of the file       {name}   file name (last component)
+//   {relpath} path relative to the watched directory ("alice/2026/a.pdf")
+//   {reldir}  its directory part ("alice/2026"; "" at the top)
 //   {stem}   name without its last extension {ext}    last extension, without the dot
 //   {dir}    the watched directory            {queue}  the queue's name
 //   {job_id} the job id                       {attempt} the number of this run
@@ -14,7 +16,7 @@
 namespace dropq {
 
 struct PlaceholderValues {
-  std::string_view path, name, stem, ext, dir, queue, job_id, attempt;
+  std::string_view path, name, stem, ext, dir, queue, job_id, attempt, relpath, reldir;
 };
 
 // Checks that every {...} in `arg` names a known placeholder and that braces
@@ -27,5 +29,9 @@ std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v)
 // Splits a file name into stem and extension: "a.tar.gz" -> ("a.tar", "gz"),
 // "README" -> ("README", ""), ".bashrc" -> (".bashrc", "").
 void SplitName(std::string_view name, std::string_view* stem, std::string_view* ext);
+
+// Splits a job's relative path at its last '/': "a/b/c.pdf" -> ("a/b",
+// "c.pdf"), "c.pdf" -> ("", "c.pdf").
+void SplitRelPath(std::string_view relpath, std::string_view* reldir, std::string_view* name);
 
 }  // namespace dropq

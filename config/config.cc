@@ -29,6 +29,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/path_glob.h"
 #include "common/placeholders.h"
 
 namespace dropq {
@@ -146,9 +147,14 @@ bool SameDir(const std::string& a, const std::string& b) {
          sa.st_ino == sb.st_ino;
 }
 
-bool AnyMatches(const std::vector<std::string>& globs, const std::string& name) {
+// A glob without '/' matches the last component of `relpath` (the file's own
+// name); one with '/' matches the whole relative path (common/path_glob.h).
+bool AnyMatches(const std::vector<std::string>& globs, const std::string& relpath) {
+  const size_t slash = relpath.rfind('/');
+  const char* name = relpath.c_str() + (slash == std::string::npos ? 0 : slash + 1);
   return std::any_of(globs.begin(), globs.end(), [&](const std::string& g) {
-    return fnmatch(g.c_str(), name.c_str(), 0) == 0;
+    if (g.find('/') != std::string::npos) return PathGlobMatch(g, relpath);
+    return fnmatch(g.c_str(), name, 0) == 0;
   });
 }
 
@@ -175,6 +181,7 @@ class Parser {
 
   Result<std::string> String(const At& at) const;
   Result<int64_t> Integer(const At& at, int64_t lo, int64_t hi) const;
+  Result<bool> Bool(const At& at) const;
   Result<Millis> Duration(const At& at, bool zero_ok) const;
   // A list of strings; `check` (optional) validates each item.
   Result<std::vector<std::string>> StringList(
@@ -248,6 +255,15 @@ Result<int64_t> Parser::Integer(const At& at, int64_t lo, int64_t hi) const {
   }
   if (v < lo || v > hi) return Fail(at, "must be " + range + ", got " + std::to_string(v));
   return v;
+}
+
+Result<bool> Parser::Bool(const At& at) const {
+  if (at.node.IsScalar()) {
+    const std::string& v = at.node.Scalar();
+    if (v == "true") return true;
+    if (v == "false") return false;
+  }
+  return Fail(at, "expected true or false, got " + Describe(at.node));
 }
 
 Result<Millis> Parser::Duration(const At& at, bool zero_ok) const {
@@ -491,6 +507,48 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          q->exclude = std::move(*l);
          return OkStatus();
        }},
+      {"recursive",
+       [&](const At& v) -> Status {
+         auto b = Bool(v);
+         if (!b) return b.error();
+         q->recursive = *b;
+         return OkStatus();
+       }},
+      {"max_depth",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 1, 64);
+         if (!n) return n.error();
+         q->max_depth = static_cast<int>(*n);
+         return OkStatus();
+       }},
+      {"exclude_dirs",
+       [&](const At& v) -> Status {
+         auto l = StringList(v, [&](const At& e, const std::string& g) -> Status {
+           if (g.find('/') != std::string::npos) {
+             return Fail(
+                 e, "bad glob \"" + g + "\": it matches a directory's name, which never holds '/'");
+           }
+           return glob_ok(e, g);
+         });
+         if (!l) return l.error();
+         q->exclude_dirs = std::move(*l);
+         return OkStatus();
+       }},
+      {"poll_interval",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/false);
+         if (!d) return d.error();
+         if (*d < Millis(1000)) return Fail(v, "must be at least 1s, got " + v.node.Scalar());
+         q->poll_interval = *d;
+         return OkStatus();
+       }},
+      {"prune_empty_dirs",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         q->prune_empty_dirs = *d;
+         return OkStatus();
+       }},
       {"settle",
        [&](const At& v) -> Status {
          auto d = Duration(v, /*zero_ok=*/true);
@@ -585,6 +643,23 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
     // workers busy. A program takes milliseconds or more: a few each do.
     const int per_worker = q->handler.kind == HandlerConfig::Kind::kExec ? 4 : 64;
     q->capacity = std::min(1000000, per_worker * q->workers);
+  }
+  if (!q->recursive) {
+    for (const char* key : {"max_depth", "exclude_dirs", "prune_empty_dirs"}) {
+      if (seen.count(key) == 0) continue;
+      const std::string k = Join(at.key, key);
+      return Fail(At{at.node, k, lines_[k]}, "has no effect without recursive: true");
+    }
+  } else if (processing_off && q->handler.kind == HandlerConfig::Kind::kExec &&
+             q->runs_handlers()) {
+    // An exec handler opens {path} by name; in a tree an uploader could swap
+    // a directory on that path for a symlink between dropqd's check and the
+    // handler's open. The processing area is where no uploader can.
+    const std::string k = Join(at.key, "processing_dir");
+    return Fail(At{at.node, k, lines_[k]},
+                "off cannot be used with recursive: true and an exec handler: the handler opens "
+                "{path} by name, and an uploader could replace a directory on that path by a "
+                "symlink; the processing area is what makes {path} safe");
   }
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;
@@ -1070,7 +1145,16 @@ bool ValidGlob(const std::string& pattern, std::string* why) {
   };
   if (pattern.empty()) return fail("empty pattern");
   if (pattern.find('/') != std::string::npos) {
-    return fail("a pattern matches a file name, which never holds '/'");
+    // A path glob: anchored at the watched directory (one leading '/' is
+    // allowed), no empty component, and it names files, not directories.
+    const std::string_view rest = std::string_view(pattern).substr(pattern.front() == '/' ? 1 : 0);
+    if (rest.empty() || rest.back() == '/') {
+      return fail(
+          "a pattern names files: it cannot end with '/' (write dir/** for a whole directory)");
+    }
+    if (rest.front() == '/' || rest.find("//") != std::string_view::npos) {
+      return fail("an empty path component (\"//\")");
+    }
   }
   const size_t n = pattern.size();
   for (size_t i = 0; i < n; ++i) {
@@ -1112,9 +1196,16 @@ bool ValidGlob(const std::string& pattern, std::string* why) {
   return true;
 }
 
-bool NameSelected(const QueueConfig& q, const std::string& name) {
-  return AnyMatches(q.include, name) && !AnyMatches(DefaultExcludes(), name) &&
-         !AnyMatches(q.exclude, name);
+bool NameSelected(const QueueConfig& q, const std::string& relpath) {
+  return AnyMatches(q.include, relpath) && !AnyMatches(DefaultExcludes(), relpath) &&
+         !AnyMatches(q.exclude, relpath);
+}
+
+bool DirSelected(const QueueConfig& q, const std::string& dir_name) {
+  if (dir_name.empty() || dir_name.front() == '.') return false;
+  return std::none_of(q.exclude_dirs.begin(), q.exclude_dirs.end(), [&](const std::string& g) {
+    return fnmatch(g.c_str(), dir_name.c_str(), 0) == 0;
+  });
 }
 
 }  // namespace dropq

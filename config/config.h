@@ -83,6 +83,14 @@ struct QueueConfig {
   // processing_dir is "auto" or unset: the area is used only where a
   // descriptor cannot give the same safety (workers/processing.h LayoutOf()).
   bool processing_auto = true;
+  // Upload trees (key `recursive`): every directory below `watch` is watched
+  // and scanned too, down to `max_depth` (the watched directory's own files
+  // are depth 1); a job's name is then its path relative to `watch`.
+  bool recursive = false;
+  int max_depth = 32;                     // 1..64
+  std::vector<std::string> exclude_dirs;  // fnmatch globs on a directory's name: not descended
+  Millis poll_interval{10 * 1000};        // rescans of a subtree no watch could be added for
+  Millis prune_empty_dirs{0};  // remove subdirectories dropq emptied, idle this long; 0: off
 
   bool watches() const { return role != Role::kConsume; }
   bool runs_handlers() const { return role != Role::kProduce; }
@@ -125,8 +133,15 @@ Result<Millis> ParseDuration(const std::string& text);
 // no '/', brackets balanced. `why` says what is wrong otherwise.
 bool ValidGlob(const std::string& pattern, std::string* why);
 
-// True if `name` matches `q`'s includes and none of its excludes (the
-// default ones included).
-bool NameSelected(const QueueConfig& q, const std::string& name);
+// True if the file at relative path `relpath` ("a.pdf", "alice/2026/a.pdf")
+// matches `q`'s includes and none of its excludes (the default ones
+// included). Globs without '/' match the file's own name, globs with '/' the
+// whole relative path (common/path_glob.h).
+bool NameSelected(const QueueConfig& q, const std::string& relpath);
+
+// True if a recursive queue descends into a directory named `dir_name`: not
+// a dot-directory (.dropq-processing, rsync's and editors' temporaries, .git)
+// and not matched by `q.exclude_dirs`.
+bool DirSelected(const QueueConfig& q, const std::string& dir_name);
 
 }  // namespace dropq

@@ -32,13 +32,21 @@ struct DirScanner::State {
 DirScanner::DirScanner(Loop* loop, std::string dir, Sink sink)
     : loop_(loop), dir_(std::move(dir)), sink_(std::move(sink)) {}
 
+DirScanner::DirScanner(Loop* loop, UniqueFd dir_fd, std::string shown, Sink sink)
+    : loop_(loop), dir_(std::move(shown)), dir_fd_(std::move(dir_fd)), sink_(std::move(sink)) {}
+
 DirScanner::~DirScanner() { Cancel(); }
 
 void DirScanner::Start() {
   Cancel();
   state_ = std::make_shared<State>();
   state_->owner = this;
-  state_->dir = opendir(dir_.c_str());
+  if (dir_fd_.valid()) {
+    state_->dir = fdopendir(dir_fd_.get());
+    if (state_->dir != nullptr) dir_fd_.Release();  // the DIR owns it now
+  } else {
+    state_->dir = opendir(dir_.c_str());
+  }
   if (state_->dir == nullptr) {
     const Error e = IoError("opendir " + dir_, errno);
     state_.reset();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 #include "daemon/loop.h"
 
 namespace dropq {
@@ -34,6 +35,9 @@ class DirScanner {
 
   // `loop` must outlive the scan.
   DirScanner(Loop* loop, std::string dir, Sink sink);
+  // Scans the directory open as `dir_fd` (opened beneath a tree: common/
+  // beneath.h); `shown` names it in errors.
+  DirScanner(Loop* loop, UniqueFd dir_fd, std::string shown, Sink sink);
   ~DirScanner();
   DirScanner(const DirScanner&) = delete;
   DirScanner& operator=(const DirScanner&) = delete;
@@ -50,6 +54,7 @@ class DirScanner {
   struct State;  // shared with the threadpool request, freed by whoever is last
   Loop* const loop_;
   const std::string dir_;
+  UniqueFd dir_fd_;  // handed to fdopendir() by Start(); invalid: open `dir_`
   Sink sink_;
   std::shared_ptr<State> state_;
 };

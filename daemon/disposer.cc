@@ -55,6 +55,7 @@ void Disposer::Start(std::vector<Move> moves) {
             Move& m = it.move;
             if (m.src.empty()) m.src = LocateWork(layout, watch, area, m.id, m.name);
             if (m.src != watch + "/" + m.name) m.opt.keep_dir = watch;  // home for kKeep
+            m.opt.mode_root = watch;  // modes of the directories a move makes
             it.where = Dispose(m.d, m.src, m.name, m.id, m.opt);
             if (InJobDir(area, m.id, m.src) &&
                 (it.where.ok() || it.where.error().code == Errc::kVanished)) {

@@ -30,22 +30,45 @@ Inotify::Inotify(Loop* loop, UniqueFd fd, std::function<void()> on_overflow)
 
 Inotify::~Inotify() { Stop(); }
 
-Status Inotify::Watch(const std::string& dir, uint32_t mask, Sink sink) {
-  const int wd = inotify_add_watch(fd_.get(), dir.c_str(), mask | IN_ONLYDIR | IN_MOVE_SELF);
-  if (wd < 0) return IoError("inotify_add_watch " + dir, errno);
-  watches_[wd] = {dir, std::move(sink)};
-  return OkStatus();
-}
-
-void Inotify::Unwatch(const std::string& dir) {
-  for (auto it = watches_.begin(); it != watches_.end();) {
-    if (it->second.first == dir) {
-      if (fd_.get() >= 0) inotify_rm_watch(fd_.get(), it->first);
-      it = watches_.erase(it);
-    } else {
-      ++it;
+Result<int> Inotify::Watch(const std::string& path, uint32_t mask, const void* owner, Sink sink,
+                           int* err) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  // IN_MASK_ADD: another owner's events stay in the mask.
+  const int wd = inotify_add_watch(fd_.get(), path.c_str(), mask | IN_ONLYDIR | IN_MASK_ADD);
+  if (wd < 0) {
+    if (err != nullptr) *err = errno;
+    return IoError("inotify_add_watch " + path, errno);
+  }
+  std::vector<Sub>& subs = watches_[wd];
+  for (Sub& s : subs) {
+    if (s.owner == owner) {
+      s.sink = std::move(sink);  // watched again (the same directory found twice)
+      return wd;
     }
   }
+  subs.push_back(Sub{owner, std::move(sink)});
+  return wd;
+}
+
+void Inotify::Unwatch(int wd, const void* owner) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  auto it = watches_.find(wd);
+  if (it == watches_.end()) return;
+  std::erase_if(it->second, [owner](const Sub& s) { return s.owner == owner; });
+  if (it->second.empty()) {
+    if (fd_.valid()) inotify_rm_watch(fd_.get(), wd);
+    watches_.erase(it);
+  }
+}
+
+void Inotify::UnwatchAll(const void* owner) {
+  std::vector<int> wds;
+  for (const auto& [wd, subs] : watches_) {
+    for (const Sub& s : subs) {
+      if (s.owner == owner) wds.push_back(wd);
+    }
+  }
+  for (int wd : wds) Unwatch(wd, owner);
 }
 
 void Inotify::Stop() {
@@ -97,25 +120,33 @@ void Inotify::Drain() {
         if (on_overflow_) on_overflow_();
         continue;
       }
+      // dropqd's own opens of directories (a scan's, a resolution beneath
+      // the tree) and every open of a directory: dropped before any lookup.
+      // Only IN_OPEN of a file matters (a hard link is created without one).
+      if ((ev->mask & IN_OPEN) && ((ev->mask & IN_ISDIR) || ev->len == 0)) continue;
       auto it = watches_.find(ev->wd);
-      if (it == watches_.end()) continue;
-      if (ev->mask & IN_MOVE_SELF) {
-        // Renamed away: its events would now come from the wrong path. Drop
-        // the watch; IN_IGNORED follows and tells the sink.
-        inotify_rm_watch(fd_.get(), ev->wd);
-        continue;
-      }
-      if (ev->mask & IN_IGNORED) {
-        Sink lost = std::move(it->second.second);
-        watches_.erase(it);
-        lost(IN_IGNORED, std::string_view());  // the directory is gone (or moved away)
-        if (!fd_.valid()) return;
-        continue;
-      }
+      if (it == watches_.end()) continue;  // unwatched since: a stale event
       const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
-      // The sink may call Stop() (shutdown): copy it out of the map first.
-      Sink sink = it->second.second;
-      sink(ev->mask, name);
+      if (ev->mask & IN_IGNORED) {
+        std::vector<Sub> lost = std::move(it->second);
+        watches_.erase(it);
+        for (Sub& s : lost) {
+          s.sink(ev->wd, IN_IGNORED, std::string_view());  // the directory is gone
+          if (!fd_.valid()) return;
+        }
+        continue;
+      }
+      // A sink may call Unwatch() or Stop() (shutdown): copy the sinks first.
+      if (it->second.size() == 1) {
+        Sink sink = it->second.front().sink;
+        sink(ev->wd, ev->mask, name);
+      } else {
+        std::vector<Sub> subs = it->second;
+        for (Sub& s : subs) {
+          if (!fd_.valid()) return;
+          s.sink(ev->wd, ev->mask, name);
+        }
+      }
       if (!fd_.valid()) return;
     }
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -23,22 +24,40 @@ namespace dropq {
 
 class Inotify {
  public:
-  // `mask` is the event's inotify mask; `name` the entry's name (may be empty
-  // for events about the watched directory itself). IN_IGNORED (with an empty
-  // name) says that the watch is gone: the directory was removed or renamed
-  // away; it is the sink's last event.
-  using Sink = std::function<void(uint32_t mask, std::string_view name)>;
+  // `wd` is the watch the event came from (Watch() returned it); `mask` the
+  // event's inotify mask; `name` the entry's name (empty for events about
+  // the watched directory itself). IN_IGNORED (with an empty name) says that
+  // the watch is gone: the directory was removed (or the watch dropped); it
+  // is the last event of `wd`. IN_MOVE_SELF is passed on: the owner decides
+  // whether a directory renamed away is still watched.
+  using Sink = std::function<void(int wd, uint32_t mask, std::string_view name)>;
 
   // `on_overflow` runs when the kernel queue overflowed (events were lost):
   // every watched directory must be rescanned. `loop` must outlive this.
   static Result<std::unique_ptr<Inotify>> Create(Loop* loop, std::function<void()> on_overflow);
   ~Inotify();
 
-  // Watches `dir` for `mask` and sends its events to `sink`.
-  Status Watch(const std::string& dir, uint32_t mask, Sink sink);
-  // Stops watching `dir`: its sink is dropped now and never runs again (a
-  // watcher about to be destroyed calls this; a reload stops queues).
-  void Unwatch(const std::string& dir);
+  // Watches the directory `path` for `mask` on behalf of `owner` (any key:
+  // the QueueWatcher) and sends its events to `sink`. Returns the watch
+  // descriptor, or the errno value in Errc::kIo's text and in `*err` (when
+  // not null): ENOSPC and ENOMEM mean fs.inotify.max_user_watches is
+  // reached. Several owners may watch one directory (two queues on one
+  // inbox; a tree's subdirectory that is another queue's inbox): the kernel
+  // keeps one watch with the union of their masks, and each owner's sink
+  // gets every event of it. `path` may be ProcPath() of a descriptor opened
+  // beneath a tree (common/beneath.h).
+  Result<int> Watch(const std::string& path, uint32_t mask, const void* owner, Sink sink,
+                    int* err = nullptr);
+  // Stops `owner`'s watch `wd`: its sink is dropped now and never runs
+  // again; the kernel's watch goes with its last owner.
+  void Unwatch(int wd, const void* owner);
+  // Unwatch() of every watch of `owner` (a watcher about to be destroyed; a
+  // reload stops queues).
+  void UnwatchAll(const void* owner);
+
+  // Is the gate (SetGate()) open: are events being read? A tree scan opens
+  // no new directory while it is closed: each open queues IN_OPEN events.
+  bool reading() const { return !gate_ || gate_(); }
 
   // Stops reading and closes the descriptor; no sink runs afterwards.
   void Stop();
@@ -64,7 +83,11 @@ class Inotify {
   std::function<void()> on_overflow_;
   std::function<bool()> gate_;  // may the descriptor be read now? (null: always)
   bool paused_ = false;         // the poll handle is stopped by the gate
-  std::unordered_map<int, std::pair<std::string, Sink>> watches_;  // wd -> (dir, sink)
+  struct Sub {
+    const void* owner;
+    Sink sink;
+  };
+  std::unordered_map<int, std::vector<Sub>> watches_;  // wd -> its owners' sinks
   uint64_t overflows_ = 0;
 };
 

@@ -283,6 +283,12 @@ void QueueRunner::HoldClaimed(std::vector<ClaimedJob> claimed,
     }
     Job job = std::move(c.job);
     job.queue = q_.name;
+    if (c.kind != ClaimedJob::Kind::kInvalid && !q_.recursive &&
+        job.name.find('/') != std::string::npos) {
+      // Only a recursive queue makes names with directories in them.
+      c.kind = ClaimedJob::Kind::kInvalid;
+      c.problem = "corrupt job record: name: holds '/', and the queue is not recursive";
+    }
     if (c.kind == ClaimedJob::Kind::kInvalid) {
       // Its name was edited into a path: acting on it could touch files
       // outside the watched directory. It ends failed where an operator

@@ -219,12 +219,20 @@ bool ValidJobName(std::string_view name, std::string* why) {
     if (why != nullptr) *why = m;
     return false;
   };
-  if (name.empty()) return fail("empty: want a file name");
-  if (name == "." || name == "..") return fail("not a file name");
-  if (name.find('/') != std::string_view::npos) {
-    return fail("holds '/': not a file of the watched directory");
-  }
+  if (name.empty()) return fail("empty: want a path relative to the watched directory");
   if (name.find('\0') != std::string_view::npos) return fail("holds a NUL byte");
+  if (name.front() == '/') return fail("absolute: want a path relative to the watched directory");
+  // Every component must name an entry below the watched directory: an
+  // empty, "." or ".." one would lead elsewhere (or nowhere).
+  for (size_t at = 0;;) {
+    const size_t slash = name.find('/', at);
+    const std::string_view c =
+        name.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at);
+    if (c.empty()) return fail("an empty path component");
+    if (c == "." || c == "..") return fail("a \".\" or \"..\" path component");
+    if (slash == std::string_view::npos) break;
+    at = slash + 1;
+  }
   return true;
 }
 

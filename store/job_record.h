@@ -115,9 +115,10 @@ Status CheckJobRecord(const JobRecord& record);
 // field accepts any int64. Fails with Errc::kInvalid naming the field.
 Result<int64_t> ParseRecordNumber(std::string_view field, std::string_view value);
 
-// True if `name` can be a job's file name: a plain name in the watched
-// directory (not empty, not "." or "..", no '/', no NUL). `why` (optional)
-// says what is wrong otherwise.
+// True if `name` can be a job's file name: a path relative to the watched
+// directory ("a.pdf", "alice/2026/a.pdf") with no empty, "." or ".."
+// component, no leading '/' and no NUL. `why` (optional) says what is wrong
+// otherwise. (A flat queue's names hold no '/'; QueueRunner checks that.)
 bool ValidJobName(std::string_view name, std::string* why = nullptr);
 
 }  // namespace dropq

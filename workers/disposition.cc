@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/beneath.h"
 #include "common/log.h"
 #include "common/placeholders.h"
 #include "common/unique_fd.h"
@@ -85,11 +86,32 @@ Status SyncDir(const std::string& dir) {
 }
 
 Result<std::string> Move(const Disposition& d, const std::string& src, const std::string& name,
-                         const std::string& job_id) {
+                         const std::string& job_id, const std::string& mode_root);
+
+// Move() of a file whose name holds directories ("alice/2026/a.pdf"): they
+// are made beneath d.dir where missing (common/beneath.h: never through a
+// symlink; modes from the same directories below `mode_root`), and the file
+// goes into the last of them through its descriptor.
+Result<std::string> MoveIntoTree(const Disposition& d, const std::string& src,
+                                 const std::string& relpath, const std::string& job_id,
+                                 const std::string& mode_root) {
+  const auto [reldir, leaf] = SplitParent(relpath);
+  Result<UniqueFd> dir = MakeDirsBeneath(d.dir, reldir, mode_root);
+  if (!dir.ok()) return dir.error();
+  Disposition sub = d;
+  sub.dir = ProcPath(dir->get());
+  Result<std::string> r = Move(sub, src, std::string(leaf), job_id, "");
+  if (!r.ok()) return r;
+  return d.dir + "/" + std::string(reldir) + r->substr(sub.dir.size());
+}
+
+Result<std::string> Move(const Disposition& d, const std::string& src, const std::string& name,
+                         const std::string& job_id, const std::string& mode_root) {
+  if (name.find('/') != std::string::npos) return MoveIntoTree(d, src, name, job_id, mode_root);
   const std::string primary = MoveTarget(d, name);
   int err = RenameNoReplace(src, primary);
   if (err == 0) return primary;
-  if (err == EXDEV) return CopyIntoPlace(d, src, name, job_id);
+  if (err == EXDEV) return CopyIntoPlace(d, src, name, job_id);  // `name` holds no '/' here
   if (err != EEXIST) return FailedOn("move " + src + " -> " + primary, src, err);
 
   const std::string fallback = MoveFallbackTarget(d, name, job_id);
@@ -105,8 +127,10 @@ Result<std::string> Move(const Disposition& d, const std::string& src, const std
 
 std::string MoveTarget(const Disposition& d, const std::string& name) { return d.dir + "/" + name; }
 
-std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
+std::string MoveFallbackTarget(const Disposition& d, const std::string& relpath,
                                const std::string& job_id) {
+  const auto [reldir, name] = SplitParent(relpath);
+  const std::string dir = reldir.empty() ? d.dir : d.dir + "/" + std::string(reldir);
   std::string_view stem, ext;
   SplitName(name, &stem, &ext);
   // The job id must fit in NAME_MAX too: a long stem is shortened (at a
@@ -117,8 +141,8 @@ std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
     while (keep > 1 && (static_cast<unsigned char>(stem[keep]) & 0xC0) == 0x80) --keep;
     stem = stem.substr(0, keep);
   }
-  if (ext.empty()) return d.dir + "/" + std::string(stem) + "." + job_id;
-  std::string out = d.dir + "/";
+  if (ext.empty()) return dir + "/" + std::string(stem) + "." + job_id;
+  std::string out = dir + "/";
   out.append(stem);
   out += ".";
   out += job_id;
@@ -254,7 +278,7 @@ Result<std::string> Dispose(const Disposition& d, const std::string& src, const 
       Disposition back = d;
       back.kind = Disposition::Kind::kMoveTo;
       back.dir = opt.keep_dir;
-      return Move(back, src, name, job_id);
+      return Move(back, src, name, job_id, opt.mode_root);
     }
     case Disposition::Kind::kDelete:
       if (::unlink(src.c_str()) != 0) {
@@ -264,7 +288,7 @@ Result<std::string> Dispose(const Disposition& d, const std::string& src, const 
       }
       return std::string();
     case Disposition::Kind::kMoveTo:
-      return Move(d, src, name, job_id);
+      return Move(d, src, name, job_id, opt.mode_root);
   }
   return Error{Errc::kInvalid, "unknown disposition"};
 }

@@ -18,7 +18,10 @@
 
 namespace dropq {
 
-// Primary target path of a move: "<dir>/<name>".
+// Primary target path of a move: "<dir>/<name>". `name` is the job's name,
+// a path relative to the watched directory: a move keeps the tree, making
+// missing directories beneath <dir> (never through a symlink) with the modes
+// of the same directories of the watched directory.
 std::string MoveTarget(const Disposition& d, const std::string& name);
 // Fallback target used when the primary one exists.
 std::string MoveFallbackTarget(const Disposition& d, const std::string& name,
@@ -38,6 +41,9 @@ struct DisposeOptions {
   // cross-filesystem copy the same size and mtime) is taken as the result,
   // and only the source is unlinked; it is never treated as a name collision.
   bool recovering = false;
+  // The watched directory, for a name that holds directories: those made
+  // below a kMoveTo target take the modes of the same directories here.
+  std::string mode_root;
 };
 
 // Applies `d` to the file at `src` (named `name`, processed by `job_id`).

@@ -49,10 +49,12 @@ ExecHandler::ExecHandler(const QueueConfig& q, std::string instance)
       base_env_(SnapshotEnviron()) {}
 
 std::vector<std::string> ExecHandler::ExpandArgv(const Job& job, const std::string& path) const {
-  std::string_view stem, ext;
-  SplitName(job.name, &stem, &ext);
+  std::string_view reldir, name, stem, ext;
+  SplitRelPath(job.name, &reldir, &name);
+  SplitName(name, &stem, &ext);
   const std::string attempt = std::to_string(job.attempt);
-  const PlaceholderValues v{path, job.name, stem, ext, watch_, queue_, job.id, attempt};
+  const PlaceholderValues v{path,   name,   stem,    ext,      watch_,
+                            queue_, job.id, attempt, job.name, reldir};
   std::vector<std::string> argv;
   argv.reserve(argv_.size());
   for (const std::string& a : argv_) argv.push_back(ExpandPlaceholders(a, v));
@@ -62,6 +64,7 @@ std::vector<std::string> ExecHandler::ExpandArgv(const Job& job, const std::stri
 std::vector<std::string> ExecHandler::BuildEnv(const Job& job, const std::string& path) const {
   std::vector<std::string> env = base_env_;
   env.push_back("DROPQ_PATH=" + path);
+  env.push_back("DROPQ_RELPATH=" + job.name);
   env.push_back("DROPQ_JOB_ID=" + job.id);
   env.push_back("DROPQ_QUEUE=" + queue_);
   env.push_back("DROPQ_ATTEMPT=" + std::to_string(job.attempt));

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/beneath.h"
 #include "common/file_kind.h"
 #include "common/job_id.h"
 #include "common/log.h"
@@ -48,21 +49,31 @@ Entered Fail(RunResult r, std::string error) {
 
 std::string ErrnoText(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
-// Puts `path` back into `watch_dir` as `name`, or "<name>.<job id>" if that
-// is taken. Returns 0 or an errno value.
+// Puts `path` back into `watch_dir` as `name` (a path relative to it: its
+// directories are made again beneath it if they went), or "<name>.<job id>"
+// if that is taken. `where` gets the path it took. Returns 0 or an errno value.
 int MoveBack(const std::string& path, const std::string& watch_dir, const std::string& name,
              const std::string& job_id, std::string* where) {
+  const auto [reldir, leaf] = SplitParent(name);
+  Result<BeneathPath> to = ResolveBeneath(watch_dir, name, /*make_parents=*/true, watch_dir);
+  if (!to.ok()) return ELOOP;  // a directory of the path is not one (a symlink...)
   Disposition back;
   back.kind = Disposition::Kind::kMoveTo;
-  back.dir = watch_dir;
-  *where = MoveTarget(back, name);
-  int err = RenameNoReplace(path, *where);
+  back.dir = to->dir.valid() ? ProcPath(to->dir.get()) : watch_dir;
+  const std::string shown = reldir.empty() ? watch_dir : watch_dir + "/" + std::string(reldir);
+  const std::string leaf_s(leaf);
+  *where = shown + "/" + leaf_s;
+  int err = RenameNoReplace(path, MoveTarget(back, leaf_s));
   if (err == EEXIST) {
-    *where = MoveFallbackTarget(back, name, job_id);
-    err = RenameNoReplace(path, *where);
+    const std::string fallback = MoveFallbackTarget(back, leaf_s, job_id);
+    *where = shown + fallback.substr(back.dir.size());
+    err = RenameNoReplace(path, fallback);
   }
   return err;
 }
+
+// The last component of a job's name: what its file is called in the area.
+std::string Leaf(const std::string& name) { return std::string(SplitParent(name).second); }
 
 std::string FlatPath(const std::string& area, const std::string& job_id, const std::string& name) {
   return area + "/" + job_id + "." + name;
@@ -71,7 +82,8 @@ std::string FlatPath(const std::string& area, const std::string& job_id, const s
 // Where an earlier attempt of a job may have left its file in the area:
 // `layout`'s own path first, then the other area layout's.
 std::vector<std::string> AreaPaths(AreaLayout layout, const std::string& area,
-                                   const std::string& job_id, const std::string& name) {
+                                   const std::string& job_id, const std::string& relpath) {
+  const std::string name = Leaf(relpath);
   std::vector<std::string> paths;
   if (job_id.size() + 1 + name.size() <= NAME_MAX) paths.push_back(FlatPath(area, job_id, name));
   paths.push_back(JobDir(area, job_id) + "/" + name);
@@ -187,8 +199,9 @@ bool InJobDir(const std::string& area, const std::string& job_id, const std::str
 }
 
 std::string WorkPath(AreaLayout layout, const std::string& watch, const std::string& area,
-                     const std::string& job_id, const std::string& name) {
+                     const std::string& job_id, const std::string& relpath) {
   if (layout != AreaLayout::kInPlace && !area.empty()) {
+    const std::string name = Leaf(relpath);
     std::string p;
     if (layout == AreaLayout::kFlat && job_id.size() + 1 + name.size() <= NAME_MAX) {
       p = FlatPath(area, job_id, name);
@@ -197,20 +210,29 @@ std::string WorkPath(AreaLayout layout, const std::string& watch, const std::str
     }
     if (p.size() < PATH_MAX) return p;
   }
-  return watch + "/" + name;
+  return watch + "/" + relpath;
 }
 
 Entered Enter(AreaLayout layout, const std::string& watch, const std::string& area, const Job& job,
               bool open, SpareDirs* spares) {
-  const std::string src = watch + "/" + job.name;
+  const std::string logical = watch + "/" + job.name;
   const std::string dst = WorkPath(layout, watch, area, job.id, job.name);
   Entered in;
   in.path = dst;
   RunResult found;
-  if (dst == src) {
-    found = Check(src, job, open, &in);
-    if (found == RunResult::kOk) return in;
+  // A file below a subdirectory is reached through that directory's
+  // descriptor, opened beneath `watch`: a directory swapped for a symlink
+  // since the file was seen leads nowhere (common/beneath.h).
+  int beneath_err = 0;
+  Result<BeneathPath> at = ResolveBeneath(watch, job.name, false, "", &beneath_err);
+  if (!at.ok()) {
+    found = beneath_err == ENOENT ? RunResult::kVanished : RunResult::kReplaced;
+    in.st.st_mode = beneath_err == ELOOP ? S_IFLNK : 0;
+  } else if (dst == logical) {
+    found = Check(at->path, job, open, &in);
+    if (found == RunResult::kOk) return in;  // in.path: the logical path, for the handler
   } else {
+    const std::string& src = at->path;
     // The usual case first: the file is in the watched directory.
     found = Check(src, job, /*open=*/false, &in);
     if (found == RunResult::kOk) {

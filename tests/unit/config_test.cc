@@ -201,6 +201,44 @@ TEST_F(ConfigTest, CapacityDefaultsByHandlerKind) {
   EXPECT_EQ(c->queues[0].workers, 7);
 }
 
+TEST_F(ConfigTest, RecursiveKeysAndTheirDefaults) {
+  auto c = Parse(Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_FALSE(c->queues[0].recursive);
+  EXPECT_EQ(c->queues[0].max_depth, 32);
+  EXPECT_EQ(c->queues[0].poll_interval, Millis(10000));
+  EXPECT_EQ(c->queues[0].prune_empty_dirs, Millis(0));
+  c = Parse(Queue({"recursive: true", "max_depth: 6", "exclude_dirs: [tmp, \"*.partial\"]",
+                   "poll_interval: 2s", "prune_empty_dirs: 1h", "include: [\"**/*.pdf\"]"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  const QueueConfig& q = c->queues[0];
+  EXPECT_TRUE(q.recursive);
+  EXPECT_EQ(q.max_depth, 6);
+  EXPECT_EQ(q.exclude_dirs, (std::vector<std::string>{"tmp", "*.partial"}));
+  EXPECT_EQ(q.poll_interval, Millis(2000));
+  EXPECT_EQ(q.prune_empty_dirs, Millis(3600 * 1000));
+  EXPECT_TRUE(NameSelected(q, "alice/2026/a.pdf"));
+  EXPECT_FALSE(NameSelected(q, "alice/2026/a.png"));
+}
+
+TEST_F(ConfigTest, BadRecursiveKeys) {
+  ExpectError(Queue({"recursive: yes please"}), 6, "queues[0].recursive", "true or false");
+  ExpectError(Queue({"recursive: true", "max_depth: 0"}), 7, "queues[0].max_depth");
+  ExpectError(Queue({"recursive: true", "max_depth: 65"}), 7, "queues[0].max_depth");
+  ExpectError(Queue({"recursive: true", "exclude_dirs: [a/b]"}), 7, "queues[0].exclude_dirs[0]",
+              "never holds '/'");
+  ExpectError(Queue({"recursive: true", "poll_interval: 500ms"}), 7, "queues[0].poll_interval",
+              "at least 1s");
+  // Keys of a tree on a flat queue are a mistake, not a no-op.
+  ExpectError(Queue({"max_depth: 3"}), 6, "queues[0].max_depth", "without recursive: true");
+  ExpectError(Queue({"exclude_dirs: [tmp]"}), 6, "queues[0].exclude_dirs",
+              "without recursive: true");
+  // An exec handler opens {path} by name: in a tree that needs the area.
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_, "    recursive: true",
+                     "    processing_dir: off", "    handler: {exec: [/bin/true, \"{path}\"]}"}),
+              5, "queues[0].processing_dir", "symlink");
+}
+
 TEST_F(ConfigTest, RoleDefaultsToBothAndSaysWhatTheInstanceDoes) {
   auto c = Parse(Queue());
   ASSERT_TRUE(c.ok()) << c.error().what;
@@ -769,8 +807,10 @@ TEST_F(ConfigTest, BadIntegers) {
 
 TEST_F(ConfigTest, BadGlobs) {
   ExpectError(Queue({"include: [\"*.png\", \"[abc\"]"}), 6, "queues[0].include[1]", "bad glob");
-  ExpectError(Queue({"exclude:", "  - \"*.tmp\"", "  - sub/*.png"}), 8, "queues[0].exclude[1]",
-              "bad glob \"sub/*.png\"");
+  ExpectError(Queue({"exclude:", "  - \"*.tmp\"", "  - sub/"}), 8, "queues[0].exclude[1]",
+              "bad glob \"sub/\"");
+  ExpectError(Queue({"include: [\"a//*.png\"]"}), 6, "queues[0].include[0]",
+              "empty path component");
   ExpectError(Queue({"exclude: [\"\"]"}), 6, "queues[0].exclude[0]", "bad glob");
 }
 

@@ -29,15 +29,21 @@ TEST(ValidGlobTest, AcceptsUsualPatterns) {
                         "a]",
                         "x[\\]]y",
                         "[*?]",
-                        "a[b]c[d]"}) {
+                        "a[b]c[d]",
+                        "a/b",
+                        "/alice/*.pdf",
+                        "**/*.pdf",
+                        "alice/**",
+                        "*/in/[0-9]*"}) {
     std::string why = "untouched";
     EXPECT_TRUE(ValidGlob(p, &why)) << p << ": " << why;
   }
 }
 
 TEST(ValidGlobTest, RejectsBrokenPatternsAndSaysWhy) {
-  for (const char* p : {"", "a/b", "/", "*/", "[abc", "x[", "[!", "[]", "[!]", "[^]",
-                        "[[:alpha:", "[[:alpha:]", "[[:nosuch:]]", "[[.a", "x\\", "[a\\]"}) {
+  for (const char* p :
+       {"", "/", "*/", "a//b", "//a", "a/", "a/[bc", "[abc", "x[", "[!", "[]", "[!]", "[^]",
+        "[[:alpha:", "[[:alpha:]", "[[:nosuch:]]", "[[.a", "x\\", "[a\\]"}) {
     std::string why;
     EXPECT_FALSE(ValidGlob(p, &why)) << p;
     EXPECT_FALSE(why.empty()) << p;
@@ -51,8 +57,8 @@ TEST(ValidGlobTest, WhyMayBeNull) {
 
 TEST(ValidGlobTest, MessagesNameTheProblem) {
   std::string why;
-  EXPECT_FALSE(ValidGlob("a/b", &why));
-  EXPECT_NE(why.find('/'), std::string::npos) << why;
+  EXPECT_FALSE(ValidGlob("alice/", &why));
+  EXPECT_NE(why.find("dir/**"), std::string::npos) << why;
   EXPECT_FALSE(ValidGlob("[abc", &why));
   EXPECT_NE(why.find("unclosed"), std::string::npos) << why;
   EXPECT_FALSE(ValidGlob("", &why));
@@ -112,6 +118,44 @@ TEST(NameSelectedTest, BracketsAndEscapes) {
   EXPECT_FALSE(NameSelected(Queue({"\\*"}, {}), "a"));
   EXPECT_TRUE(NameSelected(Queue({"[[:digit:]]*"}, {}), "7a"));
   EXPECT_FALSE(NameSelected(Queue({"[[:digit:]]*"}, {}), "a7"));
+}
+
+}  // namespace
+}  // namespace dropq
+
+namespace dropq {
+namespace {
+
+TEST(NameSelectedTest, GlobsWithoutSlashMatchTheLastComponentOfARelativePath) {
+  const QueueConfig q = Queue({"*.pdf"}, {"draft*"});
+  EXPECT_TRUE(NameSelected(q, "alice/2026/scan 01.pdf"));
+  EXPECT_FALSE(NameSelected(q, "alice/2026/draft.pdf"));
+  EXPECT_FALSE(NameSelected(q, "alice/x.pdf/readme.txt"));
+  EXPECT_FALSE(NameSelected(q, "alice/.hidden.pdf")) << "default excludes match the name";
+  EXPECT_TRUE(NameSelected(q, ".dir/a.pdf")) << "dot-directories are DirSelected()'s business";
+}
+
+TEST(NameSelectedTest, GlobsWithSlashMatchTheRelativePath) {
+  const QueueConfig q = Queue({"**/*.pdf", "top.txt"}, {"tmp/**", "*/private/*"});
+  EXPECT_TRUE(NameSelected(q, "a.pdf"));
+  EXPECT_TRUE(NameSelected(q, "x/y/a.pdf"));
+  EXPECT_TRUE(NameSelected(q, "top.txt"));
+  EXPECT_TRUE(NameSelected(q, "x/top.txt")) << "no '/': the name alone";
+  EXPECT_FALSE(NameSelected(q, "tmp/a.pdf"));
+  EXPECT_FALSE(NameSelected(q, "tmp/deep/er/a.pdf"));
+  EXPECT_FALSE(NameSelected(q, "bob/private/a.pdf"));
+  EXPECT_TRUE(NameSelected(q, "bob/x/private/a.pdf")) << "'*' is one component";
+}
+
+TEST(DirSelectedTest, DotDirectoriesAndExcludeDirs) {
+  QueueConfig q;
+  q.exclude_dirs = {"node_modules", "tmp*"};
+  EXPECT_TRUE(DirSelected(q, "alice"));
+  EXPECT_FALSE(DirSelected(q, ".git"));
+  EXPECT_FALSE(DirSelected(q, ".dropq-processing"));
+  EXPECT_FALSE(DirSelected(q, "node_modules"));
+  EXPECT_FALSE(DirSelected(q, "tmp.123"));
+  EXPECT_TRUE(DirSelected(q, "xtmp"));
 }
 
 }  // namespace

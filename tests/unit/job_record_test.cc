@@ -168,7 +168,8 @@ TEST(JobRecordTest, BadIdentNameAndState) {
   ASSERT_NE(r.ProblemWith("ident"), nullptr);
   EXPECT_NE(r.ProblemWith("ident")->message.find("inode:size:mtime_ns"), std::string::npos);
 
-  for (const std::string& bad : {""s, "."s, ".."s, "../etc/passwd"s, "a/b"s, "a\0b"s}) {
+  for (const std::string& bad : {""s, "."s, ".."s, "../etc/passwd"s, "/etc/passwd"s, "a//b"s, "a/"s,
+                                 "a/./b"s, "a/../../b"s, "a/.."s, "a\0b"s}) {
     SCOPED_TRACE(testing::PrintToString(bad));
     r = With("name", bad);
     EXPECT_EQ(r.name, bad);  // kept for showing, but flagged
@@ -177,6 +178,8 @@ TEST(JobRecordTest, BadIdentNameAndState) {
   }
   EXPECT_TRUE(ValidJobName("\xff\xfe.bin"));
   EXPECT_TRUE(ValidJobName("...")) << "a dotted name is a file name";
+  EXPECT_TRUE(ValidJobName("alice/2026/scan 01.pdf")) << "a path in a watched tree";
+  EXPECT_TRUE(ValidJobName("a/.../b"));
 
   r = With("state", "exploded");
   EXPECT_EQ(r.state, "exploded");
