@@ -48,6 +48,11 @@ void ForEachComponent(std::string_view rel, F f) {
 
 Error Failed(const std::string& what, std::string_view rel, int err, int* errno_out) {
   if (errno_out != nullptr) *errno_out = err;
+  if (err == ELOOP || err == ENOTDIR) {
+    // O_NOFOLLOW | O_DIRECTORY on a symlink fails with either.
+    return Error{Errc::kIo, what + " " + std::string(rel) +
+                                ": a component is a symlink or not a directory (never followed)"};
+  }
   return IoError(what + " " + std::string(rel), err);
 }
 

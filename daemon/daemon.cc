@@ -428,6 +428,10 @@ void Daemon::SyncMetrics() {
     if (const QueueWatcher* w = q.watcher.get()) {
       t.seen = w->counters().seen;
       for (const auto& [reason, n] : w->TurnedAwayByReason()) t.skipped[reason] = n;
+      t.dirs_by_scan = w->counters().dirs_by_scan;
+      t.watch_errors = w->counters().watch_errors;
+      t.watched_dirs = static_cast<int64_t>(w->watched_dirs());
+      t.polled_dirs = static_cast<int64_t>(w->polled_dirs());
     }
     metrics_->Sync(q.cfg->name, t);
   });

@@ -7,11 +7,12 @@ namespace dropq {
 
 // One queue's metrics, and the totals they were last brought up to.
 struct Metrics::Series {
-  prometheus::Counter *seen, *enqueued, *done, *failed, *retried, *interrupted;
-  prometheus::Gauge *pending, *active, *scheduled, *depth;
+  prometheus::Counter *seen, *enqueued, *done, *failed, *retried, *interrupted, *dirs_by_scan;
+  prometheus::Gauge *pending, *active, *scheduled, *depth, *watched_dirs, *polled_dirs;
   prometheus::Histogram* duration;
-  std::map<std::string, prometheus::Counter*> skipped;    // by reason
-  std::map<std::string, prometheus::Counter*> anomalies;  // by kind
+  std::map<std::string, prometheus::Counter*> skipped;       // by reason
+  std::map<std::string, prometheus::Counter*> anomalies;     // by kind
+  std::map<std::string, prometheus::Counter*> watch_errors;  // by reason
   QueueTotals last;
 };
 
@@ -93,6 +94,23 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                     .Name("dropq_job_duration_seconds")
                     .Help("Handler run time")
                     .Register(*registry_)),
+      watched_dirs_(prometheus::BuildGauge()
+                        .Name("dropq_watched_dirs")
+                        .Help("Directories with an inotify watch")
+                        .Register(*registry_)),
+      polled_dirs_(prometheus::BuildGauge()
+                       .Name("dropq_polled_dirs")
+                       .Help("Directories scanned every poll_interval: no watch could be added")
+                       .Register(*registry_)),
+      watch_errors_(prometheus::BuildCounter()
+                        .Name("dropq_watch_errors_total")
+                        .Help("Directories left unwatched, by reason (limit: "
+                              "fs.inotify.max_user_watches; permission; open; other)")
+                        .Register(*registry_)),
+      dirs_by_scan_(prometheus::BuildCounter()
+                        .Name("dropq_dirs_found_by_scan_total")
+                        .Help("Directories a scan found before inotify reported them")
+                        .Register(*registry_)),
       redis_connected_(prometheus::BuildGauge()
                            .Name("dropq_redis_connected")
                            .Help("1 while Redis is reachable")
@@ -122,6 +140,9 @@ Metrics::Series& Metrics::For(const std::string& queue) {
     s->scheduled = &scheduled_.Add(l);
     s->depth = &depth_.Add(l);
     s->duration = &duration_.Add(l, kDurationBuckets);
+    s->watched_dirs = &watched_dirs_.Add(l);
+    s->polled_dirs = &polled_dirs_.Add(l);
+    s->dirs_by_scan = &dirs_by_scan_.Add(l);
   }
   return *s;
 }
@@ -150,7 +171,15 @@ void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
     if (c == nullptr) c = &anomalies_.Add({{"queue", queue}, {"kind", kind}});
     Add(*c, &s.last.anomalies[kind], n);
   }
+  for (const auto& [reason, n] : t.watch_errors) {
+    auto& c = s.watch_errors[reason];
+    if (c == nullptr) c = &watch_errors_.Add({{"queue", queue}, {"reason", reason}});
+    Add(*c, &s.last.watch_errors[reason], n);
+  }
+  Add(*s.dirs_by_scan, &s.last.dirs_by_scan, t.dirs_by_scan);
   s.depth->Set(static_cast<double>(t.depth));
+  s.watched_dirs->Set(static_cast<double>(t.watched_dirs));
+  s.polled_dirs->Set(static_cast<double>(t.polled_dirs));
 }
 
 void Metrics::SetRedisCounts(const std::string& queue, int64_t pending, int64_t active,

@@ -16,6 +16,13 @@
 //   dropq_redis_anomalies_total{queue,kind}     what Redis answered that cannot be
 //                                               (duplicate_claim, bad_reply, lost_outcome)
 //   dropq_job_duration_seconds{queue}           histogram of handler run times
+//   dropq_watched_dirs{queue}                   directories with an inotify watch
+//   dropq_polled_dirs{queue}                    directories scanned every poll_interval
+//                                               instead (no watch could be added)
+//   dropq_watch_errors_total{queue,reason}      directories left unwatched: limit
+//                                               (fs.inotify.max_user_watches),
+//                                               permission, open, other
+//   dropq_dirs_found_by_scan_total{queue}       directories a scan found before inotify
 //
 // The counters are this instance's since it started (a Prometheus counter
 // may restart); the same events are counted for the whole queue, across
@@ -50,6 +57,9 @@ class Metrics {
     std::map<std::string, uint64_t> skipped;    // by reason
     std::map<std::string, uint64_t> anomalies;  // by kind
     int64_t depth = 0;
+    uint64_t dirs_by_scan = 0;
+    std::map<std::string, uint64_t> watch_errors;  // by reason
+    int64_t watched_dirs = 0, polled_dirs = 0;
   };
 
   // Listens on `listen` ("host:port"); an Error if it cannot (port taken...).
@@ -92,6 +102,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& scheduled_;
   prometheus::Family<prometheus::Gauge>& depth_;
   prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Gauge>& watched_dirs_;
+  prometheus::Family<prometheus::Gauge>& polled_dirs_;
+  prometheus::Family<prometheus::Counter>& watch_errors_;
+  prometheus::Family<prometheus::Counter>& dirs_by_scan_;
   prometheus::Gauge& redis_connected_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // by queue name
 };

@@ -677,6 +677,8 @@ std::vector<std::pair<std::string, uint64_t>> QueueWatcher::TakeStatDeltas() {
   };
   take("seen", counters_.seen);
   for (const auto& [reason, n] : TurnedAwayByReason()) take("skipped_" + reason, n);
+  take("dirs_by_scan", counters_.dirs_by_scan);
+  for (const auto& [reason, n] : counters_.watch_errors) take("watch_errors_" + reason, n);
   return out;
 }
 

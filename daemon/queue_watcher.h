@@ -102,8 +102,9 @@ class QueueWatcher {
   std::map<std::string, uint64_t> TurnedAwayByReason() const;
 
   // What the counters gained since the last call, as fields of the queue's
-  // stats hash in Redis: `seen`, `skipped_excluded` and `skipped_<reason>`
-  // (zero gains left out). The caller adds them to Redis.
+  // stats hash in Redis: `seen`, `skipped_excluded`, `skipped_<reason>`,
+  // `dirs_by_scan` and `watch_errors_<reason>` (zero gains left out). The caller adds them to
+  // Redis.
   std::vector<std::pair<std::string, uint64_t>> TakeStatDeltas();
 
  private:

@@ -27,35 +27,6 @@ namespace {
 
 using std::chrono::seconds;
 
-int FreePort() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// GET http://127.0.0.1:<port>/metrics: {status line, body}; status "" on failure.
-std::pair<std::string, std::string> Get(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return {};
-  std::string resp;
-  char buf[65536];
-  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) resp.append(buf, n);
-  const size_t head = resp.find("\r\n\r\n");
-  if (head == std::string::npos) return {};
-  return {resp.substr(0, resp.find("\r\n")), resp.substr(head + 4)};
-}
-
 struct Sample {
   std::string name;
   std::map<std::string, std::string> labels;
@@ -162,7 +133,7 @@ TEST(MetricsTest, ParsesStrictlyAndCountsWhatRan) {
   // The page catches up within a second or two.
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto [status, text] = Get(port);
+        auto [status, text] = GetMetrics(port);
         if (status.find(" 200") == std::string::npos) return false;
         samples.clear();
         types.clear();

@@ -208,5 +208,164 @@ TEST(TreeTest, HandlerSeesRelpathAndDoneKeepsDirectoryModes) {
   EXPECT_EQ(env.Stop(), 0);
 }
 
+// The value of `name{queue="q"...}` on the /metrics page, or -1.
+double MetricValue(const std::string& page, const std::string& series) {
+  const size_t at = page.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(page.substr(at + series.size() + 2));
+}
+
+// fs.inotify.max_user_watches, set inside a user namespace (never on the
+// host): only part of the tree can be watched. The rest is polled, nothing
+// is lost, the limit is logged once, and raising it brings back live watches.
+TEST(TreeTest, WatchLimitFallsBackToPollingAndRecovers) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  std::multiset<std::string> want;
+  for (int d = 0; d < 1000; ++d) {
+    const std::string rel = "t" + std::to_string(d / 100) + "/d" + std::to_string(d);
+    std::filesystem::create_directories(env.inbox + "/" + rel);
+    const std::string file = rel + "/f";
+    WriteFile(env.inbox + "/" + file, file);
+    want.insert(file);
+  }
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  env.WriteConfig(TreeQueue("poll_interval: 1s"),
+                  "metrics:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
+  // 200 watches for the whole user namespace: the inbox, the 10 t*/ and a
+  // part of the 1,000 leaves.
+  env.StartWrapped({"unshare", "--user", "--map-root-user", "/bin/sh", "-c",
+                    "echo 200 > /proc/sys/user/max_inotify_watches && exec \"$@\"", "sh"});
+  ASSERT_TRUE(WaitFor([&] { return Count(env.DaemonLog(), "scan.done") >= 1; }, seconds(60)))
+      << env.DaemonLog();
+  ExpectDoneOnce(env, want);
+  const std::string log = env.DaemonLog();
+  EXPECT_EQ(Count(log, "watch.limit "), 1u) << log.substr(0, 20000);
+  EXPECT_NE(log.find("sysctl=fs.inotify.max_user_watches"), std::string::npos);
+  EXPECT_GT(StatCounter(env.redis, "q", "watch_errors_limit"), 700);
+  const auto [status, page] = GetMetrics(port);
+  ASSERT_NE(status.find("200"), std::string::npos) << status;
+  EXPECT_GT(MetricValue(page, "dropq_polled_dirs{queue=\"q\"}"), 700) << page;
+  EXPECT_LT(MetricValue(page, "dropq_watched_dirs{queue=\"q\"}"), 201) << page;
+  EXPECT_GT(MetricValue(page, "dropq_watch_errors_total{queue=\"q\",reason=\"limit\"}"), 700);
+
+  // Raised again, inside the same namespace: every directory is watched live.
+  const pid_t pid = env.daemon()->pid();
+  const CommandResult raise =
+      RunCommand({"nsenter", "-t", std::to_string(pid), "-U", "--preserve-credentials", "/bin/sh",
+                  "-c", "echo 100000 > /proc/sys/user/max_inotify_watches"});
+  ASSERT_EQ(raise.status, 0) << raise.err;
+  ASSERT_TRUE(
+      WaitFor([&] { return Count(env.DaemonLog(), "watch.limit_cleared") == 1; }, seconds(30)))
+      << env.DaemonLog().substr(0, 20000);
+  // The page follows within a sync interval.
+  std::string page2;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        page2 = GetMetrics(port).second;
+        return MetricValue(page2, "dropq_polled_dirs{queue=\"q\"}") == 0 &&
+               MetricValue(page2, "dropq_watched_dirs{queue=\"q\"}") == 1011;
+      },
+      seconds(10)))
+      << page2;
+  WriteFile(env.inbox + "/t9/d999/late", "late");
+  ASSERT_TRUE(WaitFor([&] { return Exists(env.done + "/t9/d999/late"); }, seconds(10)))
+      << env.DaemonLog().substr(0, 20000);
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+// Directories that move while their files wait: one renamed inside the tree
+// (its files are enqueued again under their new paths; the old jobs end as
+// vanished skips), one moved out (its jobs end vanished, its files stay
+// where they went). Each file is processed at most once.
+TEST(TreeTest, DirectoriesMovedWhileTheirFilesArePending) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  env.WriteConfig(TreeQueue());
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  ASSERT_EQ(env.Ctl({"pause", "q"}).status, 0);
+  std::filesystem::create_directories(env.inbox + "/a/sub");
+  std::filesystem::create_directories(env.inbox + "/b");
+  for (int i = 0; i < 5; ++i) {
+    WriteFile(env.inbox + "/a/sub/x" + std::to_string(i), "x");
+    WriteFile(env.inbox + "/b/y" + std::to_string(i), "y");
+  }
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "enqueued") == 10; }, seconds(10)))
+      << env.DaemonLog();
+  const std::string outside = env.tmp.Sub("outside-b");
+  ASSERT_EQ(::rename((env.inbox + "/a").c_str(), (env.inbox + "/a2").c_str()), 0);
+  ASSERT_EQ(::rename((env.inbox + "/b").c_str(), outside.c_str()), 0);
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "enqueued") == 15; }, seconds(10)))
+      << env.DaemonLog();
+  ASSERT_EQ(env.Ctl({"resume", "q"}).status, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return StatCounter(env.redis, "q", "done") == 5 &&
+               StatCounter(env.redis, "q", "vanished") == 10;
+      },
+      seconds(20)))
+      << "done=" << StatCounter(env.redis, "q", "done")
+      << " vanished=" << StatCounter(env.redis, "q", "vanished") << "\n"
+      << env.DaemonLog();
+  std::multiset<std::string> want;
+  for (int i = 0; i < 5; ++i) want.insert("a2/sub/x" + std::to_string(i));
+  EXPECT_TRUE(FilesBelow(env.done) == want);
+  EXPECT_EQ(FilesBelow(outside).size(), 5u) << "moved out: left alone";
+  // Nothing further comes of the moved-out directory.
+  WriteFile(outside + "/late", "z");
+  ::sleep(1);
+  EXPECT_EQ(StatCounter(env.redis, "q", "enqueued"), 15);
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+// An uploader swaps a directory of the tree for a symlink (to somewhere dropq
+// must not touch) at each step: found by a scan, between enqueue and the move
+// into the processing area, and under move_to where parents are made.
+TEST(TreeTest, ASymlinkSwappedForADirectoryLeadsNowhere) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  const std::string outside = env.tmp.Mkdir("outside");
+  WriteFile(outside + "/f", "not dropq's");
+  WriteFile(outside + "/g", "not dropq's either");
+  const std::string outside2 = env.tmp.Mkdir("outside2");
+  // The scan step: a symlink to a directory is skipped, not descended.
+  ASSERT_EQ(::symlink(outside.c_str(), (env.inbox + "/linked").c_str()), 0);
+  // The parent under move_to is a symlink too: nothing may be made through it.
+  ASSERT_EQ(::symlink(outside2.c_str(), (env.done + "/bob").c_str()), 0);
+  env.WriteConfig(TreeQueue());
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  EXPECT_TRUE(WaitFor([&] { return Count(env.DaemonLog(), "reason=symlink") == 1; }, seconds(5)))
+      << env.DaemonLog();
+
+  // Between the enqueue and the move in.
+  ASSERT_EQ(env.Ctl({"pause", "q"}).status, 0);
+  std::filesystem::create_directories(env.inbox + "/alice");
+  WriteFile(env.inbox + "/alice/f", "alice's");
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "enqueued") == 1; }, seconds(10)));
+  ASSERT_EQ(::rename((env.inbox + "/alice").c_str(), (env.tmp.Sub("alice-away")).c_str()), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (env.inbox + "/alice").c_str()), 0);
+  // Parent creation under move_to.
+  std::filesystem::create_directories(env.inbox + "/bob");
+  WriteFile(env.inbox + "/bob/g", "bob's");
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "enqueued") == 2; }, seconds(10)));
+  ASSERT_EQ(env.Ctl({"resume", "q"}).status, 0);
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env.redis, "q", "replaced") == 1; }, seconds(10)))
+      << env.DaemonLog();
+  ASSERT_TRUE(
+      WaitFor([&] { return Count(env.DaemonLog(), "(never\\x20followed)") >= 1; }, seconds(10)))
+      << env.DaemonLog();
+  EXPECT_EQ(ReadFile(outside + "/f"), "not dropq's");
+  EXPECT_EQ(ReadFile(outside + "/g"), "not dropq's either");
+  EXPECT_EQ(FilesBelow(outside).size(), 2u);
+  EXPECT_TRUE(FilesBelow(outside2).empty()) << "made through the symlink under move_to";
+  // The disposition waits (retried with backoff) until the operator fixes
+  // the target; then the file lands in a real directory.
+  ASSERT_EQ(::unlink((env.done + "/bob").c_str()), 0);
+  ASSERT_TRUE(WaitFor([&] { return Exists(env.done + "/bob/g"); }, seconds(30))) << env.DaemonLog();
+  EXPECT_TRUE(FilesBelow(outside2).empty());
+  EXPECT_EQ(env.Stop(), 0) << env.DaemonLog();
+}
+
 }  // namespace
 }  // namespace dropq::test

@@ -1,9 +1,12 @@
 #include "tests/support/e2e_helpers.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <iostream>
 
 #include "common/escape.h"
+#include "common/unique_fd.h"
 #include "store/protocol.h"
 #include "tests/support/proc_stats.h"
 #include "tests/support/wait_for.h"
@@ -275,6 +279,34 @@ std::vector<std::string> FindNamed(const std::string& root, const std::string& n
     if (f == name || flat) out.push_back(it->path().string());
   }
   return out;
+}
+
+int FreePort() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+std::pair<std::string, std::string> GetMetrics(int port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
+  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return {};
+  std::string resp;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) > 0;) resp.append(buf, n);
+  const size_t head = resp.find("\r\n\r\n");
+  if (head == std::string::npos) return {};
+  return {resp.substr(0, resp.find("\r\n")), resp.substr(head + 4)};
 }
 
 }  // namespace dropq::test

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/dropq_env.h"
@@ -113,5 +114,11 @@ pid_t ReadPid(const std::string& path);
 // Every path under `root` (recursively) whose last component is `name`, or
 // "<job id>.<name>" (the file in a flat processing area).
 std::vector<std::string> FindNamed(const std::string& root, const std::string& name);
+
+// A loopback TCP port free a moment ago (for metrics.listen), or -1.
+int FreePort();
+
+// GET http://127.0.0.1:<port>/metrics: {status line, body}; status "" on failure.
+std::pair<std::string, std::string> GetMetrics(int port);
 
 }  // namespace dropq::test
