@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/beneath.h"
 #include "common/clock.h"
 #include "common/escape.h"
 #include "common/job.h"
@@ -389,9 +390,23 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
     if (lstat(where.c_str(), &st) != 0) {
       if (lstat(home.c_str(), &st) != 0) err = "file not found at " + EscapeName(where);
       // else: an earlier retry already moved it back
-    } else if (int rc = RenameNoReplace(where, home); rc != 0) {
-      err = "cannot move " + EscapeName(where) + " back to " + EscapeName(home) + ": " +
-            std::strerror(rc);
+    } else {
+      // Into the tree through the descriptors of its directories, made
+      // again where they went (with the modes of the ones `where` sits in),
+      // never through a symlink an uploader put on the way (common/beneath.h).
+      const bool same_tail = where.size() > name.size() &&
+                             where.compare(where.size() - name.size(), name.size(), name) == 0 &&
+                             where[where.size() - name.size() - 1] == '/';
+      const std::string mode_root =
+          same_tail ? where.substr(0, where.size() - name.size() - 1) : std::string();
+      Result<BeneathPath> to = ResolveBeneath(q.watch, name, /*make_parents=*/true, mode_root);
+      if (!to.ok()) {
+        err = "cannot move " + EscapeName(where) + " back to " + EscapeName(home) + ": " +
+              to.error().what;
+      } else if (int rc = RenameNoReplace(where, to->path); rc != 0) {
+        err = "cannot move " + EscapeName(where) + " back to " + EscapeName(home) + ": " +
+              std::strerror(rc);
+      }
     }
   } else if (lstat(home.c_str(), &st) != 0) {
     err = "file not found at " + EscapeName(home);

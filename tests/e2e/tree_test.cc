@@ -367,5 +367,35 @@ TEST(TreeTest, ASymlinkSwappedForADirectoryLeadsNowhere) {
   EXPECT_EQ(env.Stop(), 0) << env.DaemonLog();
 }
 
+// dropqctl retry puts a failed file back at its place in the tree, making
+// the directories that went meanwhile (with the modes of the failed tree's).
+TEST(TreeTest, RetryPutsTheFileBackIntoTheTree) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  const std::string marker = env.tmp.Sub("fail-while-here");
+  WriteFile(marker, "");
+  QueueSpec q = TreeQueue();
+  q.handler = "exec: [\"/bin/sh\", \"-c\", \"test ! -e " + marker + "\"]";
+  env.WriteConfig(q);
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  std::filesystem::create_directories(env.inbox + "/carol/in");
+  ASSERT_EQ(::chmod((env.inbox + "/carol").c_str(), 0710), 0);
+  WriteFile(env.inbox + "/carol/in/r.pdf", "r");
+  ASSERT_TRUE(WaitFor([&] { return Exists(env.failed + "/carol/in/r.pdf"); }, seconds(10)))
+      << env.DaemonLog();
+  struct stat st;
+  ASSERT_EQ(::stat((env.failed + "/carol").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0710u);
+  std::filesystem::remove_all(env.inbox + "/carol");
+  ::unlink(marker.c_str());
+  const std::string id = OnlyJobId(env.redis, "q", "carol/in/r.pdf");
+  const CommandResult r = env.Ctl({"retry", id});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  ASSERT_TRUE(WaitFor([&] { return Exists(env.done + "/carol/in/r.pdf"); }, seconds(10)))
+      << env.DaemonLog();
+  EXPECT_EQ(StatCounter(env.redis, "q", "done"), 1);
+  EXPECT_EQ(env.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace dropq::test
