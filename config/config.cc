@@ -650,16 +650,27 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
       const std::string k = Join(at.key, key);
       return Fail(At{at.node, k, lines_[k]}, "has no effect without recursive: true");
     }
-  } else if (processing_off && q->handler.kind == HandlerConfig::Kind::kExec &&
-             q->runs_handlers()) {
-    // An exec handler opens {path} by name; in a tree an uploader could swap
-    // a directory on that path for a symlink between dropqd's check and the
-    // handler's open. The processing area is where no uploader can.
+  } else if (processing_off && q->runs_handlers()) {
+    // In a tree an uploader can replace a directory on a file's path by a
+    // symlink between any two steps. An exec handler opens {path} by name,
+    // and a move or delete in place renames by path: the processing area is
+    // where no uploader can reach. A builtin that keeps the file reads it
+    // through a descriptor opened beneath the tree, which needs no area.
     const std::string k = Join(at.key, "processing_dir");
-    return Fail(At{at.node, k, lines_[k]},
-                "off cannot be used with recursive: true and an exec handler: the handler opens "
-                "{path} by name, and an uploader could replace a directory on that path by a "
-                "symlink; the processing area is what makes {path} safe");
+    const bool keeps = q->on_success.kind == Disposition::Kind::kKeep &&
+                       q->on_failure.kind == Disposition::Kind::kKeep;
+    if (q->handler.kind == HandlerConfig::Kind::kExec) {
+      return Fail(At{at.node, k, lines_[k]},
+                  "off cannot be used with recursive: true and an exec handler: the handler "
+                  "opens {path} by name, and an uploader could replace a directory on that path "
+                  "by a symlink; the processing area is what makes {path} safe");
+    }
+    if (!keeps) {
+      return Fail(At{at.node, k, lines_[k]},
+                  "off cannot be used with recursive: true and a move_to or delete disposition: "
+                  "the file would be moved by a path on which an uploader could replace a "
+                  "directory by a symlink; the processing area is what makes it safe");
+    }
   }
   if (Status s = CheckMoveTo(at, "on_success", *q); !s) return s;
   if (Status s = CheckMoveTo(at, "on_failure", *q); !s) return s;

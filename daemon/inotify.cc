@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "common/check.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace dropq {
@@ -85,6 +87,10 @@ void Inotify::MaybeResume() {
   }
 }
 
+void Inotify::CatchUp() {
+  if (fd_.valid() && !paused_ && (!gate_ || gate_())) Drain();
+}
+
 void Inotify::OnReadable(uv_poll_t* p, int status, int /*events*/) noexcept {
   auto* self = static_cast<Inotify*>(p->data);
   if (status < 0) {
@@ -108,9 +114,17 @@ void Inotify::Drain() {
     const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) LogError("inotify.read", {{"err", std::strerror(errno)}});
+      if (errno == EAGAIN) {
+        drained_ms_ = MonoMs();
+      } else {
+        LogError("inotify.read", {{"err", std::strerror(errno)}});
+      }
       return;
     }
+    // A read that left room for more events took all there were.
+    const bool emptied =
+        static_cast<size_t>(n) + sizeof(struct inotify_event) + NAME_MAX + 1 <= sizeof buf;
+    if (emptied) drained_ms_ = MonoMs();
     for (char* p = buf; p < buf + n;) {
       const auto* ev = reinterpret_cast<const struct inotify_event*>(p);
       p += sizeof(struct inotify_event) + ev->len;

@@ -72,6 +72,16 @@ class Inotify {
 
   uint64_t overflows() const { return overflows_; }
 
+  // MonoMs() of the last read that emptied the kernel's queue: every event
+  // that happened before it has been delivered. A decision that rests on an
+  // event not coming (a hard link: IN_CREATE with no IN_OPEN) waits for a
+  // drain later than its deadline; timers can run before a pending read
+  // (after a stall, or while the gate is closed).
+  int64_t drained_ms() const { return drained_ms_; }
+  // Reads what the kernel holds now, unless the gate is closed: sinks run
+  // from inside this call (the caller holds no iterator into what they touch).
+  void CatchUp();
+
  private:
   Inotify(Loop* loop, UniqueFd fd, std::function<void()> on_overflow);
   static void OnReadable(uv_poll_t* p, int status, int events) noexcept;
@@ -89,6 +99,7 @@ class Inotify {
   };
   std::unordered_map<int, std::vector<Sub>> watches_;  // wd -> its owners' sinks
   uint64_t overflows_ = 0;
+  int64_t drained_ms_ = 0;
 };
 
 }  // namespace dropq

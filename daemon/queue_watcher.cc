@@ -83,7 +83,7 @@ QueueWatcher::QueueWatcher(const QueueConfig& q, Loop* loop, QueueRunner* runner
         rescan_timer_.get(),
         [](uv_timer_t* t) {
           auto* self = static_cast<QueueWatcher*>(t->data);
-          if (!self->scanning_) self->Rescan();  // one still running will do
+          if (!self->full_scan_) self->Rescan();  // one still running will do
         },
         every, every);
   }
@@ -120,8 +120,11 @@ bool QueueWatcher::WatchDir(const std::string& rel) {
   std::string reason;
   Result<UniqueFd> fd = OpenDirBeneath(q_.watch, rel, &err);
   if (!fd.ok()) {
-    if (err == ENOENT || err == ELOOP || err == ENOTDIR)
-      return false;  // gone, or not a directory now
+    if (err == ENOENT || err == ELOOP || err == ENOTDIR) {
+      polled_.erase(rel);  // gone, or not a directory now: nothing to poll
+      unusable_.erase(rel);
+      return false;
+    }
     reason = err == EACCES ? "permission" : "open";
   } else {
     const int need = R_OK | X_OK | (moves_files_ ? W_OK : 0);
@@ -148,7 +151,15 @@ bool QueueWatcher::WatchDir(const std::string& rel) {
     }
   }
   auto [it, first] = polled_.try_emplace(rel, reason);
-  if (reason == "permission") unusable_.insert(rel);
+  if (!first && it->second != reason) {
+    it->second = reason;  // another cause now: reported as such
+    first = true;
+  }
+  if (reason == "permission") {
+    unusable_.insert(rel);
+  } else {
+    unusable_.erase(rel);
+  }
   if (first) {
     ++counters_.watch_errors[reason];
     const std::string dir = q_.watch + "/" + rel;
@@ -181,19 +192,25 @@ bool QueueWatcher::WatchDir(const std::string& rel) {
 }
 
 void QueueWatcher::DropSubtree(const std::string& rel) {
-  for (auto it = wd_of_rel_.lower_bound(rel); it != wd_of_rel_.end();) {
-    if (it->first != rel && !Below(it->first, rel)) break;
+  // `rel` itself, then the range of paths below it: "rel/" up to "rel0"
+  // ('0' follows '/'), so that a sibling such as "rel-old" or "rel.x",
+  // which sorts between "rel" and "rel/", is neither dropped nor a stop.
+  const std::string lo = rel + "/", hi = rel + "0";
+  auto unwatch = [this](std::map<std::string, int>::iterator it) {
     inotify_->Unwatch(it->second, this);
     rel_of_wd_.erase(it->second);
-    it = wd_of_rel_.erase(it);
+    return wd_of_rel_.erase(it);
+  };
+  if (auto it = wd_of_rel_.find(rel); it != wd_of_rel_.end()) unwatch(it);
+  for (auto it = wd_of_rel_.lower_bound(lo); it != wd_of_rel_.end() && it->first < hi;) {
+    it = unwatch(it);
   }
   auto below = [&rel](const std::string& p) { return p == rel || Below(p, rel); };
   std::erase_if(polled_, [&](const auto& e) { return below(e.first); });
   std::erase_if(unusable_, below);
   std::erase_if(left_, [&](const auto& e) { return below(e.first); });
   std::erase_if(scan_todo_, [&](const ScanTask& t) { return below(t.rel); });
-  for (auto it = waiting_.lower_bound(rel); it != waiting_.end();) {
-    if (!Below(it->first, rel)) break;
+  for (auto it = waiting_.lower_bound(lo); it != waiting_.end() && it->first < hi;) {
     by_due_.erase({it->second.due_ms, it->first});
     it = waiting_.erase(it);
   }
@@ -256,9 +273,11 @@ void QueueWatcher::OnPollTimer() {
     bool covered = false;                   // a polled directory above scans this one
     for (const ScanTask& t : scan_todo_) covered |= t.rel == rel;
     if (covered) continue;
-    unusable_.erase(rel);
-    polled_.erase(rel);
-    const bool watched = WatchDir(rel);
+    const bool watched = WatchDir(rel);  // logs and counts only what is new
+    if (!watched && polled_.count(rel) == 0) {
+      DropSubtree(rel);  // gone with no event to say so (its parent was polled)
+      continue;
+    }
     if (!watched && unusable_.count(rel) != 0) continue;
     if (!watched) any_limit |= polled_.at(rel) == "limit";
     scan_todo_.push_back(ScanTask{rel, DepthOf(rel), true});
@@ -310,6 +329,14 @@ void QueueWatcher::OnWatchLost() {
   unusable_.clear();
   left_.clear();
   root_wd_ = -1;
+  // A scan of the directory that went would go on through its descriptor,
+  // and a waiting name could be taken from the one that comes back.
+  scanner_.reset();
+  scan_todo_.clear();
+  scan_paused_ = gate_paused_ = false;
+  scanning_ = full_scan_ = false;
+  waiting_.clear();
+  by_due_.clear();
   // Look for it again every second; files written meanwhile go nowhere we
   // can see, and the rescan after the watch is back takes whatever is there.
   uv_timer_start(
@@ -336,6 +363,9 @@ void QueueWatcher::Stop() {
   if (inotify_ != nullptr) inotify_->UnwatchAll(this);  // their sinks point here
   rel_of_wd_.clear();
   wd_of_rel_.clear();
+  polled_.clear();
+  unusable_.clear();
+  left_.clear();
   scanner_.reset();
   finished_.reset();
   scan_todo_.clear();
@@ -540,10 +570,30 @@ void QueueWatcher::ArmSettleTimer() {
 void QueueWatcher::OnSettleTimer() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   const int64_t now = MonoMs();
+  if (inotify_ != nullptr && inotify_->drained_ms() < now) {
+    // A link candidate is taken only if no IN_OPEN for it waits unread.
+    bool links_due = false;
+    for (auto it = by_due_.begin(); it != by_due_.end() && it->first <= now; ++it) {
+      links_due |= waiting_.at(it->second).why == Why::kLink;
+    }
+    if (links_due) {
+      inotify_->CatchUp();  // may run OnEvent() for this watcher
+      if (stopped_) return;
+    }
+  }
   while (!by_due_.empty() && by_due_.begin()->first <= now) {
     const std::string name = by_due_.begin()->second;
-    by_due_.erase(by_due_.begin());
     const Why why = waiting_.at(name).why;
+    const int64_t due = by_due_.begin()->first;
+    if (why == Why::kLink && inotify_ != nullptr && inotify_->drained_ms() < due) {
+      // Its IN_OPEN may still wait in the kernel's queue (unread under
+      // backpressure, or the loop was late): look again after a read.
+      by_due_.erase(by_due_.begin());
+      waiting_.at(name).due_ms = now + 50;
+      by_due_.insert({now + 50, name});
+      continue;
+    }
+    by_due_.erase(by_due_.begin());
     waiting_.erase(name);
     struct stat st;
     if (StatRel(name, &st) != 0) continue;
@@ -572,6 +622,7 @@ void QueueWatcher::Rescan() {
   gate_paused_ = false;
   scanner_.reset();
   scan_todo_.clear();
+  scan_failed_ = false;
   scan_todo_.push_back(ScanTask{"", 0, true});
   NextDir();
 }
@@ -590,6 +641,7 @@ void QueueWatcher::NextDir() {
     if (task.rel.empty()) {
       fd.Reset(::open(q_.watch.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!fd.valid()) {
+        scan_failed_ = true;
         LogError("scan.failed",
                  {{"queue", q_.name}, {"err", IoError("opendir " + q_.watch, errno).what}});
         continue;
@@ -622,6 +674,10 @@ void QueueWatcher::FinishScan() {
   scanning_ = false;
   if (!full_scan_) return;
   full_scan_ = false;
+  if (std::exchange(scan_failed_, false)) {
+    LogInfo("scan.done", {{"queue", q_.name}});
+    return;  // no sweep on what a failed scan did not see
+  }
   if (forget_on_leave_) runner_->SweepMarkers();  // kept files that left unwatched
   runner_->SweepProcessing();                     // files of jobs that will not run again
   // Names turned away that this whole scan did not find are gone.
@@ -643,6 +699,7 @@ void QueueWatcher::OnScanChunk(std::vector<ScanEntry> chunk, bool last, const Er
   }
   if (last) {
     if (error != nullptr) {
+      scan_failed_ = true;  // what it did not see may still be there
       LogError("scan.failed", {{"queue", q_.name}, {"err", error->what}});
     }
     // This very scanner is running this callback: it is kept until the

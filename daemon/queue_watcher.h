@@ -175,8 +175,9 @@ class QueueWatcher {
   ScanTask cur_{"", 0, false};            // the directory scanner_ reads
   std::deque<ScanTask> scan_todo_;        // directories found and not scanned yet
   bool full_scan_ = false;                // a whole-tree scan is in scan_todo_/scanner_
-  bool scan_paused_ = false;              // waits for ENQUEUE to catch up (Tick() resumes)
-  bool gate_paused_ = false;              // waits for the inotify gate to open (Tick() resumes)
+  bool scan_failed_ = false;  // a directory of that scan could not be read: no sweeps after it
+  bool scan_paused_ = false;  // waits for ENQUEUE to catch up (Tick() resumes)
+  bool gate_paused_ = false;  // waits for the inotify gate to open (Tick() resumes)
   bool stopped_ = false;
 
   struct Waiting {

@@ -55,15 +55,16 @@ std::string ErrnoText(const std::string& what, int err) { return what + ": " + s
 int MoveBack(const std::string& path, const std::string& watch_dir, const std::string& name,
              const std::string& job_id, std::string* where) {
   const auto [reldir, leaf] = SplitParent(name);
-  Result<BeneathPath> to = ResolveBeneath(watch_dir, name, /*make_parents=*/true, watch_dir);
-  if (!to.ok()) return ELOOP;  // a directory of the path is not one (a symlink...)
+  int err = 0;
+  Result<BeneathPath> to = ResolveBeneath(watch_dir, name, /*make_parents=*/true, watch_dir, &err);
+  if (!to.ok()) return err != 0 ? err : ELOOP;  // a directory of the path is a symlink...
   Disposition back;
   back.kind = Disposition::Kind::kMoveTo;
   back.dir = to->dir.valid() ? ProcPath(to->dir.get()) : watch_dir;
   const std::string shown = reldir.empty() ? watch_dir : watch_dir + "/" + std::string(reldir);
   const std::string leaf_s(leaf);
   *where = shown + "/" + leaf_s;
-  int err = RenameNoReplace(path, MoveTarget(back, leaf_s));
+  err = RenameNoReplace(path, MoveTarget(back, leaf_s));
   if (err == EEXIST) {
     const std::string fallback = MoveFallbackTarget(back, leaf_s, job_id);
     *where = shown + fallback.substr(back.dir.size());
@@ -226,8 +227,12 @@ Entered Enter(AreaLayout layout, const std::string& watch, const std::string& ar
   int beneath_err = 0;
   Result<BeneathPath> at = ResolveBeneath(watch, job.name, false, "", &beneath_err);
   if (!at.ok()) {
+    if (beneath_err != ENOENT && beneath_err != ELOOP && beneath_err != ENOTDIR) {
+      return Fail(RunResult::kError, at.error().what);  // EACCES, EMFILE...: tried again
+    }
+    // Gone, or a directory on its path replaced by a symlink or a file.
     found = beneath_err == ENOENT ? RunResult::kVanished : RunResult::kReplaced;
-    in.st.st_mode = beneath_err == ELOOP ? S_IFLNK : 0;
+    in.st.st_mode = S_IFLNK;
   } else if (dst == logical) {
     found = Check(at->path, job, open, &in);
     if (found == RunResult::kOk) return in;  // in.path: the logical path, for the handler
