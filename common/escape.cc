@@ -133,6 +133,55 @@ std::string ToValidUtf8(std::string_view s) {
   return out;
 }
 
+std::string JsonQuote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  const auto hex4 = [&](unsigned v) {
+    out.append("\\u");
+    for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kHex[(v >> shift) & 0xf]);
+  };
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = Utf8SeqLen(s, i);
+    if (len == 0) {
+      hex4(0xdc00u + static_cast<uint8_t>(s[i]));
+      ++i;
+      continue;
+    }
+    if (len > 1) {
+      out.append(s.substr(i, len));
+      i += len;
+      continue;
+    }
+    const char c = s[i++];
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      default:
+        if (static_cast<uint8_t>(c) < 0x20 || c == 0x7f) {
+          hex4(static_cast<uint8_t>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
 std::string HexBytes(std::string_view s) {
   std::string out;
   out.reserve(s.size() * 2);

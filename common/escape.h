@@ -26,6 +26,12 @@ bool IsValidUtf8(std::string_view s);
 // Returns `s` with every invalid UTF-8 sequence replaced by U+FFFD, for JSON.
 std::string ToValidUtf8(std::string_view s);
 
+// `s` as a JSON string, quotes included. Valid UTF-8 is kept; '"', '\\' and
+// control bytes are escaped; a byte that is not part of valid UTF-8 becomes
+// a lone surrogate \udc80..\udcff (Python's surrogateescape:
+// os.fsencode() gives the bytes back), so no name is altered or refused.
+std::string JsonQuote(std::string_view s);
+
 // Lower-case hex of every byte of `s`.
 std::string HexBytes(std::string_view s);
 

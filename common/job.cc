@@ -47,6 +47,8 @@ std::string_view RunResultName(RunResult r) {
       return "replaced";
     case RunResult::kInterrupted:
       return "interrupted";
+    case RunResult::kHttp:
+      return "http";
   }
   return "unknown";
 }

@@ -47,6 +47,15 @@ enum class RunResult {
   kVanished,     // the file was gone before the handler could start
   kReplaced,     // another file took its name before the handler started (it has its own job)
   kInterrupted,  // dropqd stopped it while draining; the job goes back to pending
+  kHttp,         // an HTTP handler got a response that is not 2xx (http_status)
+};
+
+// How a failed run is retried, when the handler knows better than the
+// queue's exit-code lists (an HTTP status, a Retry-After).
+enum class FailClass {
+  kDefault,    // as retry: says (exit codes, then the attempts left)
+  kPermanent,  // failed at once, like permanent_exit_codes
+  kTempfail,   // retried without using up an attempt, like tempfail_exit_codes
 };
 
 // Stable lower-case name stored in job records: "ok", "exit", "signal", ...
@@ -59,8 +68,12 @@ struct Outcome {
   int signal = 0;           // kSignal, kTimeout (the signal that ended it)
   std::string stderr_tail;  // last 4 KiB of an exec handler's stderr
   std::string sha256;       // builtin sha256: the digest, lower-case hex
-  std::string error;        // kError, kVanished: what went wrong, one line
-  int64_t started_ms = 0;   // unix ms
+  int http_status = 0;      // an HTTP handler's final response status (0: none)
+  std::string response;     // the last 4 KiB of that response's body
+  FailClass fail_class = FailClass::kDefault;
+  int64_t retry_after_ms = 0;  // kTempfail: the delay asked for (Retry-After); 0: the backoff
+  std::string error;           // kError, kVanished: what went wrong, one line
+  int64_t started_ms = 0;      // unix ms
   int64_t duration_ms = 0;
   FileIdentity ident;     // the identity the file had when it was processed
   std::string work_path;  // where the handler worked on it (""; it did not run)

@@ -1,9 +1,8 @@
 #include "common/placeholders.h"
 
 namespace dropq {
-namespace {
 
-const std::string_view* Lookup(std::string_view key, const PlaceholderValues& v) {
+const std::string_view* FindPlaceholder(std::string_view key, const PlaceholderValues& v) {
   if (key == "path") return &v.path;
   if (key == "name") return &v.name;
   if (key == "stem") return &v.stem;
@@ -17,7 +16,9 @@ const std::string_view* Lookup(std::string_view key, const PlaceholderValues& v)
   return nullptr;
 }
 
-}  // namespace
+std::string_view KnownPlaceholders() {
+  return "{path} {name} {relpath} {reldir} {stem} {ext} {dir} {queue} {job_id} {attempt}";
+}
 
 Status ValidatePlaceholders(std::string_view arg) {
   static const PlaceholderValues kNone{};
@@ -32,11 +33,9 @@ Status ValidatePlaceholders(std::string_view arg) {
         return Error{Errc::kConfig, "unclosed '{' in \"" + std::string(arg) + "\""};
       }
       const std::string_view key = arg.substr(i + 1, close - i - 1);
-      if (Lookup(key, kNone) == nullptr) {
-        return Error{Errc::kConfig,
-                     "unknown placeholder {" + std::string(key) +
-                         "} (known: {path} {name} {relpath} {reldir} {stem} {ext} {dir} "
-                         "{queue} {job_id} {attempt})"};
+      if (FindPlaceholder(key, kNone) == nullptr) {
+        return Error{Errc::kConfig, "unknown placeholder {" + std::string(key) +
+                                        "} (known: " + std::string(KnownPlaceholders()) + ")"};
       }
       i = close;
     } else if (arg[i] == '}') {
@@ -63,7 +62,7 @@ std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v)
     if (c == '{') {
       const size_t close = arg.find('}', i);
       if (close != std::string_view::npos) {
-        if (const std::string_view* val = Lookup(arg.substr(i + 1, close - i - 1), v)) {
+        if (const std::string_view* val = FindPlaceholder(arg.substr(i + 1, close - i - 1), v)) {
           out.append(*val);
           i = close;
           continue;

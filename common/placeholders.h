@@ -19,6 +19,13 @@ struct PlaceholderValues {
   std::string_view path, name, stem, ext, dir, queue, job_id, attempt, relpath, reldir;
 };
 
+// The value of placeholder `key` ("relpath", without braces) in `v`, or
+// nullptr if no placeholder has that name.
+const std::string_view* FindPlaceholder(std::string_view key, const PlaceholderValues& v);
+
+// "{path} {name} ...": every known placeholder, for messages.
+std::string_view KnownPlaceholders();
+
 // Checks that every {...} in `arg` names a known placeholder and that braces
 // pair up. The Error (Errc::kConfig) names the offending placeholder.
 Status ValidatePlaceholders(std::string_view arg);

@@ -9,13 +9,16 @@
 // builtin: sha256) run after their map has been walked.
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <fnmatch.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -31,6 +34,7 @@
 
 #include "common/path_glob.h"
 #include "common/placeholders.h"
+#include "config/secrets.h"
 
 namespace dropq {
 namespace {
@@ -41,6 +45,25 @@ constexpr int64_t kMaxDurationMs = 36500LL * 24 * 60 * 60 * 1000;
 
 constexpr char kDurationForms[] =
     "want a whole number immediately followed by a unit: 250ms, 30s, 5m, 2h or 7d";
+
+// True if `v` holds what reads as a secret reference: ${env:NAME} or
+// ${cred:NAME} (NAME a variable or credential name) or ${file:/absolute}.
+// A shell's "${file:-default}" is none.
+bool HoldsSecretRef(std::string_view v) {
+  for (size_t at = v.find("${"); at != std::string_view::npos; at = v.find("${", at + 2)) {
+    const std::string_view rest = v.substr(at + 2);
+    for (std::string_view kind : {"env:", "cred:", "file:"}) {
+      if (rest.substr(0, kind.size()) != kind || rest.size() == kind.size()) continue;
+      const char first = rest[kind.size()];
+      if (kind == "file:"
+              ? first == '/'
+              : (std::isalpha(static_cast<unsigned char>(first)) != 0 || first == '_')) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
 
 // A YAML value being parsed, and how messages point at it.
 struct At {
@@ -160,7 +183,7 @@ bool AnyMatches(const std::vector<std::string>& globs, const std::string& relpat
 
 class Parser {
  public:
-  explicit Parser(std::string path) : path_(std::move(path)) {}
+  Parser(std::string path, LoadOptions opts) : path_(std::move(path)), opts_(opts) {}
 
   Result<Config> Top(const YAML::Node& root);
 
@@ -179,7 +202,11 @@ class Parser {
   Status Require(const At& at, const std::set<std::string>& seen,
                  std::initializer_list<std::string_view> names) const;
 
+  // A string that is not one of the few values that may hold a secret.
   Result<std::string> String(const At& at) const;
+  // A string that may hold placeholders and secrets, as `syntax` says; its
+  // secrets are read when `resolve` (config/secrets.h).
+  Result<TextTemplate> Template(const At& at, TextTemplate::Syntax syntax, bool resolve);
   Result<int64_t> Integer(const At& at, int64_t lo, int64_t hi) const;
   Result<bool> Bool(const At& at) const;
   Result<Millis> Duration(const At& at, bool zero_ok) const;
@@ -195,6 +222,13 @@ class Parser {
   Status Queues(const At& at, Config* c);
   Status Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q);
   Status Handler(const At& at, HandlerConfig* h);
+  // `timeout` receives http.timeout (the whole request), when given.
+  Status Http(const At& at, HttpConfig* h, Millis* timeout);
+  // A list of HTTP statuses 300..599, none twice.
+  Result<std::vector<int>> Statuses(const At& at) const;
+  // A map of names to templates (headers, form fields), in the order written.
+  Result<std::vector<std::pair<std::string, TextTemplate>>> NamedTemplates(const At& at,
+                                                                           bool header);
   Status Retry(const At& at, RetryConfig* r);
   // A list of exit codes 1..255, none twice; `lines` receives each item's line.
   Result<std::vector<int>> ExitCodes(const At& at, std::vector<int>* lines) const;
@@ -203,7 +237,10 @@ class Parser {
   Status CheckMoveTo(const At& queue, std::string_view which, const QueueConfig& q) const;
 
   std::string path_;
-  std::map<std::string, int> lines_;  // dotted key -> line, for checks made after a map
+  const LoadOptions opts_;
+  std::map<std::string, int> lines_;     // dotted key -> line, for checks made after a map
+  std::vector<std::string> secret_env_;  // environment variables secrets were read from
+  bool has_secrets_ = false;
 };
 
 Status Parser::Map(const At& at, std::span<const Field> fields, std::set<std::string>* seen) {
@@ -243,7 +280,25 @@ Status Parser::Require(const At& at, const std::set<std::string>& seen,
 
 Result<std::string> Parser::String(const At& at) const {
   if (!at.node.IsScalar()) return Fail(at, "expected a string, got " + Describe(at.node));
-  return at.node.Scalar();
+  const std::string& v = at.node.Scalar();
+  if (HoldsSecretRef(v)) {
+    return Fail(at,
+                "secrets (${env:NAME}, ${file:/path}, ${cred:NAME}) are read only in redis.url and "
+                "in an http handler's url, headers and fields");
+  }
+  return v;
+}
+
+Result<TextTemplate> Parser::Template(const At& at, TextTemplate::Syntax syntax, bool resolve) {
+  if (!at.node.IsScalar()) return Fail(at, "expected a string, got " + Describe(at.node));
+  auto t = TextTemplate::Parse(at.node.Scalar(), syntax);
+  if (!t) return Fail(at, t.error().what);
+  if (!t->has_secret()) return t;
+  has_secrets_ = true;
+  if (resolve) {
+    if (Status s = ResolveSecrets(&*t, &secret_env_); !s) return Fail(at, s.error().what);
+  }
+  return t;
 }
 
 Result<int64_t> Parser::Integer(const At& at, int64_t lo, int64_t hi) const {
@@ -358,6 +413,8 @@ Result<Config> Parser::Top(const YAML::Node& root) {
   std::set<std::string> seen;
   if (Status s = Map(at, fields, &seen); !s) return s.error();
   if (Status s = Require(at, seen, {"queues"}); !s) return s.error();
+  c.secret_env = std::move(secret_env_);
+  c.has_secrets = has_secrets_;
   if (seen.count("instance") == 0) {
     char host[256] = {};
     if (gethostname(host, sizeof(host) - 1) != 0) {
@@ -378,12 +435,23 @@ Status Parser::Redis(const At& at, Config* c) {
   const Field fields[] = {
       {"url",
        [&](const At& v) -> Status {
-         auto s = String(v);
-         if (!s) return s.error();
-         auto url = ParseRedisUrl(*s);
-         if (!url) return Fail(v, url.error().what);
+         if (!v.node.IsScalar()) return Fail(v, "expected a string, got " + Describe(v.node));
+         // The message must not quote the URL: it may hold a password.
+         if (!TextTemplate::Parse(v.node.Scalar(), {.placeholders = false, .secrets = true})) {
+           return Fail(v,
+                       "holds a \"${\" that is no secret (${env:NAME}, ${file:/path}, "
+                       "${cred:NAME}); write $${ for a literal ${");
+         }
+         auto t = Template(v, {.placeholders = false, .secrets = true}, /*resolve=*/true);
+         if (!t) return t.error();
+         // A secret fills a user or a password: encoded so that it is that part whole.
+         auto url = ParseRedisUrl(t->Expand({}, Verbatim, PercentEncodeAll));
+         if (!url) {
+           const std::string why = url.error().what;
+           return Fail(v, t->has_secret() ? "not a valid URL once its secrets are read" : why);
+         }
          c->redis = *url;
-         c->redis_url_text = RedactRedisUrl(*s);
+         c->redis_url_text = RedactRedisUrl(t->Redacted());
          return OkStatus();
        }},
       {"prefix",
@@ -585,6 +653,36 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
          q->on_failure = std::move(*d);
          return OkStatus();
        }},
+      {"rate_limit",
+       [&](const At& v) -> Status {
+         const Field limit[] = {
+             {"max",
+              [&](const At& m) -> Status {
+                auto n = Integer(m, 1, 1000000);
+                if (!n) return n.error();
+                q->rate_max = static_cast<int>(*n);
+                return OkStatus();
+              }},
+             {"per",
+              [&](const At& m) -> Status {
+                auto d = Duration(m, /*zero_ok=*/false);
+                if (!d) return d.error();
+                if (*d > Millis(24LL * 3600 * 1000)) return Fail(m, "must be at most 1d");
+                q->rate_per = *d;
+                return OkStatus();
+              }},
+         };
+         std::set<std::string> keys;
+         if (Status s = Map(v, limit, &keys); !s) return s;
+         return Require(v, keys, {"max", "per"});
+       }},
+      {"max_active",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 1, 1000000);
+         if (!n) return n.error();
+         q->max_active = static_cast<int>(*n);
+         return OkStatus();
+       }},
       {"keep_done",
        [&](const At& v) -> Status {
          auto n = Integer(v, 0, INT64_MAX);
@@ -641,7 +739,10 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
     // A builtin takes microseconds a file, against the milliseconds of the
     // Redis round trips around it: it needs many jobs in memory to keep its
     // workers busy. A program takes milliseconds or more: a few each do.
-    const int per_worker = q->handler.kind == HandlerConfig::Kind::kExec ? 4 : 64;
+    // A request waits on the network like a program: a few each too.
+    const bool slow = q->handler.kind == HandlerConfig::Kind::kExec ||
+                      q->handler.kind == HandlerConfig::Kind::kHttp;
+    const int per_worker = slow ? 4 : 64;
     q->capacity = std::min(1000000, per_worker * q->workers);
   }
   if (!q->recursive) {
@@ -737,7 +838,8 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
   std::string builtin;
   const auto claim = [&](const At& v, std::string_view key) -> Status {
     if (!kind_key.empty()) {
-      return Fail(v, "a handler has exactly one of exec or builtin, and this one has both");
+      return Fail(v, "a handler has exactly one of exec, builtin or http, and this one has " +
+                         kind_key + " too");
     }
     kind_key = key;
     return OkStatus();
@@ -775,6 +877,12 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
          builtin = *s;
          return OkStatus();
        }},
+      {"http",
+       [&](const At& v) -> Status {
+         if (Status s = claim(v, "http"); !s) return s;
+         h->kind = HandlerConfig::Kind::kHttp;
+         return Http(v, &h->http, &h->timeout);
+       }},
       {"manifest",
        [&](const At& v) -> Status {
          auto s = String(v);
@@ -808,11 +916,296 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
   std::set<std::string> seen;
   if (Status s = Map(at, fields, &seen); !s) return s;
   if (kind_key.empty()) {
-    return Fail(at, "required key missing: exec: [program, args...] or builtin: sha256|noop");
+    return Fail(
+        at, "required key missing: exec: [program, args...], builtin: sha256|noop or http: {...}");
+  }
+  if (kind_key == "http" && seen.count("timeout") != 0) {
+    const std::string key = at.key + ".timeout";
+    return Fail(At{at.node, key, lines_[key]}, "an http handler's timeout goes in http:");
   }
   if (seen.count("manifest") != 0 && builtin != "sha256") {
     const std::string key = at.key + ".manifest";
     return Fail(At{at.node, key, lines_[key]}, "manifest is only for builtin: sha256");
+  }
+  return OkStatus();
+}
+
+// The host part of an http(s) URL's literal start: "https://a.b:8443/x" ->
+// "a.b". False if the text holds no complete "scheme://authority" followed
+// by '/', '?', '#' or its end.
+bool UrlHost(std::string_view text, bool whole, std::string* scheme, std::string* host) {
+  const size_t sep = text.find("://");
+  if (sep == std::string_view::npos) return false;
+  *scheme = std::string(text.substr(0, sep));
+  const size_t start = sep + 3;
+  size_t end = text.find_first_of("/?#", start);
+  if (end == std::string_view::npos) {
+    if (!whole) return false;
+    end = text.size();
+  }
+  std::string_view auth = text.substr(start, end - start);
+  if (auth.find('@') != std::string_view::npos) return false;  // no user:password@ in the URL
+  if (!auth.empty() && auth.front() == '[') {
+    const size_t close = auth.find(']');
+    if (close == std::string_view::npos) return false;
+    *host = std::string(auth.substr(1, close - 1));
+  } else {
+    *host = std::string(auth.substr(0, auth.find(':')));
+  }
+  return !host->empty();
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+// A header name: an RFC 9110 token.
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (std::isalnum(u) != 0) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool HasLineBreak(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+Result<std::vector<std::pair<std::string, TextTemplate>>> Parser::NamedTemplates(const At& at,
+                                                                                 bool header) {
+  if (!at.node.IsMap())
+    return Fail(at, "expected a map of names to values, got " + Describe(at.node));
+  std::vector<std::pair<std::string, TextTemplate>> out;
+  for (auto it = at.node.begin(); it != at.node.end(); ++it) {
+    const YAML::Node key = it->first;
+    At child{it->second, at.key, key.Mark().line + 1};
+    if (!key.IsScalar()) return Fail(child, "a name must be a plain string, got " + Describe(key));
+    const std::string& name = key.Scalar();
+    child.key = at.key + "." + name;
+    if (header) {
+      if (!IsToken(name)) return Fail(child, "\"" + name + "\" is not a header name");
+      std::string lower;
+      for (const char ch : name) lower.push_back(static_cast<char>(std::tolower(ch)));
+      if (lower == "host" || lower == "content-length" || lower == "transfer-encoding" ||
+          lower == "expect" || lower == "connection") {
+        return Fail(child, name + " is set by dropq, not by the config");
+      }
+      if (lower == "content-type") {
+        return Fail(child, "set by dropq from content_type (body: file), or by the body");
+      }
+    } else if (name.empty() || HasLineBreak(name) || name.find('"') != std::string::npos) {
+      return Fail(child, "\"" + name + "\" is not a form field name");
+    }
+    for (const auto& [seen_name, t] : out) {
+      if (strcasecmp(seen_name.c_str(), name.c_str()) == 0) return Fail(child, "given twice");
+    }
+    auto t = Template(child, {.placeholders = true, .secrets = true},
+                      /*resolve=*/opts_.handler_secrets);
+    if (!t) return t.error();
+    for (const TextTemplate::Part& p : t->parts()) {
+      const bool text = p.kind == TextTemplate::Part::Kind::kText;
+      const bool secret = p.kind == TextTemplate::Part::Kind::kSecret;
+      if (header && (text || secret) && HasLineBreak(p.text)) {
+        return Fail(child, secret ? "the secret " + std::string("${") + p.source +
+                                        "} holds a line break: it cannot go in a header"
+                                  : "a header value cannot hold a line break");
+      }
+    }
+    lines_[child.key] = child.line;
+    out.emplace_back(name, std::move(*t));
+  }
+  return out;
+}
+
+Result<std::vector<int>> Parser::Statuses(const At& at) const {
+  if (!at.node.IsSequence()) {
+    return Fail(at, "expected a list of HTTP statuses (300..599), got " + Describe(at.node));
+  }
+  std::vector<int> out;
+  for (size_t i = 0; i < at.node.size(); ++i) {
+    const YAML::Node item = at.node[i];
+    const At item_at{item, at.key + "[" + std::to_string(i) + "]", item.Mark().line + 1};
+    auto v = Integer(item_at, 300, 599);
+    if (!v) return v.error();
+    if (std::find(out.begin(), out.end(), *v) != out.end()) return Fail(item_at, "listed twice");
+    out.push_back(static_cast<int>(*v));
+  }
+  return out;
+}
+
+Status Parser::Http(const At& at, HttpConfig* h, Millis* timeout) {
+  std::string scheme;
+  std::string host;
+  const Field fields[] = {
+      {"url",
+       [&](const At& v) -> Status {
+         auto t = Template(v, {.placeholders = true, .secrets = true},
+                           /*resolve=*/opts_.handler_secrets);
+         if (!t) return t.error();
+         const auto& parts = t->parts();
+         if (parts.empty() || parts.front().kind != TextTemplate::Part::Kind::kText ||
+             !UrlHost(parts.front().text, parts.size() == 1, &scheme, &host)) {
+           return Fail(v,
+                       "must start with http:// or https:// and a host written out (no "
+                       "placeholder, secret or user:password@ before the path)");
+         }
+         if (scheme != "http" && scheme != "https") {
+           return Fail(v, "the scheme must be http or https, got " + scheme);
+         }
+         for (const TextTemplate::Part& p : parts) {
+           if (p.kind == TextTemplate::Part::Kind::kText &&
+               (HasLineBreak(p.text) || p.text.find(' ') != std::string::npos)) {
+             return Fail(v, "a URL holds no space or line break (write %20)");
+           }
+         }
+         h->url = std::move(*t);
+         return OkStatus();
+       }},
+      {"method",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (*s != "PUT" && *s != "POST") return Fail(v, "\"" + *s + "\" is not PUT or POST");
+         h->method = *s;
+         return OkStatus();
+       }},
+      {"body",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (*s == "file") {
+           h->body = HttpConfig::Body::kFile;
+         } else if (*s == "multipart") {
+           h->body = HttpConfig::Body::kMultipart;
+         } else if (*s == "json") {
+           h->body = HttpConfig::Body::kJson;
+         } else {
+           return Fail(v, "\"" + *s + "\" is not file, multipart or json");
+         }
+         return OkStatus();
+       }},
+      {"content_type",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (s->empty() || HasLineBreak(*s)) return Fail(v, "not a media type");
+         h->content_type = *s;
+         return OkStatus();
+       }},
+      {"file_field",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (s->empty() || HasLineBreak(*s) || s->find('"') != std::string::npos) {
+           return Fail(v, "\"" + *s + "\" is not a form field name");
+         }
+         h->file_field = *s;
+         return OkStatus();
+       }},
+      {"fields",
+       [&](const At& v) -> Status {
+         auto m = NamedTemplates(v, /*header=*/false);
+         if (!m) return m.error();
+         h->fields = std::move(*m);
+         return OkStatus();
+       }},
+      {"headers",
+       [&](const At& v) -> Status {
+         auto m = NamedTemplates(v, /*header=*/true);
+         if (!m) return m.error();
+         h->headers = std::move(*m);
+         return OkStatus();
+       }},
+      {"connect_timeout",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/false);
+         if (!d) return d.error();
+         h->connect_timeout = *d;
+         return OkStatus();
+       }},
+      {"timeout",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/false);
+         if (!d) return d.error();
+         *timeout = *d;
+         return OkStatus();
+       }},
+      {"ca_file",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (s->empty() || s->front() != '/')
+           return Fail(v, "\"" + *s + "\" is not an absolute path");
+         if (access(s->c_str(), R_OK) != 0)
+           return Fail(v, "cannot read " + *s + ": " + ErrnoText(errno));
+         h->ca_file = *s;
+         return OkStatus();
+       }},
+      {"follow_redirects",
+       [&](const At& v) -> Status {
+         auto b = Bool(v);
+         if (!b) return b.error();
+         h->follow_redirects = *b;
+         return OkStatus();
+       }},
+      {"retry_statuses",
+       [&](const At& v) -> Status {
+         auto l = Statuses(v);
+         if (!l) return l.error();
+         h->retry_statuses = std::move(*l);
+         return OkStatus();
+       }},
+      {"permanent_statuses",
+       [&](const At& v) -> Status {
+         auto l = Statuses(v);
+         if (!l) return l.error();
+         h->permanent_statuses = std::move(*l);
+         return OkStatus();
+       }},
+      {"max_retry_after",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         h->max_retry_after = *d;
+         return OkStatus();
+       }},
+  };
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  if (Status s = Require(at, seen, {"url"}); !s) return s;
+  const auto key_at = [&](std::string_view key) {
+    const std::string k = Join(at.key, key);
+    return At{at.node, k, lines_[k]};
+  };
+  for (int st : h->retry_statuses) {
+    if (std::find(h->permanent_statuses.begin(), h->permanent_statuses.end(), st) !=
+        h->permanent_statuses.end()) {
+      return Fail(key_at("permanent_statuses"),
+                  std::to_string(st) + " is in retry_statuses too: a status has one class");
+    }
+  }
+  if (h->body != HttpConfig::Body::kMultipart) {
+    for (const char* key : {"file_field", "fields"}) {
+      if (seen.count(key) != 0) return Fail(key_at(key), "is only for body: multipart");
+    }
+  }
+  if (h->body != HttpConfig::Body::kFile && seen.count("content_type") != 0) {
+    return Fail(key_at("content_type"), "is only for body: file");
+  }
+  // A secret sent in the clear can be read by anyone on the path.
+  bool secret = h->url.has_secret();
+  for (const auto& f : h->headers) secret = secret || f.second.has_secret();
+  for (const auto& f : h->fields) secret = secret || f.second.has_secret();
+  if (secret && scheme == "http" && !IsLoopbackHost(host)) {
+    return Fail(key_at("url"),
+                "a secret goes only over https:// (or plain http:// to a loopback "
+                "address), and this url is http:// to " +
+                    host);
   }
   return OkStatus();
 }
@@ -1046,6 +1439,39 @@ Result<YAML::Node> LoadOneDocument(const std::string& text, const std::string& p
   return root;
 }
 
+// True if line `line` (0-based) of `text`, or the one before it (yaml-cpp
+// may point past the value), holds an unquoted "${" after a '{': a secret
+// in a flow map, where YAML reads its braces as the map's.
+bool FlowSecretUnquoted(const std::string& text, int line) {
+  std::istringstream in(text);
+  std::string l;
+  for (int i = 0; std::getline(in, l); ++i) {
+    if (i < line - 1) continue;
+    if (i > line) break;
+    bool quoted = false;
+    char quote = 0;
+    bool in_flow = false;
+    for (size_t k = 0; k < l.size(); ++k) {
+      const char ch = l[k];
+      if (quoted) {
+        if (ch == quote) quoted = false;
+        continue;
+      }
+      if (ch == '"' || ch == '\'') {
+        quoted = true;
+        quote = ch;
+      } else if (ch == '#') {
+        break;
+      } else if (ch == '{') {
+        in_flow = true;
+      } else if (in_flow && ch == '$' && k + 1 < l.size() && l[k + 1] == '{') {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 // Checks one class name of a bracket expression, "[:alpha:]".
 bool KnownCharClass(std::string_view name) {
   static constexpr std::string_view kClasses[] = {"alnum", "alpha", "blank", "cntrl",
@@ -1069,13 +1495,20 @@ const std::vector<std::string>& DefaultExcludes() {
   return kExcludes;
 }
 
-Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path) {
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
+                           LoadOptions opts) {
   try {
     auto root = LoadOneDocument(yaml_text, path);
     if (!root) return root.error();
-    return Parser(path).Top(*root);
+    return Parser(path, opts).Top(*root);
   } catch (const YAML::Exception& e) {
     const std::string where = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
+    if (!e.mark.is_null() && FlowSecretUnquoted(yaml_text, e.mark.line)) {
+      return Error{Errc::kConfig,
+                   path + where +
+                       ": yaml: a value holding ${...} inside { ... } must be quoted, e.g. "
+                       "{ Authorization: \"Bearer ${env:TOKEN}\" }"};
+    }
     return Error{Errc::kConfig, OneLine(path + where + ": yaml: " + e.msg)};
   } catch (const std::exception& e) {
     return Error{Errc::kConfig, OneLine(path + ": cannot load: " + e.what())};
@@ -1084,7 +1517,7 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path
   }
 }
 
-Result<Config> LoadConfig(const std::string& path) {
+Result<Config> LoadConfig(const std::string& path, LoadOptions opts) {
   // Far beyond any real config. A bigger file is a mistake (a log or an image
   // named by accident, /dev/zero), and yaml-cpp would hold it several times.
   constexpr size_t kMaxConfigBytes = 1024 * 1024;
@@ -1113,7 +1546,7 @@ Result<Config> LoadConfig(const std::string& path) {
   std::fclose(f);
   if (err != 0) return Error{Errc::kConfig, path + ": cannot read: " + ErrnoText(err)};
   if (text.size() > kMaxConfigBytes) return too_big("more than " + std::to_string(kMaxConfigBytes));
-  return ParseConfig(text, path);
+  return ParseConfig(text, path, opts);
 }
 
 Result<Millis> ParseDuration(const std::string& text) {

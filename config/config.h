@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/log.h"
 #include "common/result.h"
+#include "common/text_template.h"
 #include "config/redis_url.h"
 
 namespace dropq {
@@ -27,12 +29,48 @@ struct Disposition {
   friend bool operator==(const Disposition&, const Disposition&) = default;
 };
 
+// An HTTP handler (key `handler.http`): each file goes to an API as one
+// request, driven by libcurl on dropqd's loop.
+struct HttpConfig {
+  enum class Body {
+    kFile,       // the file's bytes are the request body (content_type)
+    kMultipart,  // multipart/form-data: the file as `file_field`, `fields` beside it
+    kJson,       // a small JSON document about the job instead of the file (a webhook)
+  };
+  // http:// or https://; placeholders are percent-encoded, and so are
+  // secrets. The scheme and host are written out, never expanded.
+  TextTemplate url;
+  std::string method = "PUT";  // PUT or POST
+  Body body = Body::kFile;
+  std::string content_type = "application/octet-stream";  // kFile
+  std::string file_field = "file";                        // kMultipart
+  // Form fields beside the file (kMultipart), in the order written:
+  // placeholders percent-encoded, secrets sent as they are.
+  std::vector<std::pair<std::string, TextTemplate>> fields;
+  // Request headers, in the order written: placeholders percent-encoded,
+  // secrets verbatim (a CR or LF in one is a config error).
+  std::vector<std::pair<std::string, TextTemplate>> headers;
+  Millis connect_timeout{10 * 1000};
+  std::string ca_file;  // a private CA, absolute; "": the system's store
+  bool follow_redirects = false;
+  // Statuses (300..599) retried with the queue's backoff, or failed at once,
+  // beside the defaults: 408, 425, 429 and 5xx are retried, other 3xx and 4xx
+  // fail at once. No status is in both.
+  std::vector<int> retry_statuses;
+  std::vector<int> permanent_statuses;
+  // The longest Retry-After (429, 503) honoured; a longer one is cut to this.
+  Millis max_retry_after{10 * 60 * 1000};
+
+  friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
+};
+
 struct HandlerConfig {
-  enum class Kind { kExec, kSha256, kNoop };
+  enum class Kind { kExec, kSha256, kNoop, kHttp };
   Kind kind = Kind::kNoop;
-  std::vector<std::string> argv;  // kExec: argv template with {placeholders}; never empty
-  std::string manifest;           // kSha256: optional absolute file to append lines to
-  Millis timeout{10 * 60 * 1000};
+  std::vector<std::string> argv;   // kExec: argv template with {placeholders}; never empty
+  std::string manifest;            // kSha256: optional absolute file to append lines to
+  HttpConfig http;                 // kHttp
+  Millis timeout{10 * 60 * 1000};  // a run (kHttp: the whole request)
 
   friend bool operator==(const HandlerConfig&, const HandlerConfig&) = default;
 };
@@ -71,6 +109,13 @@ struct QueueConfig {
   HandlerConfig handler;
   Disposition on_success;  // default keep
   Disposition on_failure;  // default keep (never kDelete)
+  // Limits that hold across every instance on the Redis (0: none). They count
+  // job starts: at most rate_max starts in any window of rate_per, and at
+  // most max_active handlers running at once. A limited queue claims a job
+  // only when it can start it at once.
+  int rate_max = 0;
+  Millis rate_per{0};
+  int max_active = 0;
   int64_t keep_done = 10000;
   int64_t keep_failed = -1;  // failed-job records kept; -1: unlimited (the default)
   RetryConfig retry;
@@ -93,6 +138,7 @@ struct QueueConfig {
   Millis prune_empty_dirs{0};  // remove subdirectories dropq emptied, idle this long; 0: off
 
   bool watches() const { return role != Role::kConsume; }
+  bool limited() const { return rate_max > 0 || max_active > 0; }
   bool runs_handlers() const { return role != Role::kProduce; }
 
   // Every key equal: a reload leaves such a queue running as it is.
@@ -110,6 +156,10 @@ struct Config {
   Millis heartbeat_ttl{15 * 1000};  // an instance silent this long may have its jobs reclaimed
   std::vector<QueueConfig> queues;  // at least one
   std::string metrics_listen;       // metrics.listen "host:port" for /metrics; "" (default): off
+  // Environment variables a secret was read from (${env:NAME}): removed from
+  // every handler's environment.
+  std::vector<std::string> secret_env;
+  bool has_secrets = false;  // some value came from ${env:}, ${file:} or ${cred:}
 
   const QueueConfig* FindQueue(const std::string& name) const;
 };
@@ -117,14 +167,23 @@ struct Config {
 // Always-applied excludes: dotfiles and partial-upload names.
 const std::vector<std::string>& DefaultExcludes();
 
+// What LoadConfig() resolves.
+struct LoadOptions {
+  // Read the HTTP handlers' secrets. dropqctl does not: an operator's shell
+  // needs Redis' password, not a handler's token. Unread, a secret part is
+  // left empty (config/secrets.h).
+  bool handler_secrets = true;
+};
+
 // Reads and validates `path`. On failure the Error (Errc::kConfig) reads
 // "<path>:<line>: <key>: <message>", line 1-based, key dotted
 // (e.g. "queues[0].handler.timeout"); callers exit 78 (EX_CONFIG) with it.
-Result<Config> LoadConfig(const std::string& path);
+Result<Config> LoadConfig(const std::string& path, LoadOptions opts = {});
 
 // Same, from YAML text (for tests); `path` is used only in messages, and
 // directories are checked on the real filesystem.
-Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
+                           LoadOptions opts = {});
 
 // Parses "250ms", "30s", "5m", "2h", "7d" (a non-negative integer and a unit).
 Result<Millis> ParseDuration(const std::string& text);

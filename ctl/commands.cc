@@ -57,8 +57,8 @@ int Fail(const std::string& what) {
 // Fields whose values are integers in JSON.
 bool IsNumericField(const std::string& k) {
   static const std::set<std::string> kNumeric = {
-      "size", "attempt", "enq",         "claimed", "started",  "finished",  "ms",
-      "exit", "signal",  "interrupted", "retried", "failures", "tempfails", "due"};
+      "size",   "attempt",     "enq",     "claimed",  "started",   "finished", "ms",         "exit",
+      "signal", "interrupted", "retried", "failures", "tempfails", "due",      "http_status"};
   return kNumeric.count(k) != 0;
 }
 
@@ -158,6 +158,7 @@ int Down(const RedisDown& e) {
 int Status(const Env& env) try {
   json queues = json::object();
   std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> notes;  // limits and throttles, one line per queue below the table
   const int64_t now = NowUnixMs();
   for (const auto& q : env.cfg->queues) {
     const QueueKeys k(env.cfg->prefix, q.name);
@@ -213,6 +214,44 @@ int Status(const Env& env) try {
                       {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s},
                       {"paused", paused}};
     if (!age_known) queues[q.name]["oldest_pending_age_s"] = nullptr;
+    // Limits that hold across instances, and a server's request to wait.
+    const Reply until = Call(env, {"GET", k.base() + "throttled_until"});
+    int64_t until_ms = 0;
+    if (until.type == Reply::Type::kString) {
+      if (auto t = ParseRecordNumber("due", until.str); t.ok()) until_ms = *t;
+    }
+    std::string note;
+    json& jq = queues[q.name];
+    jq["throttled_until"] = nullptr;
+    if (until_ms > now) {
+      const Reply why = Call(env, {"GET", k.base() + "throttled_reason"});
+      jq["throttled_until"] = until_ms;
+      jq["throttled_reason"] = why.type == Reply::Type::kString ? ToValidUtf8(why.str) : "";
+      note += "throttled until " + FormatTime(until_ms);
+      if (why.type == Reply::Type::kString) note += " (" + EscapeText(why.str) + ")";
+    }
+    const auto count = [&](const char* field) {
+      return Call(env, {"HGET", k.Counts(), field}).AsInt(0);
+    };
+    jq["rate_limit"] = nullptr;
+    jq["max_active"] = nullptr;
+    if (q.rate_max > 0) {
+      const int64_t held = count("rate_limited");
+      jq["rate_limit"] = {{"max", q.rate_max}, {"per_ms", q.rate_per.count()}, {"held", held}};
+      note += std::string(note.empty() ? "" : "; ") + "rate_limit " + std::to_string(q.rate_max) +
+              " per " + std::to_string(q.rate_per.count()) +
+              " ms (claims held back: " + std::to_string(held) + ")";
+    }
+    if (q.max_active > 0) {
+      const int64_t held = count("active_limited");
+      const int64_t running = Call(env, {"ZCARD", k.base() + "running"}).AsInt();
+      jq["max_active"] = {{"max", q.max_active}, {"running", running}, {"held", held}};
+      note += std::string(note.empty() ? "" : "; ") + "max_active " + std::to_string(q.max_active) +
+              " (running " + std::to_string(running) +
+              ", claims held back: " + std::to_string(held) + ")";
+    }
+    jq["throttled"] = count("throttled");
+    if (!note.empty()) notes.push_back(q.name + ": " + note);
     char age[32];
     std::snprintf(age, sizeof age, "%.1fs", oldest_s);
     rows.push_back({q.name + (paused ? " (paused)" : ""), std::to_string(pending),
@@ -231,6 +270,7 @@ int Status(const Env& env) try {
       std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
                   r[3].c_str(), r[4].c_str(), r[5].c_str(), r[6].c_str());
     }
+    for (const std::string& n : notes) std::printf("%s\n", n.c_str());
   }
   return kOk;
 } catch (const RedisDown& e) {
@@ -334,17 +374,19 @@ int Show(const Env& env, const std::string& id) try {
   std::printf("%-12s %s\n", "name:", EscapeName(name).c_str());
   if (name_ok) std::printf("%-12s %s\n", "path:", EscapeName(path).c_str());
   for (const auto& [key, v] : r.fields) {
-    if (key == "state" || key == "name" || key == "stderr") continue;
+    if (key == "state" || key == "name" || key == "stderr" || key == "response") continue;
     std::string shown = EscapeName(v);
     if (IsTimeField(key)) {
       if (auto t = ParseRecordNumber(key, v); t.ok()) shown = FormatTime(*t) + " (" + v + ")";
     }
     std::printf("%-12s %s\n", (EscapeName(key) + ":").c_str(), shown.c_str());
   }
-  if (r.stderr_tail && !r.stderr_tail->empty()) {
-    std::printf("stderr:\n");
+  // The handler's own words last, one indented line each.
+  const auto block = [](const char* label, const std::optional<std::string>& text) {
+    if (!text || text->empty()) return;
+    std::printf("%s:\n", label);
     std::string line;
-    for (char c : *r.stderr_tail) {
+    for (char c : *text) {
       if (c == '\n') {
         std::printf("  | %s\n", EscapeText(line).c_str());
         line.clear();
@@ -353,7 +395,9 @@ int Show(const Env& env, const std::string& id) try {
       }
     }
     if (!line.empty()) std::printf("  | %s\n", EscapeText(line).c_str());
-  }
+  };
+  block("response", r.response);
+  block("stderr", r.stderr_tail);
   return kOk;
 } catch (const RedisDown& e) {
   return Down(e);

@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
     return ctl::kUsage;
   }
 
-  auto cfg = LoadConfig(config_path);
+  // Redis' secrets only: an operator's shell needs no handler's token.
+  auto cfg = LoadConfig(config_path, LoadOptions{.handler_secrets = false});
   if (!cfg.ok()) {
     std::fprintf(stderr, "dropqctl: %s\n", cfg.error().what.c_str());
     return ctl::kConfigError;

@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "config/secrets.h"
 #include "daemon/instance_lock.h"
 #include "daemon/orphans.h"
 #include "store/keys.h"
@@ -317,6 +320,10 @@ void Daemon::Reload() {
   };
   auto next = LoadConfig(cfg_.path);
   if (!next.ok()) return refuse(next.error().what);
+  HideEnvFromHandlers(next->secret_env);
+  if (next->has_secrets && !ProtectSecretsInMemory()) {
+    return refuse(std::string("prctl(PR_SET_DUMPABLE): ") + std::strerror(errno));
+  }
   std::string fixed;
   const auto need_restart = [&](bool changed, const char* key) {
     if (changed) fixed += (fixed.empty() ? "" : ", ") + std::string(key);
@@ -425,6 +432,12 @@ void Daemon::SyncMetrics() {
     t.anomalies["bad_reply"] = c.bad_replies;
     t.anomalies["lost_outcome"] = c.lost_outcomes;
     t.depth = static_cast<int64_t>(r.queued());
+    t.holds["rate"] = c.held_rate;
+    t.holds["active"] = c.held_active;
+    t.holds["throttle"] = c.held_throttled;
+    t.rate_limit = q.cfg->rate_max;
+    t.max_active = q.cfg->max_active;
+    t.throttled = r.throttled();
     if (const QueueWatcher* w = q.watcher.get()) {
       t.seen = w->counters().seen;
       for (const auto& [reason, n] : w->TurnedAwayByReason()) t.skipped[reason] = n;

@@ -1,10 +1,13 @@
 // dropqd: watches directories, queues every complete file in Redis and runs
 // the configured handler on it with a pool of workers.
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "config/config.h"
+#include "config/secrets.h"
 #include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
@@ -32,6 +35,11 @@ int main(int argc, char** argv) {
     std::printf("%s: ok (%zu queue%s)\n", config_path.c_str(), cfg->queues.size(),
                 cfg->queues.size() == 1 ? "" : "s");
     return 0;
+  }
+  dropq::HideEnvFromHandlers(cfg->secret_env);
+  if (cfg->has_secrets && !dropq::ProtectSecretsInMemory()) {
+    std::fprintf(stderr, "dropqd: prctl(PR_SET_DUMPABLE): %s\n", std::strerror(errno));
+    return 71;  // EX_OSERR: secrets would be readable by every process of dropq's user
   }
   dropq::SetLogLevel(cfg->log_level);
   dropq::Daemon daemon(std::move(*cfg));

@@ -13,6 +13,8 @@ struct Metrics::Series {
   std::map<std::string, prometheus::Counter*> skipped;       // by reason
   std::map<std::string, prometheus::Counter*> anomalies;     // by kind
   std::map<std::string, prometheus::Counter*> watch_errors;  // by reason
+  std::map<std::string, prometheus::Counter*> holds;         // by limit
+  prometheus::Gauge *rate_limit, *max_active, *throttled;
   QueueTotals last;
 };
 
@@ -111,6 +113,20 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                         .Name("dropq_dirs_found_by_scan_total")
                         .Help("Directories a scan found before inotify reported them")
                         .Register(*registry_)),
+      holds_(prometheus::BuildCounter()
+                 .Name("dropq_claims_held_total")
+                 .Help("Claims that found the queue at a limit and started nothing, by limit "
+                       "(rate: rate_limit; active: max_active; throttle: a server's Retry-After)")
+                 .Register(*registry_)),
+      limits_(prometheus::BuildGauge()
+                  .Name("dropq_queue_limit")
+                  .Help("The queue's limits across instances, by limit (rate_limit: starts per "
+                        "window; rate_window_seconds; max_active); absent when not set")
+                  .Register(*registry_)),
+      throttled_(prometheus::BuildGauge()
+                     .Name("dropq_queue_throttled")
+                     .Help("1 while a server's Retry-After holds the queue's claims back")
+                     .Register(*registry_)),
       redis_connected_(prometheus::BuildGauge()
                            .Name("dropq_redis_connected")
                            .Help("1 while Redis is reachable")
@@ -143,6 +159,9 @@ Metrics::Series& Metrics::For(const std::string& queue) {
     s->watched_dirs = &watched_dirs_.Add(l);
     s->polled_dirs = &polled_dirs_.Add(l);
     s->dirs_by_scan = &dirs_by_scan_.Add(l);
+    s->throttled = &throttled_.Add(l);
+    s->rate_limit = nullptr;
+    s->max_active = nullptr;
   }
   return *s;
 }
@@ -177,6 +196,20 @@ void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
     Add(*c, &s.last.watch_errors[reason], n);
   }
   Add(*s.dirs_by_scan, &s.last.dirs_by_scan, t.dirs_by_scan);
+  for (const auto& [limit, n] : t.holds) {
+    auto& c = s.holds[limit];
+    if (c == nullptr) c = &holds_.Add({{"queue", queue}, {"limit", limit}});
+    Add(*c, &s.last.holds[limit], n);
+  }
+  if (t.rate_limit > 0 && s.rate_limit == nullptr) {
+    s.rate_limit = &limits_.Add({{"queue", queue}, {"limit", "rate_limit"}});
+  }
+  if (t.max_active > 0 && s.max_active == nullptr) {
+    s.max_active = &limits_.Add({{"queue", queue}, {"limit", "max_active"}});
+  }
+  if (s.rate_limit != nullptr) s.rate_limit->Set(static_cast<double>(t.rate_limit));
+  if (s.max_active != nullptr) s.max_active->Set(static_cast<double>(t.max_active));
+  s.throttled->Set(t.throttled ? 1 : 0);
   s.depth->Set(static_cast<double>(t.depth));
   s.watched_dirs->Set(static_cast<double>(t.watched_dirs));
   s.polled_dirs->Set(static_cast<double>(t.polled_dirs));

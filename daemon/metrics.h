@@ -60,6 +60,9 @@ class Metrics {
     uint64_t dirs_by_scan = 0;
     std::map<std::string, uint64_t> watch_errors;  // by reason
     int64_t watched_dirs = 0, polled_dirs = 0;
+    std::map<std::string, uint64_t> holds;   // claims held back, by limit: rate, active, throttle
+    int64_t rate_limit = 0, max_active = 0;  // the queue's limits (0: none)
+    bool throttled = false;                  // claims held back by a server's Retry-After now
   };
 
   // Listens on `listen` ("host:port"); an Error if it cannot (port taken...).
@@ -106,6 +109,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& polled_dirs_;
   prometheus::Family<prometheus::Counter>& watch_errors_;
   prometheus::Family<prometheus::Counter>& dirs_by_scan_;
+  prometheus::Family<prometheus::Counter>& holds_;
+  prometheus::Family<prometheus::Gauge>& limits_;
+  prometheus::Family<prometheus::Gauge>& throttled_;
   prometheus::Gauge& redis_connected_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // by queue name
 };

@@ -15,6 +15,9 @@ struct QueueCounters {
   uint64_t bad_replies = 0;       // a reply not of its script's shape
   uint64_t acked = 0;             // jobs acknowledged here (bench/measure)
   uint64_t round_trips = 0;       // their sequential Redis round trips (HeldJob)
+  uint64_t throttled = 0;         // a server's Retry-After held the queue back (THROTTLE sent)
+  // Claims that started nothing because the queue was at a limit.
+  uint64_t held_rate = 0, held_active = 0, held_throttled = 0;
 };
 
 }  // namespace dropq

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/job_id.h"
 #include "common/log.h"
+#include "daemon/http_executor.h"
 #include "store/protocol.h"
 #include "store/scripts.h"
 #include "workers/disposition.h"
@@ -14,8 +15,14 @@
 namespace dropq {
 namespace {
 
-constexpr int kMaxClaim = 128;               // jobs per CLAIM call
-constexpr uint64_t kIdlePollMs = 500;        // how often an idle queue looks for work
+constexpr int kMaxClaim = 128;         // jobs per CLAIM call
+constexpr uint64_t kIdlePollMs = 500;  // how often an idle queue looks for work
+// How soon a queue at max_active looks again for a slot another instance
+// freed (its own records end the wait at once).
+constexpr int64_t kActiveLookMs = 50;
+// The longest a hold lasts before CLAIM is asked again (a reload's new
+// limits, a throttle lifted by hand).
+constexpr int64_t kMaxHoldMs = 60000;
 constexpr int64_t kReconcileRetryMs = 1000;  // after Redis refused the reconcile
 // How long a kept file's return into the watched directory waits for its event.
 constexpr int64_t kMaxReturnWaitMs = 30000;
@@ -61,15 +68,22 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                    },
                    [this] { CheckDrained(); }}) {
   poll_timer_ = MakeTimer(loop_->get(), this);
+  hold_timer_ = MakeTimer(loop_->get(), this);
   promote_timer_ = MakeTimer(loop_->get(), this);
 
   // The executor reports on the loop thread, and only while it exists: it
   // is destroyed with the runner.
   Executor::Sink sink{[this](std::vector<RunReport>&& reports) { OnReports(std::move(reports)); },
                       [this] { CheckDrained(); }};
-  executor_ = std::make_unique<ThreadExecutor>(
-      [loop](std::function<void()> fn) { loop->Post(std::move(fn)); }, std::move(sink), q.watch,
-      layout_, area_, workers_, static_cast<size_t>(q.capacity), handler_.get(), spares_.get());
+  if (q.handler.kind == HandlerConfig::Kind::kHttp) {
+    // Requests run on this loop: no thread per request.
+    executor_ = std::make_unique<HttpExecutor>(loop, std::move(sink), q, layout_, area_,
+                                               static_cast<size_t>(q.capacity));
+  } else {
+    executor_ = std::make_unique<ThreadExecutor>(
+        [loop](std::function<void()> fn) { loop->Post(std::move(fn)); }, std::move(sink), q.watch,
+        layout_, area_, workers_, static_cast<size_t>(q.capacity), handler_.get(), spares_.get());
+  }
 }
 
 QueueRunner::~QueueRunner() {
@@ -145,7 +159,8 @@ void QueueRunner::SendEnqueue() {
   // The call claims too, while there is room: jobs waiting in :pending
   // first, then these files, straight to active. A file claimed so waits
   // for this one reply before it runs.
-  const int ask = std::max(ClaimRoom(), 0);
+  // A limited queue claims only through CLAIM, which counts its starts.
+  const int ask = q_.limited() ? 0 : std::max(ClaimRoom(), 0);
   claim_inflight_ += ask;
   std::vector<std::string> args = EncodeEnqueue(NowUnixMs(), cfg_.instance, ask, enqueue_batch_);
   const size_t sent = enqueue_batch_.size();
@@ -208,6 +223,13 @@ void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }  // likewise
 int QueueRunner::ClaimRoom() const {
   if (workers_ == 0) return 0;  // role produce: other instances run the jobs
   if (!ready_ || draining_ || !redis_->up()) return 0;
+  if (q_.limited()) {
+    // A limited queue's claim is a start: only as many as can start at once,
+    // none held in memory beyond them.
+    const int busy =
+        static_cast<int>(jobs_.count(JobState::kQueued) + jobs_.count(JobState::kRunning));
+    return std::min(workers_ - busy, kMaxClaim) - claim_inflight_;
+  }
   const int cap = q_.capacity;
   const int free_slots = static_cast<int>(executor_->room());
   // Jobs past the queue (running, or waiting for Redis to take their
@@ -218,11 +240,12 @@ int QueueRunner::ClaimRoom() const {
 
 void QueueRunner::MaybeClaim() {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  if (!pending_maybe_ || claim_inflight_ > 0) return;
+  if (!pending_maybe_ || claim_inflight_ > 0 || held_ != Held::kNo) return;
   const int ask = ClaimRoom();
   if (ask <= 0) return;
   claim_inflight_ = ask;
-  redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask),
+  const ClaimLimits limits{q_.rate_max, q_.rate_per.count(), q_.max_active};
+  redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
                GuardedBy(alive_, [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
 }
 
@@ -233,6 +256,31 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
     SetPaused(true);
     CheckDrained();
     return;  // the idle poll looks again
+  }
+  if (r.ok()) {
+    if (std::optional<ClaimHeld> held = DecodeClaimHeld(*r)) {
+      SetPaused(false);
+      switch (held->kind) {
+        case ClaimHeld::Kind::kThrottled:
+          ++counters_.held_throttled;
+          Hold(Held::kThrottled, held->ms);
+          break;
+        case ClaimHeld::Kind::kRate:
+          // Redis said when the next slot opens: sleep until then.
+          ++counters_.held_rate;
+          Hold(Held::kRate, held->ms);
+          break;
+        case ClaimHeld::Kind::kActive:
+          // No time is known: a slot frees when any instance records an
+          // outcome. This instance's own records end the hold at once;
+          // others' are seen at the next look.
+          ++counters_.held_active;
+          Hold(Held::kActive, kActiveLookMs);
+          break;
+      }
+      CheckDrained();
+      return;
+    }
   }
   if (!r.ok() || r->is_error()) {
     LogWarn("claim.failed", {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
@@ -252,7 +300,9 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   const size_t n = claimed->size();
   // Each job waited for its ENQUEUE's reply and then for CLAIM's.
   HoldClaimed(std::move(*claimed), nullptr);
-  pending_maybe_ = n == static_cast<size_t>(asked);
+  // A limited queue gets fewer than it asked while its limits bind, with
+  // jobs still pending.
+  pending_maybe_ = n == static_cast<size_t>(asked) || (q_.limited() && n > 0);
   CheckDrained();
   MaybeClaim();
 }
@@ -351,6 +401,9 @@ void QueueRunner::OnFinished(Outcome&& o) {
   }
   HeldJob& h = *hp;
   h.job = o.job;
+  if (o.fail_class == FailClass::kTempfail && o.retry_after_ms > 0 && o.http_status != 0) {
+    Throttle(o);
+  }
   const std::string path = q_.watch + "/" + o.job.name;
 
   if (o.result == RunResult::kInterrupted) {
@@ -448,7 +501,45 @@ void QueueRunner::OnReports(std::vector<RunReport>&& reports) {
 
 // ---------------------------------------------------------------- record, dispose, ack
 
+void QueueRunner::Hold(Held why, int64_t ms) {
+  held_ = why;
+  uv_timer_start(
+      hold_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<QueueRunner*>(t->data);
+        self->EndHold();
+      },
+      static_cast<uint64_t>(std::clamp<int64_t>(ms, 1, kMaxHoldMs)), 0);
+}
+
+void QueueRunner::EndHold() {
+  if (held_ == Held::kNo) return;
+  held_ = Held::kNo;
+  uv_timer_stop(hold_timer_.get());
+  pending_maybe_ = true;
+  MaybeClaim();
+}
+
+void QueueRunner::Throttle(const Outcome& o) {
+  // Every instance waits, this one at once; THROTTLE extends, never shortens.
+  const std::string reason = "HTTP " + std::to_string(o.http_status) + " Retry-After " +
+                             std::to_string((o.retry_after_ms + 999) / 1000) + "s";
+  LogWarn("queue.throttled",
+          {{"queue", q_.name}, {"job", o.job.id}, {"ms", o.retry_after_ms}, {"reason", reason}});
+  ++counters_.throttled;
+  if (held_ != Held::kThrottled) Hold(Held::kThrottled, o.retry_after_ms);
+  redis_->Eval(ThrottleScript(), keys_.base(), EncodeThrottle(o.retry_after_ms, reason),
+               GuardedBy(alive_, [this](Result<Reply> r) {
+                 if (!r.ok() || r->is_error()) {
+                   LogWarn("throttle.failed",
+                           {{"queue", q_.name}, {"err", r.ok() ? r->str : r.error().what}});
+                 }
+               }));
+}
+
 void QueueRunner::StartDisposals(const std::vector<HeldJob*>& jobs) {
+  // Their outcomes are recorded: each freed a max_active slot.
+  if (held_ == Held::kActive) EndHold();
   std::vector<Disposer::Move> moves;
   moves.reserve(jobs.size());
   for (HeldJob* h : jobs) {

@@ -121,6 +121,8 @@ class QueueRunner {
   void Fence();
 
   const QueueConfig& config() const { return q_; }
+  // True while a server's Retry-After holds this queue's claims back.
+  bool throttled() const { return held_ == Held::kThrottled; }
   const Counters& counters() const { return counters_; }
   size_t held() const { return jobs_.size(); }
   size_t queued() const { return executor_->waiting(); }
@@ -146,6 +148,15 @@ class QueueRunner {
   // calls in flight deducted; <= 0 when none, or when this instance does not
   // claim (role produce, draining, Redis away).
   int ClaimRoom() const;
+  // Why no claim is sent now: CLAIM said so (or a server's Retry-After came
+  // in), and hold_timer_ ends it.
+  enum class Held { kNo, kThrottled, kRate, kActive };
+  // Sends no claim for `ms` (at most kMaxHoldMs: then CLAIM is asked again).
+  void Hold(Held why, int64_t ms);
+  void EndHold();
+  // A server asked to wait (outcome `o`, Retry-After): THROTTLE the queue on
+  // every instance.
+  void Throttle(const Outcome& o);
   // Holds jobs a claim handed over: those to run go to the executor. `own`:
   // the ids of the files the claiming ENQUEUE made jobs of (they waited for
   // one reply since their event; every other job for two), or null for CLAIM.
@@ -208,6 +219,7 @@ class QueueRunner {
   const int workers_;                   // handler threads: q.workers, or 0 with role produce
   std::unique_ptr<Executor> executor_;  // made in the constructor's body, destroyed first
   UvHandle<uv_timer_t> poll_timer_;     // looks for pending jobs when idle
+  UvHandle<uv_timer_t> hold_timer_;     // ends a hold (see Held)
   UvHandle<uv_timer_t> promote_timer_;  // the next retry's due time
   RetryPolicy retry_;
 
@@ -220,7 +232,8 @@ class QueueRunner {
     int64_t since_ms;    // monotonic: when its move started
   };
   std::unordered_map<std::string, Returning> returning_;
-  int claim_inflight_ = 0;     // slots asked for in CLAIM and ENQUEUE calls not yet answered
+  int claim_inflight_ = 0;  // slots asked for in CLAIM and ENQUEUE calls not yet answered
+  Held held_ = Held::kNo;
   bool pending_maybe_ = true;  // jobs may be pending: the last claim filled every slot it asked
                                // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused

@@ -18,7 +18,7 @@ bool IsKnown(std::string_view field) {
   for (std::string_view f : kAll) {
     if (f == field) return true;
   }
-  for (std::string_view prefix : {kAttemptPrefix, kStderrPrefix}) {
+  for (std::string_view prefix : {kAttemptPrefix, kStderrPrefix, kResponsePrefix}) {
     if (field.substr(0, prefix.size()) == prefix) return RunNumber(field.substr(prefix.size()));
   }
   return false;

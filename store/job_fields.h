@@ -25,6 +25,8 @@ inline constexpr std::string_view kMs = "ms";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kStderr = "stderr";
 inline constexpr std::string_view kSha256 = "sha256";
+inline constexpr std::string_view kHttpStatus = "http_status";  // an HTTP handler's response status
+inline constexpr std::string_view kResponse = "response";       // its body's last 4 KiB
 inline constexpr std::string_view kFailures = "failures";
 inline constexpr std::string_view kTempfails = "tempfails";
 inline constexpr std::string_view kDue = "due";
@@ -39,9 +41,11 @@ inline constexpr std::string_view kFinished = "finished";
 inline constexpr std::string_view kInterrupted = "interrupted";
 inline constexpr std::string_view kLastResult = "last_result";
 inline constexpr std::string_view kRetried = "retried";
-// The error history: "attempt.<n>" and "stderr.<n>" per failed run n.
+// The error history: "attempt.<n>", "stderr.<n>" and "response.<n>" per
+// failed run n.
 inline constexpr std::string_view kAttemptPrefix = "attempt.";
 inline constexpr std::string_view kStderrPrefix = "stderr.";
+inline constexpr std::string_view kResponsePrefix = "response.";
 
 // Every fixed field name above, for checks and listings.
 inline constexpr std::string_view kAll[] = {kName,         kSize,
@@ -58,9 +62,10 @@ inline constexpr std::string_view kAll[] = {kName,         kSize,
                                             kPident,       kDisposedTo,
                                             kDisposeError, kDisposeFailures,
                                             kFinished,     kInterrupted,
-                                            kLastResult,   kRetried};
+                                            kLastResult,   kRetried,
+                                            kHttpStatus,   kResponse};
 
-// True if `field` is one of kAll, or "attempt.<n>" / "stderr.<n>" with n a
+// True if `field` is one of kAll, or "attempt.<n>", "stderr.<n>" or "response.<n>" with n a
 // run number (1 or more, no leading zero).
 bool IsKnown(std::string_view field);
 

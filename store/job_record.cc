@@ -42,6 +42,7 @@ const std::map<std::string_view, Spec>& Specs() {
       {jf::kError, text(&R::error)},
       {jf::kStderr, text(&R::stderr_tail)},
       {jf::kSha256, text(&R::sha256)},
+      {jf::kResponse, text(&R::response)},
       {jf::kPhase, text(&R::phase)},
       {jf::kTarget, text(&R::target)},
       {jf::kDisposedTo, text(&R::disposed_to)},
@@ -62,6 +63,7 @@ const std::map<std::string_view, Spec>& Specs() {
       {jf::kExit, num(&R::exit_code, 0, 255)},
       {jf::kSignal, num(&R::signal, 0, 127)},
       {jf::kMs, num(&R::ms, 0, kMaxInt)},
+      {jf::kHttpStatus, num(&R::http_status, 100, 599)},
   };
   return kSpecs;
 }
@@ -133,7 +135,7 @@ void Decode(const std::string& field, const std::string& value, JobRecord* r) {
     }
     return;
   }
-  for (std::string_view prefix : {jf::kAttemptPrefix, jf::kStderrPrefix}) {
+  for (std::string_view prefix : {jf::kAttemptPrefix, jf::kStderrPrefix, jf::kResponsePrefix}) {
     if (std::string_view(field).substr(0, prefix.size()) != prefix) continue;
     const uint32_t n = RunNumber(std::string_view(field).substr(prefix.size()));
     if (n == 0) {
@@ -141,8 +143,10 @@ void Decode(const std::string& field, const std::string& value, JobRecord* r) {
               "N, N a whole number from 1)");
     } else if (prefix == jf::kAttemptPrefix) {
       r->history[n].line = value;
-    } else {
+    } else if (prefix == jf::kStderrPrefix) {
       r->history[n].stderr_tail = value;
+    } else {
+      r->history[n].response = value;
     }
     return;
   }

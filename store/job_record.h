@@ -42,10 +42,12 @@ struct FieldProblem {
   std::string message;  // one line, printable: "\"12x\" is not a whole number"
 };
 
-// One failed run of the error history: fields `attempt.N` and `stderr.N`.
+// One failed run of the error history: fields `attempt.N`, `stderr.N` and
+// `response.N`.
 struct AttemptHistory {
   std::optional<std::string> line;         // attempt.N: "result=exit exit=3 ms=12"
   std::optional<std::string> stderr_tail;  // stderr.N: that run's stderr tail
+  std::optional<std::string> response;     // response.N: that run's HTTP response tail
 };
 
 struct JobRecord {
@@ -63,6 +65,7 @@ struct JobRecord {
   std::optional<std::string> error;          // one line of what went wrong
   std::optional<std::string> stderr_tail;    // stderr: last 4 KiB of the handler's stderr
   std::optional<std::string> sha256;         // builtin sha256's digest
+  std::optional<std::string> response;       // an HTTP handler's response, last 4 KiB
   std::optional<std::string> phase;          // "disposing" between outcome and move
   std::optional<std::string> target;         // where the file is going while disposing
   std::optional<std::string> disposed_to;    // where the file went; "(deleted)"
@@ -87,6 +90,7 @@ struct JobRecord {
   std::optional<int64_t> exit_code;    // exit: exit status, 0..255
   std::optional<int64_t> signal;       // killing signal, 0..127
   std::optional<int64_t> ms;           // run time, >= 0
+  std::optional<int64_t> http_status;  // an HTTP handler's response status, 100..599
 
   // The error history by run number (1..UINT32_MAX).
   std::map<uint32_t, AttemptHistory> history;

@@ -140,6 +140,8 @@ Fields OutcomeFields(const Outcome& o) {
   if (!o.error.empty()) f.emplace_back(jf::kError, o.error);
   if (!o.stderr_tail.empty()) f.emplace_back(jf::kStderr, o.stderr_tail);
   if (!o.sha256.empty()) f.emplace_back(jf::kSha256, o.sha256);
+  if (o.http_status != 0) f.emplace_back(jf::kHttpStatus, std::to_string(o.http_status));
+  if (!o.response.empty()) f.emplace_back(jf::kResponse, o.response);
   f.emplace_back(jf::kFailures, std::to_string(o.job.failures));
   f.emplace_back(jf::kTempfails, std::to_string(o.job.tempfails));
   if (o.result != RunResult::kOk && o.job.attempt > 0) {
@@ -148,10 +150,12 @@ Fields OutcomeFields(const Outcome& o) {
     std::string line = "result=" + std::string(RunResultName(o.result));
     if (o.result == RunResult::kExit) line += " exit=" + std::to_string(o.exit_code);
     if (o.signal != 0) line += " signal=" + std::to_string(o.signal);
+    if (o.http_status != 0) line += " http=" + std::to_string(o.http_status);
     line += " ms=" + std::to_string(o.duration_ms);
     if (!o.error.empty()) line += " error=" + o.error;
     f.emplace_back(std::string(jf::kAttemptPrefix) + n, std::move(line));
     if (!o.stderr_tail.empty()) f.emplace_back(std::string(jf::kStderrPrefix) + n, o.stderr_tail);
+    if (!o.response.empty()) f.emplace_back(std::string(jf::kResponsePrefix) + n, o.response);
   }
   return f;
 }
@@ -194,8 +198,33 @@ Result<Enqueued> DecodeEnqueue(const Reply& r, size_t n) {
 
 // ---------------------------------------------------------------- CLAIM
 
-std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max) {
-  return {std::to_string(now_ms), std::string(instance), std::to_string(max)};
+std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max,
+                                     const ClaimLimits& limits) {
+  return {std::to_string(now_ms),
+          std::string(instance),
+          std::to_string(max),
+          std::to_string(limits.rate_max),
+          std::to_string(limits.rate_per_ms),
+          std::to_string(limits.max_active)};
+}
+
+std::optional<ClaimHeld> DecodeClaimHeld(const Reply& r) {
+  if (!r.is_error()) return std::nullopt;
+  const std::string& s = r.str;
+  const auto number = [&](size_t from) -> int64_t {
+    int64_t v = 0;
+    const char* end = s.data() + s.size();
+    const auto [p, ec] = std::from_chars(s.data() + std::min(from, s.size()), end, v);
+    return ec == std::errc() ? v : 0;
+  };
+  if (s.rfind("THROTTLED ", 0) == 0) return ClaimHeld{ClaimHeld::Kind::kThrottled, number(10)};
+  if (s.rfind("LIMITED rate ", 0) == 0) return ClaimHeld{ClaimHeld::Kind::kRate, number(13)};
+  if (s.rfind("LIMITED active", 0) == 0) return ClaimHeld{ClaimHeld::Kind::kActive, 0};
+  return std::nullopt;
+}
+
+std::vector<std::string> EncodeThrottle(int64_t delay_ms, std::string_view reason) {
+  return {std::to_string(std::max<int64_t>(delay_ms, 1)), std::string(reason)};
 }
 
 bool IsPausedReply(const Reply& r) { return r.is_error() && r.str.rfind("PAUSED", 0) == 0; }

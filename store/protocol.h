@@ -94,12 +94,35 @@ struct Enqueued {
 // ENQUEUE's shape (then nothing in it can be trusted).
 Result<Enqueued> DecodeEnqueue(const Reply& r, size_t n);
 
-std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max);
+// A queue's limits across instances (0: none): at most `rate_max` claims in
+// any window of `rate_per_ms`, at most `max_active` jobs running.
+struct ClaimLimits {
+  int rate_max = 0;
+  int64_t rate_per_ms = 0;
+  int max_active = 0;
+};
+std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, int max,
+                                     const ClaimLimits& limits = {});
 // The claimed jobs, in the order CLAIM took them. Errc::kRedis when the
 // reply is not CLAIM's shape (then nothing in it can be trusted).
 Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r);
 // A refused CLAIM because the queue is paused (`dropqctl pause`).
 bool IsPausedReply(const Reply& r);
+// Why a CLAIM claimed nothing, when it was held back (nullopt otherwise).
+struct ClaimHeld {
+  enum class Kind {
+    kThrottled,  // for `ms` more: a server's Retry-After
+    kRate,       // rate_limit: the next slot opens in `ms`
+    kActive,     // max_active jobs run now (`ms` 0)
+  };
+  Kind kind = Kind::kRate;
+  int64_t ms = 0;
+};
+std::optional<ClaimHeld> DecodeClaimHeld(const Reply& r);
+
+// THROTTLE: no instance claims a job of the queue for `delay_ms` (from
+// Redis' clock); `reason` is shown by dropqctl status.
+std::vector<std::string> EncodeThrottle(int64_t delay_ms, std::string_view reason);
 
 // ---------------------------------------------------------------- per-job calls
 

@@ -77,6 +77,7 @@ std::string DescribeScriptError(const Script& script, std::string_view message) 
   }
 DROPQ_SCRIPT(EnqueueScript, "enqueue")
 DROPQ_SCRIPT(ClaimScript, "claim")
+DROPQ_SCRIPT(ThrottleScript, "throttle")
 DROPQ_SCRIPT(StartedScript, "started")
 DROPQ_SCRIPT(RecordScript, "record")
 DROPQ_SCRIPT(AckScript, "ack")

@@ -7,7 +7,9 @@
 // docs/redis-keys.md describes the states and what each script does.
 //
 //   ENQUEUE  new file(s)        -> pending      (deduplicated by name in :files)
-//   CLAIM    pending            -> active       (owner = instance, up to N jobs)
+//   CLAIM    pending            -> active       (owner = instance, up to N jobs;
+//                                                within rate_limit and max_active)
+//   THROTTLE the queue claims nothing until a time (a server's Retry-After)
 //   STARTED  active             -> active       (attempt = run number, started)
 //   RECORD   active             -> active       (outcome fields, phase=disposing)
 //   ACK      active             -> done|failed|scheduled (:files updated, :done trimmed)
@@ -43,6 +45,7 @@ std::string DescribeScriptError(const Script& script, std::string_view message);
 
 const Script& EnqueueScript();
 const Script& ClaimScript();
+const Script& ThrottleScript();
 const Script& StartedScript();
 const Script& RecordScript();
 const Script& AckScript();

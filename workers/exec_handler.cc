@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/placeholders.h"
+#include "config/secrets.h"
 #include "workers/spawn.h"
 
 namespace dropq {
@@ -62,7 +63,12 @@ std::vector<std::string> ExecHandler::ExpandArgv(const Job& job, const std::stri
 }
 
 std::vector<std::string> ExecHandler::BuildEnv(const Job& job, const std::string& path) const {
-  std::vector<std::string> env = base_env_;
+  std::vector<std::string> env;
+  env.reserve(base_env_.size() + 6);
+  for (const std::string& e : base_env_) {
+    // A secret's source: read into the config, never handed on.
+    if (!IsHiddenEnv(std::string_view(e).substr(0, e.find('=')))) env.push_back(e);
+  }
   env.push_back("DROPQ_PATH=" + path);
   env.push_back("DROPQ_RELPATH=" + job.name);
   env.push_back("DROPQ_JOB_ID=" + job.id);

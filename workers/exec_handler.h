@@ -1,8 +1,10 @@
 // ExecHandler runs a queue's `exec` argv template once per file, as a child
 // process started with posix_spawn (workers/spawn.h): never through a shell,
 // so whatever bytes a file name holds, each template element is exactly one
-// argument. The child's environment is dropqd's own plus DROPQ_PATH,
-// DROPQ_JOB_ID, DROPQ_QUEUE, DROPQ_ATTEMPT and DROPQ_INSTANCE.
+// argument. The child's environment is dropqd's own, less the variables the
+// config's secrets were read from (config/secrets.h IsHiddenEnv()), plus
+// DROPQ_PATH, DROPQ_RELPATH, DROPQ_JOB_ID, DROPQ_QUEUE, DROPQ_ATTEMPT and
+// DROPQ_INSTANCE.
 // Thread: any. Immutable after construction; Run() is called by several
 // workers at once.
 #pragma once

@@ -21,6 +21,8 @@ Result<std::unique_ptr<Handler>> MakeHandler(const QueueConfig& q, const std::st
     }
     case HandlerConfig::Kind::kNoop:
       return std::unique_ptr<Handler>(std::make_unique<NoopHandler>());
+    case HandlerConfig::Kind::kHttp:
+      return std::unique_ptr<Handler>();  // requests run on the loop, not in a worker thread
   }
   return Error{Errc::kConfig, "queue " + q.name + ": unknown handler kind"};
 }

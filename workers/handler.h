@@ -33,8 +33,9 @@ class Handler {
   virtual bool ReadsDescriptor() const { return false; }
 };
 
-// Builds the handler `q.handler` describes. `instance` goes into an exec
-// handler's environment as DROPQ_INSTANCE. Fails if a manifest cannot be opened.
+// Builds the handler `q.handler` describes; nullptr for an HTTP handler,
+// whose requests run on dropqd's loop (daemon/http_executor.h), not here. `instance` goes into an
+// exec handler's environment as DROPQ_INSTANCE. Fails if a manifest cannot be opened.
 Result<std::unique_ptr<Handler>> MakeHandler(const QueueConfig& q, const std::string& instance);
 
 }  // namespace dropq

@@ -25,13 +25,23 @@ RetryDecision RetryPolicy::Decide(const Outcome& o) {
   d.failures = o.job.failures;
   d.tempfails = o.job.tempfails;
   const bool exited = o.result == RunResult::kExit;
-  if (exited && Contains(cfg_.permanent_exit_codes, o.exit_code)) {
+  if (o.fail_class == FailClass::kPermanent ||
+      (exited && Contains(cfg_.permanent_exit_codes, o.exit_code))) {
     d.failures += 1;
     return d;  // EX_DATAERR and friends: retrying cannot help
   }
+  const bool tempfail = o.fail_class == FailClass::kTempfail ||
+                        (exited && Contains(cfg_.tempfail_exit_codes, o.exit_code));
+  if (tempfail && o.retry_after_ms > 0 && o.job.tempfails < kMaxTempfails) {
+    // The server said when: no backoff of ours on top.
+    d.retry = true;
+    d.tempfail = true;
+    d.tempfails += 1;
+    d.delay_ms = o.retry_after_ms;
+    return d;
+  }
   uint32_t n;  // which retry this would be
-  if (exited && Contains(cfg_.tempfail_exit_codes, o.exit_code) &&
-      o.job.tempfails < kMaxTempfails) {
+  if (tempfail && o.job.tempfails < kMaxTempfails) {
     d.tempfail = true;
     d.tempfails += 1;
     n = d.tempfails;

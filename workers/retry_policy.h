@@ -1,8 +1,10 @@
 // RetryPolicy decides what happens after a failed run, from the queue's
 // `retry:` settings: retry later (and when), or give up (a dead letter).
-//   * an exit code in permanent_exit_codes: failed at once;
-//   * an exit code in tempfail_exit_codes: retried without using up an
-//     attempt, at most kMaxTempfails times;
+//   * an exit code in permanent_exit_codes, or FailClass::kPermanent (an
+//     HTTP status that retrying cannot fix): failed at once;
+//   * an exit code in tempfail_exit_codes, or FailClass::kTempfail (a 429 or
+//     503 with Retry-After): retried without using up an attempt, at most
+//     kMaxTempfails times, after the delay the outcome asks for if any;
 //   * any other failure (exit status, signal, timeout, spawn error) uses one
 //     of max_attempts; the delay before retry n is drawn uniformly between
 //     half and all of min(max_delay, initial_delay x 2^(n-1)).

@@ -36,6 +36,9 @@ local paused = 0
 if max > 0 and redis.call('EXISTS', base .. 'paused') == 1 then
   paused, max = 1, 0  -- `dropqctl pause`: nothing is claimed
 end
+if max > 0 and redis.call('EXISTS', base .. 'throttled_until') == 1 then
+  max = 0  -- a server asked to wait: CLAIM says until when
+end
 local function inode(ident) return string.match(ident or '', '^(%d+):') end
 -- First every file is told apart from what the name holds (the dedup), so a
 -- pending job whose file was rewritten takes the new identity before it is

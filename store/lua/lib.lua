@@ -22,7 +22,8 @@ end
 -- a command of its own, and these run for every batch of jobs. It checks
 -- the layout first.
 local key_types = {pending = 'list', active = 'zset', done = 'zset', failed = 'zset',
-                   scheduled = 'zset', files = 'hash', counts = 'hash'}
+                   scheduled = 'zset', files = 'hash', counts = 'hash', starts = 'zset',
+                   running = 'zset'}
 local function check_types(base, keys)
   local bad = check_layout(base)
   if bad then return bad end
@@ -65,6 +66,7 @@ local function to_pending(base, key, id, interrupted)
     redis.call('HDEL', key, 'owner', 'claimed', 'phase')
   end
   redis.call('ZREM', base .. 'active', id)
+  redis.call('ZREM', base .. 'running', id)
   redis.call('RPUSH', base .. 'pending', id)
   if interrupted then
     redis.call('HINCRBY', key, 'interrupted', 1)

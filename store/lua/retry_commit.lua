@@ -12,9 +12,11 @@ local last = redis.call('HGET', key, 'result')
 if last then redis.call('HSET', key, 'last_result', last) end
 redis.call('HDEL', key, 'owner', 'claimed', 'started', 'finished', 'phase', 'result', 'exit',
            'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to', 'due', 'target',
-           'outcome', 'pident', 'dispose_error', 'dispose_failures')
+           'outcome', 'pident', 'dispose_error', 'dispose_failures', 'http_status', 'response')
 for _, f in ipairs(redis.call('HKEYS', key)) do
-  if string.find(f, '^attempt%.') or string.find(f, '^stderr%.') then redis.call('HDEL', key, f) end
+  if string.find(f, '^attempt%.') or string.find(f, '^stderr%.') or string.find(f, '^response%.') then
+    redis.call('HDEL', key, f)
+  end
 end
 redis.call('HSET', key, 'state', 'pending', 'attempt', 0, 'failures', 0, 'tempfails', 0,
            'enq', now)

@@ -98,6 +98,76 @@ class StoreScriptsTest : public ::testing::Test {
   QueueKeys keys_{"dropq", "q"};
 };
 
+// CLAIM with rate_limit and max_active: a claim is a start, counted
+// against Redis' clock; a refusal says why and, for the rate, when.
+TEST_F(StoreScriptsTest, ClaimHoldsToRateLimitAndMaxActive) {
+  for (int i = 0; i < 6; ++i) {
+    Enqueue("J" + std::to_string(i), "f" + std::to_string(i), "1" + std::to_string(i) + ":1:1");
+  }
+  const auto claim = [&](const std::string& inst, int n, const ClaimLimits& l) {
+    return Raw(ClaimScript(), EncodeClaim(2000, inst, n, l));
+  };
+  // At most 2 starts a minute: 2 of the 5 asked, then a refusal with the wait.
+  const ClaimLimits rate{2, 60000, 0};
+  Reply r = claim("i1", 5, rate);
+  ASSERT_FALSE(r.is_error()) << r.str;
+  EXPECT_EQ(Unpack(r.str).size(), 2u);
+  r = claim("i2", 5, rate);
+  auto held = DecodeClaimHeld(r);
+  ASSERT_TRUE(held.has_value()) << r.str;
+  EXPECT_EQ(held->kind, ClaimHeld::Kind::kRate);
+  EXPECT_GT(held->ms, 59000);
+  EXPECT_LE(held->ms, 60001);
+  EXPECT_EQ(redis_.CmdInt({"ZCARD", keys_.base() + "starts"}), 2);
+  EXPECT_EQ(redis_.Cmd({"HGET", keys_.Counts(), "rate_limited"}), "1");
+
+  // At most 3 running: J0 and J1 run (claimed under the rate limit without
+  // max_active, so uncounted); with max_active they start to count.
+  const ClaimLimits active{0, 0, 3};
+  r = claim("i1", 5, active);
+  ASSERT_FALSE(r.is_error()) << r.str;
+  const auto first = Unpack(r.str);
+  ASSERT_EQ(first.size(), 3u);
+  held = DecodeClaimHeld(claim("i2", 5, active));
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->kind, ClaimHeld::Kind::kActive);
+  // An outcome recorded frees a slot, though the job is still active.
+  Record("i1", first[0][0], "done", "1:1:1");
+  r = claim("i2", 5, active);
+  ASSERT_FALSE(r.is_error()) << r.str;
+  EXPECT_EQ(Unpack(r.str).size(), 1u);
+  // A job given back (its holder died) frees its slot too.
+  EXPECT_EQ(Eval(ReleaseScript(), {"i1", first[1][0], "1"}).integer, 1);
+  r = claim("i2", 5, active);
+  ASSERT_FALSE(r.is_error()) << r.str;
+  EXPECT_EQ(Unpack(r.str).size(), 1u);  // the released one, back in front
+  // A stale entry (its job no longer active) is dropped by the count.
+  redis_.Cmd({"ZADD", keys_.base() + "running", "1", "ghost"});
+  held = DecodeClaimHeld(claim("i3", 5, active));
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(redis_.CmdInt({"ZSCORE", keys_.base() + "running", "ghost"}), 0);
+}
+
+TEST_F(StoreScriptsTest, ThrottleHoldsEveryClaimAndOnlyLengthens) {
+  Enqueue("J1", "a", "1:1:1");
+  const Reply t = Eval(ThrottleScript(), EncodeThrottle(5000, "HTTP 429 Retry-After 5s"));
+  ASSERT_EQ(t.type, Reply::Type::kInteger);
+  const long long until = t.integer;
+  EXPECT_EQ(Eval(ThrottleScript(), EncodeThrottle(1000, "shorter")).integer, until);
+  EXPECT_EQ(redis_.Cmd({"GET", keys_.base() + "throttled_reason"}), "HTTP 429 Retry-After 5s");
+  EXPECT_GT(redis_.CmdInt({"PTTL", keys_.base() + "throttled_until"}), 4000);
+  const Reply r = Raw(ClaimScript(), EncodeClaim(2000, "i1", 5));
+  const auto held = DecodeClaimHeld(r);
+  ASSERT_TRUE(held.has_value()) << r.str;
+  EXPECT_EQ(held->kind, ClaimHeld::Kind::kThrottled);
+  EXPECT_GT(held->ms, 4000);
+  // ENQUEUE claims nothing meanwhile either.
+  const Reply e = Eval(EnqueueScript(), {"1000", "i1", "5", "J2", "b", "2:1:1"});
+  EXPECT_EQ(e.elements[2].str, "");
+  redis_.Cmd({"DEL", keys_.base() + "throttled_until"});
+  EXPECT_EQ(Claim("i1", 5).size(), 2u);
+}
+
 TEST_F(StoreScriptsTest, EnqueueDeduplicatesLiveAndHandledNames) {
   EXPECT_EQ(Ints(Enqueue("J1", "a.txt", "1:5:7")), std::vector<int64_t>{1});
   EXPECT_EQ(Ints(Enqueue("J2", "a.txt", "1:5:7")), std::vector<int64_t>{0});  // live

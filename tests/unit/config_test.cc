@@ -223,6 +223,163 @@ TEST_F(ConfigTest, RecursiveKeysAndTheirDefaults) {
   EXPECT_FALSE(NameSelected(q, "alice/2026/a.png"));
 }
 
+// A queue whose handler is `http:` with `keys` (indented by 8); line 6 is
+// the first of them.
+std::string HttpQueue(const std::string& inbox, std::initializer_list<std::string> keys) {
+  std::string out =
+      Lines({"queues:", "  - name: q", "    watch: " + inbox, "    handler:", "      http:"});
+  for (const std::string& l : keys) out += "        " + l + "\n";
+  return out;
+}
+
+TEST_F(ConfigTest, HttpHandlerKeysAndDefaults) {
+  setenv("DROPQ_TEST_TOKEN", "t0k", 1);
+  test::WriteFile(tmp_.Sub("secret"), "from-file\n");
+  auto c = Parse(HttpQueue(
+      inbox_, {"url: \"https://api.example.com/v1/{relpath}?job={job_id}\"",
+               "headers:", "  Authorization: \"Bearer ${env:DROPQ_TEST_TOKEN}\"",
+               "  X-Key: \"${file:" + tmp_.Sub("secret") + "}\"", "  X-Name: \"{name}\""}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  const QueueConfig& q = c->queues[0];
+  ASSERT_EQ(q.handler.kind, HandlerConfig::Kind::kHttp);
+  const HttpConfig& h = q.handler.http;
+  EXPECT_EQ(h.method, "PUT");
+  EXPECT_EQ(h.body, HttpConfig::Body::kFile);
+  EXPECT_EQ(h.content_type, "application/octet-stream");
+  EXPECT_EQ(h.connect_timeout, Millis(10000));
+  EXPECT_EQ(h.max_retry_after, Millis(600000));
+  EXPECT_FALSE(h.follow_redirects);
+  EXPECT_EQ(q.capacity, 8);  // 4 x workers, as for a program
+  EXPECT_EQ(h.url.Redacted(), "https://api.example.com/v1/{relpath}?job={job_id}");
+  ASSERT_EQ(h.headers.size(), 3u);
+  EXPECT_EQ(h.headers[0].first, "Authorization");
+  EXPECT_EQ(h.headers[0].second.Expand({}, PercentEncode, Verbatim), "Bearer t0k");
+  EXPECT_EQ(h.headers[0].second.Redacted(), "Bearer ***");
+  EXPECT_EQ(h.headers[1].second.Expand({}, PercentEncode, Verbatim), "from-file");
+  EXPECT_TRUE(c->has_secrets);
+  EXPECT_EQ(c->secret_env, std::vector<std::string>{"DROPQ_TEST_TOKEN"});
+
+  // dropqctl reads no handler secret: a missing one is no error there.
+  unsetenv("DROPQ_TEST_TOKEN");
+  const std::string yaml = HttpQueue(
+      inbox_, {"url: https://api.example.com/", "headers: { A: \"${env:DROPQ_TEST_TOKEN}\" }"});
+  ExpectError(yaml, 7, "queues[0].handler.http.headers.A",
+              "environment variable DROPQ_TEST_TOKEN is not set");
+  c = ParseConfig(yaml, kPath, LoadOptions{.handler_secrets = false});
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_TRUE(c->has_secrets);
+}
+
+TEST_F(ConfigTest, BadHttpHandlers) {
+  ExpectError(HttpQueue(inbox_, {"method: PUT"}), 5, "queues[0].handler.http.url",
+              "required key missing");
+  ExpectError(HttpQueue(inbox_, {"url: ftp://h/x"}), 6, "queues[0].handler.http.url",
+              "http or https");
+  ExpectError(HttpQueue(inbox_, {"url: \"https://{name}.example.com/\""}), 6,
+              "queues[0].handler.http.url", "host written out");
+  ExpectError(HttpQueue(inbox_, {"url: \"https://user:pw@h/\""}), 6, "queues[0].handler.http.url",
+              "user:password@");
+  ExpectError(HttpQueue(inbox_, {"url: \"https://h/{nope}\""}), 6, "queues[0].handler.http.url",
+              "unknown placeholder {nope}");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "method: GET"}), 7,
+              "queues[0].handler.http.method", "PUT or POST");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "body: form"}), 7,
+              "queues[0].handler.http.body", "file, multipart or json");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "file_field: doc"}), 7,
+              "queues[0].handler.http.file_field", "only for body: multipart");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "body: json", "content_type: a/b"}), 8,
+              "queues[0].handler.http.content_type", "only for body: file");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { \"Bad Name\": x }"}), 7,
+              "queues[0].handler.http.headers.Bad Name", "not a header name");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { Content-Length: \"1\" }"}), 7,
+              "queues[0].handler.http.headers.Content-Length", "set by dropq");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { content-type: a/b }"}), 7,
+              "queues[0].handler.http.headers.content-type", "content_type");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { A: x, a: y }"}), 7,
+              "queues[0].handler.http.headers.a", "given twice");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "retry_statuses: [200]"}), 7,
+              "queues[0].handler.http.retry_statuses[0]", "300..599");
+  ExpectError(
+      HttpQueue(inbox_, {"url: https://h/", "retry_statuses: [409]", "permanent_statuses: [409]"}),
+      8, "queues[0].handler.http.permanent_statuses", "409 is in retry_statuses too");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "ca_file: /nonexistent/ca.pem"}), 7,
+              "queues[0].handler.http.ca_file", "cannot read");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "timeout: 0s"}), 7,
+              "queues[0].handler.http.timeout", "greater than 0");
+  ExpectError(HttpQueue(inbox_, {"url: https://h/"}) + "      timeout: 1m\n", 7,
+              "queues[0].handler.timeout", "goes in http:");
+  auto c = Parse(HttpQueue(inbox_, {"url: https://h/", "timeout: 2m", "connect_timeout: 5s"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].handler.timeout, Millis(120000));
+  EXPECT_EQ(c->queues[0].handler.http.connect_timeout, Millis(5000));
+}
+
+TEST_F(ConfigTest, SecretsAreReadOnlyWhereAllowedAndNeverInClear) {
+  setenv("DROPQ_TEST_TOKEN", "t0k", 1);
+  // Plain http to another host would send the token in the clear.
+  ExpectError(HttpQueue(inbox_, {"url: http://api.example.com/",
+                                 "headers: { A: \"${env:DROPQ_TEST_TOKEN}\" }"}),
+              6, "queues[0].handler.http.url", "only over https://");
+  EXPECT_TRUE(Parse(HttpQueue(inbox_, {"url: http://127.0.0.1:8080/",
+                                       "headers: { A: \"${env:DROPQ_TEST_TOKEN}\" }"}))
+                  .ok());
+  // A secret with a line break cannot be a header.
+  setenv("DROPQ_TEST_TOKEN", "a\r\nX-Injected: 1", 1);
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { A: \"${env:DROPQ_TEST_TOKEN}\" }"}),
+              7, "queues[0].handler.http.headers.A", "holds a line break");
+  unsetenv("DROPQ_TEST_TOKEN");
+  // Nowhere else (a shell's ${file:-default} is no secret).
+  EXPECT_TRUE(Parse(Lines({"queues:", "  - name: q", "    watch: " + inbox_, "    handler:",
+                           "      exec: [\"/bin/sh\", \"-c\", \"cat ${{file:-/dev/null}}\"]"}))
+                  .ok());
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      exec: [\"/bin/cat\", \"${file:/etc/x}\"]"}),
+              5, "queues[0].handler.exec[1]", "read only in redis.url");
+  ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
+                     "    handler:", "      exec: [\"/bin/echo\", \"${env:HOME}\"]"}),
+              5, "queues[0].handler.exec[1]", "read only in redis.url");
+  // Unquoted in a flow map: YAML's braces.
+  ExpectError(HttpQueue(inbox_, {"url: https://h/", "headers: { A: Bearer ${env:X} }"}), 7, "yaml",
+              "must be quoted");
+}
+
+TEST_F(ConfigTest, RedisUrlSecretIsEncodedForItsPart) {
+  test::WriteFile(tmp_.Sub("pw"), "p@ss/w:rd\n");
+  auto c = Parse("redis:\n  url: \"redis://app:${file:" + tmp_.Sub("pw") + "}@db.local:6390/2\"\n" +
+                 Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->redis.user, "app");
+  EXPECT_EQ(c->redis.password, "p@ss/w:rd");
+  EXPECT_EQ(c->redis.host, "db.local");
+  EXPECT_EQ(c->redis.port, 6390);
+  EXPECT_EQ(c->redis_url_text, "redis://app:***@db.local:6390/2");
+  EXPECT_TRUE(c->has_secrets);
+  // A password holding "${" that is no secret: the message does not quote it.
+  const auto bad = Parse("redis:\n  url: \"redis://app:pa${ss@db/0\"\n" + Queue());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().what.find("pa${ss"), std::string::npos) << bad.error().what;
+}
+
+TEST_F(ConfigTest, RateLimitAndMaxActive) {
+  auto c = Parse(Queue());
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->queues[0].limited());
+  c = Parse(Queue({"rate_limit: { max: 50, per: 1s }", "max_active: 8"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].rate_max, 50);
+  EXPECT_EQ(c->queues[0].rate_per, Millis(1000));
+  EXPECT_EQ(c->queues[0].max_active, 8);
+  EXPECT_TRUE(c->queues[0].limited());
+  ExpectError(Queue({"rate_limit: { max: 50 }"}), 6, "queues[0].rate_limit.per",
+              "required key missing");
+  ExpectError(Queue({"rate_limit: { max: 0, per: 1s }"}), 6, "queues[0].rate_limit.max");
+  ExpectError(Queue({"rate_limit: { max: 5, per: 0s }"}), 6, "queues[0].rate_limit.per");
+  ExpectError(Queue({"rate_limit: { max: 5, per: 2d }"}), 6, "queues[0].rate_limit.per",
+              "at most 1d");
+  ExpectError(Queue({"rate_limit: 50/s"}), 6, "queues[0].rate_limit", "expected a map");
+  ExpectError(Queue({"max_active: 0"}), 6, "queues[0].max_active");
+}
+
 TEST_F(ConfigTest, BadRecursiveKeys) {
   ExpectError(Queue({"recursive: yes please"}), 6, "queues[0].recursive", "true or false");
   ExpectError(Queue({"recursive: true", "max_depth: 0"}), 7, "queues[0].max_depth");
@@ -965,13 +1122,23 @@ TEST_F(ConfigTest, ExampleConfigIsValid) {
   for (size_t at; (at = text.find("/srv/dropq")) != std::string::npos;) {
     text.replace(at, 10, root);
   }
-  for (const char* dir : {"uploads/inbox", "uploads/done", "uploads/failed", "uploads/out",
-                          "hashes/inbox", "hashes/done", "hashes/failed"}) {
+  for (const char* dir :
+       {"uploads/inbox", "uploads/done", "uploads/failed", "uploads/out", "hashes/inbox",
+        "hashes/done", "hashes/failed", "scans/inbox", "scans/done", "scans/failed"}) {
     tmp_.Mkdir(std::string("srv/") + dir);
   }
+  // The HTTP queue's CA file and token.
+  const std::string ca = tmp_.Sub("ocr-ca.pem");
+  test::WriteFile(ca, "-----BEGIN CERTIFICATE-----\n");
+  text.replace(text.find("/etc/dropq/ocr-ca.pem"), 21, ca);
+  setenv("OCR_TOKEN", "t", 1);
   const auto c = Parse(text);
+  unsetenv("OCR_TOKEN");
   ASSERT_TRUE(c.ok()) << c.error().what;
   ASSERT_NE(c->FindQueue("uploads"), nullptr);
+  ASSERT_NE(c->FindQueue("scans"), nullptr);
+  EXPECT_EQ(c->FindQueue("scans")->handler.kind, HandlerConfig::Kind::kHttp);
+  EXPECT_EQ(c->FindQueue("scans")->handler.http.headers.size(), 2u);
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
 }
 

@@ -36,9 +36,9 @@ TEST(JobIdTest, SortsByTimeAndIsUnique) {
 }
 
 TEST(JobIdTest, AnythingElseHasNoTime) {
-  for (const char* s : {"", "J1", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01ARZ3NDEKTSV4RRFFQ69G5FAVX",
-                        "81ARZ3NDEKTSV4RRFFQ69G5FAV", "01ARZ3NDEKTSV4RRFFQ69G5FAU",
-                        "01arz3ndektsv4rrffq69g5fav"}) {
+  for (const char* s :
+       {"", "J1", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01ARZ3NDEKTSV4RRFFQ69G5FAVX",
+        "81ARZ3NDEKTSV4RRFFQ69G5FAV", "01ARZ3NDEKTSV4RRFFQ69G5FAU", "01arz3ndektsv4rrffq69g5fav"}) {
     EXPECT_FALSE(IsJobId(s)) << s;
     EXPECT_FALSE(JobIdTimeMs(s).has_value()) << s;
   }

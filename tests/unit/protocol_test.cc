@@ -173,11 +173,38 @@ TEST(ProtocolTest, PromoteStatesIdsAndRetryPrepare) {
   EXPECT_FALSE(DecodeUpgrade(Err("LAYOUT x")).ok());
 }
 
+TEST(ProtocolTest, ClaimHeldSaysWhyAndForHowLong) {
+  Reply r;
+  r.type = Reply::Type::kError;
+  r.str = "THROTTLED 1500 1796592945810";
+  auto h = DecodeClaimHeld(r);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->kind, ClaimHeld::Kind::kThrottled);
+  EXPECT_EQ(h->ms, 1500);
+  r.str = "LIMITED rate 321";
+  h = DecodeClaimHeld(r);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->kind, ClaimHeld::Kind::kRate);
+  EXPECT_EQ(h->ms, 321);
+  r.str = "LIMITED active";
+  h = DecodeClaimHeld(r);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->kind, ClaimHeld::Kind::kActive);
+  r.str = "PAUSED x";
+  EXPECT_FALSE(DecodeClaimHeld(r).has_value());
+  r.type = Reply::Type::kString;
+  r.str = "LIMITED rate 5";
+  EXPECT_FALSE(DecodeClaimHeld(r).has_value());
+}
+
 TEST(ProtocolTest, EncodersPutEachValueWhereTheScriptReadsIt) {
   EXPECT_EQ(EncodeEnqueue(7, "i1", 4, {{"J1", "a b", FileIdentity{1, 5, 9}}}),
             (std::vector<std::string>{"7", "i1", "4", "J1", "a b", "1:5:9"}));
   EXPECT_EQ(EncodeEnqueue(7, "i1", -3, {})[2], "0");
-  EXPECT_EQ(EncodeClaim(7, "i1", 16), (std::vector<std::string>{"7", "i1", "16"}));
+  EXPECT_EQ(EncodeClaim(7, "i1", 16), (std::vector<std::string>{"7", "i1", "16", "0", "0", "0"}));
+  EXPECT_EQ(EncodeClaim(7, "i1", 16, ClaimLimits{20, 1000, 5}),
+            (std::vector<std::string>{"7", "i1", "16", "20", "1000", "5"}));
+  EXPECT_EQ(EncodeThrottle(0, "why"), (std::vector<std::string>{"1", "why"}));
   EXPECT_EQ(EncodeStarted("i1", 7, {{"J1", 2}}), (std::vector<std::string>{"i1", "7", "J1", "2"}));
   EXPECT_EQ(EncodeRelease("i1", {{"J1", true}, {"J2", false}}),
             (std::vector<std::string>{"i1", "J1", "1", "J2", "0"}));
