@@ -206,11 +206,20 @@ void HttpExecutor::Pump() {
     r->job = std::move(waiting_.front());
     waiting_.pop_front();
     busy_.emplace(r, std::move(owned));
-    auto entered = std::make_shared<Entered>();
+    auto entered = std::make_shared<Entering>();
+    const bool reads = q_.handler.http.body != HttpConfig::Body::kJson;
     const int rc = QueueWork(
         loop_->get(),
-        [entered, layout = layout_, watch = q_.watch, area = area_, job = r->job] {
-          *entered = Enter(layout, watch, area, job, /*open=*/true);
+        [entered, reads, layout = layout_, watch = q_.watch, area = area_, job = r->job] {
+          Entering& e = *entered;
+          e.in = Enter(layout, watch, area, job, /*open=*/true);
+          if (!reads || e.in.result != RunResult::kOk || e.in.st.st_size == 0) return;
+          // The first buffer in the same trip: most files need no other.
+          e.first.resize(kBodyBufferBytes);
+          do {
+            e.got = pread(e.in.fd.get(), e.first.data(), e.first.size(), 0);
+          } while (e.got < 0 && errno == EINTR);
+          e.err = e.got < 0 ? errno : 0;
         },
         [this, alive = alive_, r, entered] {
           if (*alive) OnEntered(r, std::move(*entered));
@@ -225,7 +234,8 @@ void HttpExecutor::Pump() {
   }
 }
 
-void HttpExecutor::OnEntered(Request* r, Entered in) {
+void HttpExecutor::OnEntered(Request* r, Entering&& e) {
+  Entered& in = e.in;
   if (in.result != RunResult::kOk) {
     Outcome o;
     o.result = in.result;
@@ -262,7 +272,19 @@ void HttpExecutor::OnEntered(Request* r, Entered in) {
   r->body->fd = std::move(in.fd);
   r->body->size = static_cast<uint64_t>(in.st.st_size);
   r->body->owner = r;
-  if (q_.handler.http.body != HttpConfig::Body::kJson) r->body->buf.resize(kBodyBufferBytes);
+  if (q_.handler.http.body != HttpConfig::Body::kJson) {
+    Body& b = *r->body;
+    b.buf = std::move(e.first);
+    b.buf.resize(kBodyBufferBytes);
+    if (e.got > 0) {
+      b.len = static_cast<size_t>(e.got);
+      b.offset = b.len;
+    } else if (e.got < 0) {
+      b.error = e.err;
+    } else if (b.size > 0) {
+      b.error = EIO;  // shorter than it was when checked
+    }
+  }
   std::string boundary;
   if (q_.handler.http.body == HttpConfig::Body::kMultipart) {
     char hex[48];
@@ -290,13 +312,15 @@ void HttpExecutor::Send(Request* r) {
   r->retry_after.clear();
   r->errbuf[0] = '\0';
   r->paused = false;
-  // Rewind: a redirect sends the whole body again.
   Body& b = *r->body;
-  b.generation += 1;
-  b.offset = 0;
-  b.len = b.pos = 0;
-  b.head_sent = b.tail_sent = 0;
-  b.error = 0;
+  if (r->redirects > 0) {
+    // A redirect sends the whole body again.
+    b.generation += 1;
+    b.offset = 0;
+    b.len = b.pos = 0;
+    b.head_sent = b.tail_sent = 0;
+    b.error = 0;
+  }
 
   const int64_t elapsed = MonoMs() - r->t0_ms;
   const int64_t left = std::max<int64_t>(1, q_.handler.timeout.count() - elapsed);

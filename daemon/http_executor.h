@@ -64,10 +64,17 @@ class HttpExecutor final : public Executor {
  private:
   struct Body;
   struct Request;
+  // What the threadpool found: the file made ready, and its first bytes.
+  struct Entering {
+    Entered in;
+    std::vector<char> first;  // kBodyBufferBytes, filled from offset 0
+    ssize_t got = 0;          // pread's result (-1: err)
+    int err = 0;
+  };
 
   // Starts waiting jobs while a slot is free.
   void Pump();
-  void OnEntered(Request* r, Entered in);
+  void OnEntered(Request* r, Entering&& e);
   // Configures r's transfer for its current URL and adds it to the multi.
   void Send(Request* r);
   void OnDone(Request* r, CURLcode rc);

@@ -509,6 +509,49 @@ TEST(HttpHandlerTest, RedirectsToAnotherOriginCarryNoConfiguredHeader) {
   }
 }
 
+// SIGTERM: requests in flight get drain_timeout, then are aborted and their
+// jobs released as interrupted; jobs not started go back untouched.
+TEST(HttpHandlerTest, ShutdownAbortsRequestsPastTheDrainTimeout) {
+  HttpSink::Options o;
+  o.delay_ms = 20000;
+  HttpSink sink(o);
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  QueueSpec q;
+  q.workers = 2;
+  q.handler = HttpHandler(sink.base() + "/d/{name}");
+  env.WriteConfig(q);
+  SetDrainTimeout(env, "1s");
+  ASSERT_TRUE(env.Start());
+  for (int i = 0; i < 5; ++i) {
+    WriteAndRename(env.tmp.Sub("staging"), env.inbox + "/d" + std::to_string(i), "d");
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        int started = 0;
+        for (const std::string& id : JobIds(env.redis, "q")) {
+          if (JobRecord(env.redis, "q", id)["attempt"] == "1") ++started;
+        }
+        return started == 2;
+      },
+      seconds(20)))
+      << env.DaemonLog();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(env.Stop(), 0) << env.DaemonLog();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
+  int interrupted = 0;
+  int untouched = 0;
+  for (const std::string& id : JobIds(env.redis, "q")) {
+    const auto rec = JobRecord(env.redis, "q", id);
+    EXPECT_EQ(rec.at("state"), "pending") << id;
+    if (rec.count("interrupted") != 0 && rec.at("interrupted") == "1") ++interrupted;
+    if (rec.count("attempt") == 0 || rec.at("attempt") == "0") ++untouched;
+  }
+  EXPECT_EQ(interrupted, 2);
+  EXPECT_EQ(untouched, 3);
+  EXPECT_EQ(env.redis.CmdInt({"LLEN", "dropq:{q}:pending"}), 5);
+}
+
 TEST(HttpHandlerTest, KillDuringThirtyTwoRequestsResendsThemMarkedInterrupted) {
   HttpSink::Options o;
   o.delay_ms = 2000;
