@@ -89,8 +89,8 @@ bool TextTemplate::has_placeholder() const {
                      [](const Part& p) { return p.kind == Part::Kind::kPlaceholder; });
 }
 
-std::string TextTemplate::Expand(const PlaceholderValues& v, Encoder placeholder,
-                                 Encoder secret) const {
+template <typename OnPlaceholder, typename OnSecret>
+std::string TextTemplate::Render(OnPlaceholder placeholder, OnSecret secret) const {
   std::string out;
   for (const Part& p : parts_) {
     switch (p.kind) {
@@ -98,7 +98,7 @@ std::string TextTemplate::Expand(const PlaceholderValues& v, Encoder placeholder
         out += p.text;
         break;
       case Part::Kind::kPlaceholder:
-        if (const std::string_view* val = FindPlaceholder(p.text, v)) out += placeholder(*val);
+        out += placeholder(p.text);
         break;
       case Part::Kind::kSecret:
         out += secret(p.text);
@@ -108,22 +108,19 @@ std::string TextTemplate::Expand(const PlaceholderValues& v, Encoder placeholder
   return out;
 }
 
+std::string TextTemplate::Expand(const PlaceholderValues& v, Encoder placeholder,
+                                 Encoder secret) const {
+  return Render(
+      [&](const std::string& name) {
+        const std::string_view* val = FindPlaceholder(name, v);
+        return val == nullptr ? std::string() : placeholder(*val);
+      },
+      [&](const std::string& value) { return secret(value); });
+}
+
 std::string TextTemplate::Redacted() const {
-  std::string out;
-  for (const Part& p : parts_) {
-    switch (p.kind) {
-      case Part::Kind::kText:
-        out += p.text;
-        break;
-      case Part::Kind::kPlaceholder:
-        out += "{" + p.text + "}";
-        break;
-      case Part::Kind::kSecret:
-        out += "***";
-        break;
-    }
-  }
-  return out;
+  return Render([](const std::string& name) { return "{" + name + "}"; },
+                [](const std::string&) { return std::string("***"); });
 }
 
 std::string Verbatim(std::string_view value) { return std::string(value); }

@@ -70,6 +70,11 @@ class TextTemplate {
   friend bool operator==(const TextTemplate&, const TextTemplate&) = default;
 
  private:
+  // Text verbatim, each placeholder's name through `placeholder`, each
+  // secret's value through `secret`.
+  template <typename OnPlaceholder, typename OnSecret>
+  std::string Render(OnPlaceholder placeholder, OnSecret secret) const;
+
   std::vector<Part> parts_;
 };
 

@@ -360,23 +360,11 @@ void HttpExecutor::Send(Request* r) {
   r->headers.reset(list);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
 
-  switch (h.body) {
-    case HttpConfig::Body::kFile:
-      curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(b.size));
-      curl_easy_setopt(e, CURLOPT_READFUNCTION, &HttpExecutor::OnRead);
-      curl_easy_setopt(e, CURLOPT_READDATA, r);
-      curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &HttpExecutor::OnSeek);
-      curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h.method.c_str());
-      break;
-    case HttpConfig::Body::kJson:
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->spec.json.data());
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(r->spec.json.size()));
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h.method.c_str());
-      break;
-    case HttpConfig::Body::kMultipart: {
+  if (h.body == HttpConfig::Body::kJson) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->spec.json.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->spec.json.size()));
+  } else {
+    if (h.body == HttpConfig::Body::kMultipart) {
       // The form is framed here and streamed like a file body: libcurl's
       // own mime reader stays paused for good when a part's callback
       // pauses before the transfer is under way.
@@ -389,17 +377,16 @@ void HttpExecutor::Send(Request* r) {
       MultipartFrame f = FrameMultipart(fields, h.file_field, r->spec.filename, r->spec.boundary);
       b.head = std::move(f.head);
       b.tail = std::move(f.tail);
-      curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
-                       static_cast<curl_off_t>(b.head.size() + b.size + b.tail.size()));
-      curl_easy_setopt(e, CURLOPT_READFUNCTION, &HttpExecutor::OnRead);
-      curl_easy_setopt(e, CURLOPT_READDATA, r);
-      curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &HttpExecutor::OnSeek);
-      curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
-      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h.method.c_str());
-      break;
     }
+    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+                     static_cast<curl_off_t>(b.head.size() + b.size + b.tail.size()));
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, &HttpExecutor::OnRead);
+    curl_easy_setopt(e, CURLOPT_READDATA, r);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &HttpExecutor::OnSeek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
   }
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h.method.c_str());
   if (Status s = multi_.Add(e,
                             [this](CURL* easy, CURLcode rc) {
                               Request* req = nullptr;

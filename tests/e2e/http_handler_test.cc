@@ -38,6 +38,19 @@ std::string HttpHandler(const std::string& url, const std::string& more = "") {
   return h;
 }
 
+// Waits until `n` jobs of queue q have their first run recorded as started.
+bool WaitForStarted(DropqEnv& env, int n) {
+  return WaitFor(
+      [&] {
+        int started = 0;
+        for (const std::string& id : JobIds(env.redis, "q")) {
+          if (JobRecord(env.redis, "q", id)["attempt"] == "1") ++started;
+        }
+        return started == n;
+      },
+      seconds(20));
+}
+
 // Requests the sink answered, by path (without the query).
 std::map<std::string, std::vector<nlohmann::json>> ByPath(const HttpSink& sink) {
   std::map<std::string, std::vector<nlohmann::json>> out;
@@ -526,16 +539,7 @@ TEST(HttpHandlerTest, ShutdownAbortsRequestsPastTheDrainTimeout) {
   for (int i = 0; i < 5; ++i) {
     WriteAndRename(env.tmp.Sub("staging"), env.inbox + "/d" + std::to_string(i), "d");
   }
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        int started = 0;
-        for (const std::string& id : JobIds(env.redis, "q")) {
-          if (JobRecord(env.redis, "q", id)["attempt"] == "1") ++started;
-        }
-        return started == 2;
-      },
-      seconds(20)))
-      << env.DaemonLog();
+  ASSERT_TRUE(WaitForStarted(env, 2)) << env.DaemonLog();
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(env.Stop(), 0) << env.DaemonLog();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
@@ -567,16 +571,7 @@ TEST(HttpHandlerTest, KillDuringThirtyTwoRequestsResendsThemMarkedInterrupted) {
     WriteAndRename(env.tmp.Sub("staging"), env.inbox + "/k" + std::to_string(i), "k");
   }
   // Every job started (its attempt recorded), none answered yet.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        int started = 0;
-        for (const std::string& id : JobIds(env.redis, "q")) {
-          if (JobRecord(env.redis, "q", id)["attempt"] == "1") ++started;
-        }
-        return started == 32;
-      },
-      seconds(20)))
-      << env.DaemonLog();
+  ASSERT_TRUE(WaitForStarted(env, 32)) << env.DaemonLog();
   EXPECT_TRUE(sink.Requests().empty());
   ::kill(env.daemon()->pid(), SIGKILL);
   env.daemon()->Wait(seconds(10));
