@@ -215,11 +215,9 @@ int Status(const Env& env) try {
                       {"paused", paused}};
     if (!age_known) queues[q.name]["oldest_pending_age_s"] = nullptr;
     // Limits that hold across instances, and a server's request to wait.
-    const Reply until = Call(env, {"GET", k.base() + "throttled_until"});
-    int64_t until_ms = 0;
-    if (until.type == Reply::Type::kString) {
-      if (auto t = ParseRecordNumber("due", until.str); t.ok()) until_ms = *t;
-    }
+    // Redis' own count of what is left (its clock, not this host's).
+    const int64_t left_ms = Call(env, {"PTTL", k.base() + "throttled_until"}).AsInt(-2);
+    const int64_t until_ms = left_ms > 0 ? now + left_ms : 0;
     std::string note;
     json& jq = queues[q.name];
     jq["throttled_until"] = nullptr;

@@ -64,6 +64,9 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                    [this](const std::vector<HeldJob*>& recorded) { StartDisposals(recorded); },
                    [this](bool released) {
                      if (released) pending_maybe_ = true;
+                     // Jobs that end without RECORD (kept in place, skipped)
+                     // free their max_active slot here.
+                     if (held_ == Held::kActive) EndHold();
                      MaybeClaim();
                    },
                    [this] { CheckDrained(); }}) {
@@ -502,7 +505,11 @@ void QueueRunner::OnReports(std::vector<RunReport>&& reports) {
 // ---------------------------------------------------------------- record, dispose, ack
 
 void QueueRunner::Hold(Held why, int64_t ms) {
+  const int64_t until = MonoMs() + ms;
+  // A server's Retry-After outlasts what a limit says, and a later end wins.
+  if (held_ == Held::kThrottled && (why != Held::kThrottled || until <= hold_until_ms_)) return;
   held_ = why;
+  hold_until_ms_ = until;
   uv_timer_start(
       hold_timer_.get(),
       [](uv_timer_t* t) {
@@ -527,7 +534,9 @@ void QueueRunner::Throttle(const Outcome& o) {
   LogWarn("queue.throttled",
           {{"queue", q_.name}, {"job", o.job.id}, {"ms", o.retry_after_ms}, {"reason", reason}});
   ++counters_.throttled;
-  if (held_ != Held::kThrottled) Hold(Held::kThrottled, o.retry_after_ms);
+  Hold(Held::kThrottled, o.retry_after_ms);
+  // Jobs claimed and not started would each hit the server that asked to wait.
+  ReleaseQueued();
   redis_->Eval(ThrottleScript(), keys_.base(), EncodeThrottle(o.retry_after_ms, reason),
                GuardedBy(alive_, [this](Result<Reply> r) {
                  if (!r.ok() || r->is_error()) {

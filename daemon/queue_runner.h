@@ -234,6 +234,7 @@ class QueueRunner {
   std::unordered_map<std::string, Returning> returning_;
   int claim_inflight_ = 0;  // slots asked for in CLAIM and ENQUEUE calls not yet answered
   Held held_ = Held::kNo;
+  int64_t hold_until_ms_ = 0;  // MonoMs() at which the hold ends
   bool pending_maybe_ = true;  // jobs may be pending: the last claim filled every slot it asked
                                // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused

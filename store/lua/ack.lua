@@ -5,7 +5,8 @@
 -- and keeps its name in :files. Returns a flag per job (lib.lua): '1'
 -- acknowledged, '0' for a job this instance does not own.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'counts'})
+local bad = check_types(base, {'active', 'done', 'failed', 'scheduled', 'files', 'counts',
+                               'running'})
 if bad then return bad end
 local inst, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keep_failed = tonumber(ARGV[4])

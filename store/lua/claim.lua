@@ -29,6 +29,9 @@ if until_ms and until_ms > clock then
   redis.call('HINCRBY', base .. 'counts', 'throttled_claims', 1)
   return redis.error_reply('THROTTLED ' .. (until_ms - clock) .. ' ' .. until_ms)
 end
+-- Nothing to start: no limit to check (an instance waiting at max_active
+-- looks often, and must not walk :running for nothing).
+if redis.call('LLEN', base .. 'pending') == 0 then return '' end
 local max = tonumber(ARGV[3])
 local rate_max = tonumber(ARGV[4] or '0') or 0
 local rate_per = tonumber(ARGV[5] or '0') or 0
@@ -59,11 +62,16 @@ local out = {}
 claim_pending(base, ARGV[1], ARGV[2], max, out)
 if rate_max > 0 or max_active > 0 then
   for i = 1, #out, 8 do
-    if out[i + 6] ~= 'corrupt' then
+    -- A job whose outcome was recorded has only its file to move: no start.
+    if out[i + 6] == '' then
       -- A start of its own in the log, however often the job ran before.
       if rate_max > 0 then
         redis.call('ZADD', starts, clock, out[i] .. ':' .. redis.call('HINCRBY', base .. 'counts', 'starts', 1))
-        redis.call('PEXPIRE', starts, rate_per + 1000)
+        -- Never shortened: an instance with a shorter `per` must not drop
+        -- starts another one still counts.
+        if redis.call('PTTL', starts) < rate_per + 1000 then
+          redis.call('PEXPIRE', starts, rate_per + 1000)
+        end
       end
       if max_active > 0 then redis.call('ZADD', running, clock, out[i]) end
     end

@@ -1,7 +1,7 @@
 -- ARGV: instance, then (id, nfields, field, value, ...) per job.
 -- Records an outcome before the file moves: phase=disposing plus the fields.
 -- Returns a flag per job (lib.lua): '1' recorded, '0' not this instance's.
-local bad = check_layout(KEYS[1])
+local bad = check_types(KEYS[1], {'running'})
 if bad then return bad end
 local base = KEYS[1]
 -- Writes job records alone, each read through hmget() first.

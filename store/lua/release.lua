@@ -1,7 +1,7 @@
 -- ARGV: instance, then (id, interrupted '0'|'1') per job. Own active jobs go
 -- back to the front of pending; the attempt count stays as it is.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'pending', 'counts'})
+local bad = check_types(base, {'active', 'pending', 'counts', 'running'})
 if bad then return bad end
 local inst = ARGV[1]
 local n, ni = 0, 0

@@ -5,7 +5,7 @@
 -- so its absence does not prove the handler never started). Returns the
 -- requeued ids.
 local base = KEYS[1]
-local bad = check_types(base, {'active', 'pending', 'counts'})
+local bad = check_types(base, {'active', 'pending', 'counts', 'running'})
 if bad then return bad end
 local inst = ARGV[1]
 local held = {}

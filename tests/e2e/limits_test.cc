@@ -48,6 +48,16 @@ void Drop(DropqEnv& env, int n) {
   }
 }
 
+// The most of the sorted times `t` in any window of `window_s` seconds.
+size_t MostInWindow(const std::vector<double>& t, double window_s) {
+  size_t most = 0;
+  for (size_t i = 0, j = 0; j < t.size(); ++j) {
+    while (t[j] - t[i] >= window_s) ++i;
+    most = std::max(most, j - i + 1);
+  }
+  return most;
+}
+
 // The most requests that were in the server at once (arrival to answer).
 int MaxOverlap(const std::vector<nlohmann::json>& reqs) {
   std::vector<std::pair<double, int>> ev;
@@ -84,17 +94,28 @@ TEST(LimitsTest, RateLimitHoldsAcrossThreeInstances) {
   std::vector<double> starts;
   for (const auto& r : reqs) starts.push_back(r["start"].get<double>());
   std::sort(starts.begin(), starts.end());
-  // At most 20 starts in any window of 950 ms (50 ms for the jitter between
-  // Redis' clock and the server's).
-  size_t most = 0;
-  for (size_t i = 0, j = 0; j < starts.size(); ++j) {
-    while (starts[j] - starts[i] >= 0.95) ++i;
-    most = std::max(most, j - i + 1);
+  // The limiter itself: the claims, as each job's record has them (the
+  // claiming instance's clock, on this host), at most 20 in any 950 ms.
+  std::vector<double> claims;
+  for (const std::string& id : JobIds(env.redis, "q")) {
+    claims.push_back(std::stod(JobRecord(env.redis, "q", id).at("claimed")) / 1000.0);
   }
+  std::sort(claims.begin(), claims.end());
+  ASSERT_EQ(claims.size(), static_cast<size_t>(kFiles));
   const double span = starts.back() - starts.front();
-  std::printf("[ measure  ] %d starts over %.2f s, at most %zu in any 950 ms\n", kFiles, span,
-              most);
+  const size_t most_claims = MostInWindow(claims, 0.95);
+  const size_t most = MostInWindow(starts, 0.95);
+  std::printf(
+      "[ measure  ] %d starts over %.2f s, at most %zu claims and %zu requests arriving "
+      "in any 950 ms\n",
+      kFiles, span, most_claims, most);
+  EXPECT_LE(most_claims, 20u);
+#if !defined(__SANITIZE_ADDRESS__)
+  // And as the server sees the requests arrive: 50 ms for the jitter between
+  // a claim and its request. (Under ASan, three instances on two cores
+  // delay some requests by more: only the claims are checked there.)
   EXPECT_LE(most, 20u);
+#endif
   // 600 starts at 20 a second: the 600th starts 29 s after the first.
   EXPECT_GE(span, 27.0);
   EXPECT_LE(span, 33.0);

@@ -141,7 +141,12 @@ TEST_F(StoreScriptsTest, ClaimHoldsToRateLimitAndMaxActive) {
   r = claim("i2", 5, active);
   ASSERT_FALSE(r.is_error()) << r.str;
   EXPECT_EQ(Unpack(r.str).size(), 1u);  // the released one, back in front
+  // Nothing pending: an empty claim, not a refusal.
+  r = claim("i3", 5, active);
+  EXPECT_FALSE(r.is_error()) << r.str;
+  EXPECT_EQ(r.str, "");
   // A stale entry (its job no longer active) is dropped by the count.
+  Enqueue("J6", "f6", "16:1:1");
   redis_.Cmd({"ZADD", keys_.base() + "running", "1", "ghost"});
   held = DecodeClaimHeld(claim("i3", 5, active));
   ASSERT_TRUE(held.has_value());
