@@ -75,8 +75,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   InRange(r.exit_code, 0, 255);
   InRange(r.signal, 0, 127);
+  InRange(r.http_status, 100, 599);
   if (r.name && !r.ProblemWith("name")) Check(dropq::ValidJobName(*r.name));
-  for (const auto& [n, h] : r.history) Check(n >= 1 && (h.line || h.stderr_tail));
+  for (const auto& [n, h] : r.history) Check(n >= 1 && (h.line || h.stderr_tail || h.response));
   for (const auto& [f, v] : r.fields) {
     const auto n = dropq::ParseRecordNumber(f, v);
     if (!n.ok()) Check(n.error().code == dropq::Errc::kInvalid);
