@@ -30,7 +30,7 @@ while i <= #ARGV do
     redis.call('HSET', key, unpack(kv))
     if f[4] or f[5] then redis.call('HDEL', key, 'phase', 'outcome', 'pident') end  -- RECORD's
     redis.call('ZREM', base .. 'active', id)
-    redis.call('ZREM', base .. 'running', id)
+    leave_running(base, id)
     if state == 'scheduled' then
       redis.call('HDEL', key, 'owner', 'claimed')
       redis.call('ZADD', base .. 'scheduled', due, id)

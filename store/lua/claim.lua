@@ -29,13 +29,16 @@ if until_ms and until_ms > clock then
   redis.call('HINCRBY', base .. 'counts', 'throttled_claims', 1)
   return redis.error_reply('THROTTLED ' .. (until_ms - clock) .. ' ' .. until_ms)
 end
--- Nothing to start: no limit to check (an instance waiting at max_active
--- looks often, and must not walk :running for nothing).
-if redis.call('LLEN', base .. 'pending') == 0 then return '' end
 local max = tonumber(ARGV[3])
 local rate_max = tonumber(ARGV[4] or '0') or 0
 local rate_per = tonumber(ARGV[5] or '0') or 0
 local max_active = tonumber(ARGV[6] or '0') or 0
+-- Nothing to start: no limit to check (an instance waiting at max_active
+-- looks often, and must not walk :running for nothing). An unlimited
+-- claim finds the same by its first RPOP.
+if (rate_max > 0 or max_active > 0) and redis.call('LLEN', base .. 'pending') == 0 then
+  return ''
+end
 local starts, running = base .. 'starts', base .. 'running'
 if max_active > 0 then
   local n = 0

@@ -24,12 +24,15 @@ end
 local key_types = {pending = 'list', active = 'zset', done = 'zset', failed = 'zset',
                    scheduled = 'zset', files = 'hash', counts = 'hash', starts = 'zset',
                    running = 'zset'}
+-- present[k]: whether queue key k existed when check_types() looked.
+local present = {}
 local function check_types(base, keys)
   local bad = check_layout(base)
   if bad then return bad end
   for _, k in ipairs(keys) do
     local t = key_types[k]
     local got = redis.call('TYPE', base .. k)['ok']
+    present[k] = got ~= 'none'
     if got ~= 'none' and got ~= t then
       return redis.error_reply('WRONGTYPE ' .. base .. k .. ' is a ' .. got .. ', not a ' .. t)
     end
@@ -51,6 +54,13 @@ local function hmget(key, ...)
   return r
 end
 
+-- A job's run is over: it no longer counts against max_active (claim.lua).
+-- Only a queue with max_active has :running, and the caller's check_types()
+-- saw whether it exists: no command per job for the others.
+local function leave_running(base, id)
+  if present.running then redis.call('ZREM', base .. 'running', id) end
+end
+
 -- For the scripts that give active jobs back (RELEASE, REQUEUE): moves one own active
 -- job to the front of pending (the attempt count stays), marking it
 -- interrupted if its run was cut short. A job whose outcome was recorded
@@ -66,7 +76,7 @@ local function to_pending(base, key, id, interrupted)
     redis.call('HDEL', key, 'owner', 'claimed', 'phase')
   end
   redis.call('ZREM', base .. 'active', id)
-  redis.call('ZREM', base .. 'running', id)
+  leave_running(base, id)
   redis.call('RPUSH', base .. 'pending', id)
   if interrupted then
     redis.call('HINCRBY', key, 'interrupted', 1)

@@ -17,7 +17,7 @@ while i <= #ARGV do
     for k = 0, 2 * nf - 1 do kv[#kv + 1] = ARGV[i + 2 + k] end
     redis.call('HSET', key, unpack(kv))
     -- Its run is over: no longer one of max_active (claim.lua).
-    redis.call('ZREM', base .. 'running', id)
+    leave_running(base, id)
     out[#out + 1] = '1'
   else
     out[#out + 1] = '0'

@@ -18,7 +18,7 @@ for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
     local f = hmget(key, 'owner', 'state')
     if not f[2] then
       redis.call('ZREM', base .. 'active', id)
-      redis.call('ZREM', base .. 'running', id)
+      leave_running(base, id)
     elseif f[1] == inst and f[2] == 'active' then
       ni = ni + to_pending(base, key, id, true)
       out[#out + 1] = id
