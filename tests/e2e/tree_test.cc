@@ -244,7 +244,10 @@ TEST(TreeTest, WatchLimitFallsBackToPollingAndRecovers) {
   const std::string log = env.DaemonLog();
   EXPECT_EQ(Count(log, "watch.limit "), 1u) << log.substr(0, 20000);
   EXPECT_NE(log.find("sysctl=fs.inotify.max_user_watches"), std::string::npos);
-  EXPECT_GT(StatCounter(env.redis, "q", "watch_errors_limit"), 700);
+  // The stats hash is written at the next push, a moment later.
+  EXPECT_TRUE(
+      WaitFor([&] { return StatCounter(env.redis, "q", "watch_errors_limit") > 700; }, seconds(10)))
+      << StatCounter(env.redis, "q", "watch_errors_limit");
   const auto [status, page] = GetMetrics(port);
   ASSERT_NE(status.find("200"), std::string::npos) << status;
   EXPECT_GT(MetricValue(page, "dropq_polled_dirs{queue=\"q\"}"), 700) << page;
