@@ -143,6 +143,15 @@ struct QueueConfig {
 
   // Every key equal: a reload leaves such a queue running as it is.
   friend bool operator==(const QueueConfig&, const QueueConfig&) = default;
+  // Every key equal but rate_limit and max_active: a reload changes such a
+  // queue's limits where it runs, without draining it.
+  bool SameButLimits(const QueueConfig& other) const {
+    QueueConfig same = other;
+    same.rate_max = rate_max;
+    same.rate_per = rate_per;
+    same.max_active = max_active;
+    return same == *this;
+  }
 };
 
 struct Config {

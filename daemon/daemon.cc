@@ -43,6 +43,7 @@ Daemon::~Daemon() {
   status_.reset();
   membership_.reset();
   inotify_.reset();
+  notices_.reset();
   redis_.reset();
 }
 
@@ -121,6 +122,7 @@ Status Daemon::Setup() {
       return Error{setup.error().code, "queue " + q.name + ": " + setup.error().what};
     if (Status s = InstallQueue(q, std::move(*setup), false); !s.ok()) return s;
   }
+  SyncSubscriptions();
   last_summary_ms_ = MonoMs();
 
   auto on_signal = [](uv_signal_t* s, int signum) {
@@ -252,6 +254,7 @@ Status Daemon::InstallQueue(const QueueConfig& config, QueueSetup setup, bool li
   slot->watcher = std::move(w);
   queues_.push_back(std::move(slot));
   if (live) {
+    SyncSubscriptions();
     runner->Start();
     if (redis_->up() && layout_open_) StartAddedQueue(runner);
     // Otherwise the check under way, or the next connect, brings it in.
@@ -266,6 +269,7 @@ void Daemon::RetireQueue(QueueSlot* q) {
     TakeWatcherStats(q->watcher.get(), *q->runner);
     PushStats();
   }
+  SyncSubscriptions();
   LogInfo("queue.stopping", {{"queue", q->cfg->name}, {"running", q->runner->running()}});
   q->runner->BeginDrain([this, q] { OnRetired(q); });
 }
@@ -340,9 +344,22 @@ void Daemon::Reload() {
   // (with its new config) once the old one is gone, so that one instance
   // never runs one queue twice.
   std::vector<QueueSlot*> retire;
+  bool limits_changed = false;
   ForEachSlot(true, [&](QueueSlot& q) {
     const QueueConfig* want = next->FindQueue(q.cfg->name);
     if (want != nullptr && *want == *q.cfg) return;
+    if (want != nullptr && want->SameButLimits(*q.cfg)) {
+      // New limits apply where the queue runs: its runner, executor and
+      // batches read them from this config.
+      const bool was_limited = q.cfg->limited();
+      q.cfg->rate_max = want->rate_max;
+      q.cfg->rate_per = want->rate_per;
+      q.cfg->max_active = want->max_active;
+      q.runner->LimitsChanged(was_limited);
+      ++tally->changed;
+      limits_changed = true;
+      return;
+    }
     if (want != nullptr) {
       start_after_drain_[q.cfg->name] = *want;
       ++tally->changed;
@@ -351,6 +368,7 @@ void Daemon::Reload() {
     }
     retire.push_back(&q);
   });
+  if (limits_changed) SyncSubscriptions();
   for (QueueSlot* q : retire) RetireQueue(q);
   for (auto it = start_after_drain_.begin(); it != start_after_drain_.end();) {
     const QueueConfig* want = next->FindQueue(it->first);  // a second reload meanwhile
@@ -436,6 +454,7 @@ void Daemon::SyncMetrics() {
     t.holds["active"] = c.held_active;
     t.holds["throttle"] = c.held_throttled;
     t.rate_limit = q.cfg->rate_max;
+    t.rate_window_s = q.cfg->rate_max > 0 ? q.cfg->rate_per.count() / 1000.0 : 0;
     t.max_active = q.cfg->max_active;
     t.throttled = r.throttled();
     if (const QueueWatcher* w = q.watcher.get()) {
@@ -596,6 +615,39 @@ void Daemon::StartAddedQueue(QueueRunner* runner) {
 void Daemon::TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner) {
   std::map<std::string, uint64_t>& add = unpushed_stats_[runner.keys().Counts()];
   for (const auto& [field, n] : w->TakeStatDeltas()) add[field] += n;
+}
+
+void Daemon::SyncSubscriptions() {
+  std::set<std::string> want;
+  ForEachSlot(true, [&](QueueSlot& q) {
+    if (q.cfg->max_active > 0) want.insert(q.runner->keys().Freed());
+  });
+  if (want == freed_channels_) return;
+  // Ends the max_active hold of the live queues whose channel is `channel`
+  // (every such queue when empty).
+  const auto wake = [this](const std::string& channel) {
+    ForEachSlot(true, [&](QueueSlot& q) {
+      if (q.cfg->max_active > 0 && (channel.empty() || q.runner->keys().Freed() == channel)) {
+        q.runner->SlotsFreed();
+      }
+    });
+  };
+  if (!notices_) {
+    RedisConn::Hooks hooks;
+    hooks.up = [wake] { wake(""); };  // messages may have been missed meanwhile
+    hooks.log_name = "redis_notices";
+    notices_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
+    notices_->Start();
+  }
+  for (const std::string& channel : freed_channels_) {
+    if (want.count(channel) == 0) notices_->Unsubscribe(channel);
+  }
+  for (const std::string& channel : want) {
+    if (freed_channels_.count(channel) == 0) {
+      notices_->Subscribe(channel, [wake, channel](const std::string&) { wake(channel); });
+    }
+  }
+  freed_channels_ = std::move(want);
 }
 
 void Daemon::PushStats() {
@@ -782,6 +834,7 @@ void Daemon::FinishShutdown(bool forced) {
   tick_.Reset();
   drain_timer_.Reset();
   loop_.CloseWakeup();
+  if (notices_) notices_->Stop();
   redis_->Stop();  // disconnects once the last replies are in; then the loop ends
 }
 

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,12 @@ class Daemon {
   // begins. Lost: what a crash, or a stop while Redis is down, catches
   // unpushed, and a push whose connection drops before its answer.
   void TakeWatcherStats(QueueWatcher* w, const QueueRunner& runner);
+  // Subscribes notices_ to the `freed` channel of every live queue with
+  // max_active, and no other: after a queue is installed or retired, and
+  // after a reload changed limits. A message ends the max_active hold of its
+  // queue's runner, as does notices_ (re)connecting, when messages may have
+  // been missed.
+  void SyncSubscriptions();
   void PushStats();
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
@@ -144,6 +151,10 @@ class Daemon {
   Loop loop_;
   ServiceNotifier notifier_{loop_.get()};
   std::unique_ptr<RedisConn> redis_;
+  // Subscribed to the `freed` channel of each queue with max_active (it
+  // runs no other command); made with the first such queue.
+  std::unique_ptr<RedisConn> notices_;
+  std::set<std::string> freed_channels_;  // what notices_ is subscribed to
   std::unique_ptr<Inotify> inotify_;
   std::unique_ptr<LayoutGate> gate_;
   std::unique_ptr<Membership> membership_;

@@ -14,7 +14,7 @@ struct Metrics::Series {
   std::map<std::string, prometheus::Counter*> anomalies;     // by kind
   std::map<std::string, prometheus::Counter*> watch_errors;  // by reason
   std::map<std::string, prometheus::Counter*> holds;         // by limit
-  prometheus::Gauge *rate_limit, *max_active, *throttled;
+  prometheus::Gauge *rate_limit, *rate_window, *max_active, *throttled;
   QueueTotals last;
 };
 
@@ -161,6 +161,7 @@ Metrics::Series& Metrics::For(const std::string& queue) {
     s->dirs_by_scan = &dirs_by_scan_.Add(l);
     s->throttled = &throttled_.Add(l);
     s->rate_limit = nullptr;
+    s->rate_window = nullptr;
     s->max_active = nullptr;
   }
   return *s;
@@ -201,14 +202,18 @@ void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
     if (c == nullptr) c = &holds_.Add({{"queue", queue}, {"limit", limit}});
     Add(*c, &s.last.holds[limit], n);
   }
-  if (t.rate_limit > 0 && s.rate_limit == nullptr) {
-    s.rate_limit = &limits_.Add({{"queue", queue}, {"limit", "rate_limit"}});
-  }
-  if (t.max_active > 0 && s.max_active == nullptr) {
-    s.max_active = &limits_.Add({{"queue", queue}, {"limit", "max_active"}});
-  }
-  if (s.rate_limit != nullptr) s.rate_limit->Set(static_cast<double>(t.rate_limit));
-  if (s.max_active != nullptr) s.max_active->Set(static_cast<double>(t.max_active));
+  // A limit's gauge exists while the limit does (a reload adds and removes them).
+  const auto limit = [&](prometheus::Gauge** g, const char* name, double value) {
+    if (value > 0 && *g == nullptr) *g = &limits_.Add({{"queue", queue}, {"limit", name}});
+    if (value == 0 && *g != nullptr) {
+      limits_.Remove(*g);
+      *g = nullptr;
+    }
+    if (*g != nullptr) (*g)->Set(value);
+  };
+  limit(&s.rate_limit, "rate_limit", static_cast<double>(t.rate_limit));
+  limit(&s.rate_window, "rate_window_seconds", t.rate_window_s);
+  limit(&s.max_active, "max_active", static_cast<double>(t.max_active));
   s.throttled->Set(t.throttled ? 1 : 0);
   s.depth->Set(static_cast<double>(t.depth));
   s.watched_dirs->Set(static_cast<double>(t.watched_dirs));

@@ -23,6 +23,11 @@
 //                                               (fs.inotify.max_user_watches),
 //                                               permission, open, other
 //   dropq_dirs_found_by_scan_total{queue}       directories a scan found before inotify
+//   dropq_queue_limit{queue,limit}              the queue's limits, while set: rate_limit,
+//                                               rate_window_seconds, max_active
+//   dropq_claims_held_total{queue,limit}        claims a limit held back: rate, active,
+//                                               throttle
+//   dropq_queue_throttled{queue}                1 while a server's Retry-After holds it
 //
 // The counters are this instance's since it started (a Prometheus counter
 // may restart); the same events are counted for the whole queue, across
@@ -62,6 +67,7 @@ class Metrics {
     int64_t watched_dirs = 0, polled_dirs = 0;
     std::map<std::string, uint64_t> holds;   // claims held back, by limit: rate, active, throttle
     int64_t rate_limit = 0, max_active = 0;  // the queue's limits (0: none)
+    double rate_window_s = 0;                // rate_limit's `per`, in seconds
     bool throttled = false;                  // claims held back by a server's Retry-After now
   };
 

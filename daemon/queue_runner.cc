@@ -17,9 +17,10 @@ namespace {
 
 constexpr int kMaxClaim = 128;         // jobs per CLAIM call
 constexpr uint64_t kIdlePollMs = 500;  // how often an idle queue looks for work
-// How soon a queue at max_active looks again for a slot another instance
-// freed (its own records end the wait at once).
-constexpr int64_t kActiveLookMs = 50;
+// How soon a queue at max_active looks again for a slot, if no notice came
+// (its own records and other instances' `freed` notices end the wait at
+// once; this covers a notice lost with its connection).
+constexpr int64_t kActiveLookMs = 1000;
 // The longest a hold lasts before CLAIM is asked again (a reload's new
 // limits, a throttle lifted by hand).
 constexpr int64_t kMaxHoldMs = 60000;
@@ -247,6 +248,7 @@ void QueueRunner::MaybeClaim() {
   const int ask = ClaimRoom();
   if (ask <= 0) return;
   claim_inflight_ = ask;
+  freed_while_claiming_ = false;
   const ClaimLimits limits{q_.rate_max, q_.rate_per.count(), q_.max_active};
   redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
                GuardedBy(alive_, [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
@@ -275,10 +277,11 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
           break;
         case ClaimHeld::Kind::kActive:
           // No time is known: a slot frees when any instance records an
-          // outcome. This instance's own records end the hold at once;
-          // others' are seen at the next look.
+          // outcome. This instance's own records end the hold at once,
+          // others' by their `freed` notice (SlotsFreed()).
           ++counters_.held_active;
           Hold(Held::kActive, kActiveLookMs);
+          if (std::exchange(freed_while_claiming_, false)) EndHold();
           break;
       }
       CheckDrained();
@@ -525,6 +528,29 @@ void QueueRunner::EndHold() {
   uv_timer_stop(hold_timer_.get());
   pending_maybe_ = true;
   MaybeClaim();
+}
+
+void QueueRunner::LimitsChanged(bool was_limited) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  size_t released = 0;
+  if (!was_limited && q_.limited()) released = ReleaseQueued();
+  LogInfo("queue.limits", {{"queue", q_.name},
+                           {"rate_limit", q_.rate_max},
+                           {"rate_per_ms", q_.rate_per.count()},
+                           {"max_active", q_.max_active},
+                           {"released", released}});
+  if (held_ == Held::kRate || held_ == Held::kActive) {
+    EndHold();  // claims again
+    return;
+  }
+  pending_maybe_ = true;
+  MaybeClaim();
+}
+
+void QueueRunner::SlotsFreed() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (claim_inflight_ > 0) freed_while_claiming_ = true;
+  if (held_ == Held::kActive) EndHold();
 }
 
 void QueueRunner::Throttle(const Outcome& o) {

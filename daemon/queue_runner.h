@@ -120,6 +120,19 @@ class QueueRunner {
   // ownership decides). Later runs are not affected.
   void Fence();
 
+  // The owner changed the limit fields (rate_max, rate_per, max_active) of
+  // the QueueConfig this runner was created with, in place (a reload): the
+  // next claim counts with them. `was_limited`: the queue had a limit
+  // before. A queue that gains its first limit gives back the jobs it
+  // claimed ahead and has not started (they would start uncounted); a hold
+  // for a limit ends, a server's throttle stays.
+  void LimitsChanged(bool was_limited);
+  // An instance freed max_active slots of this queue (its `freed` notice):
+  // a queue held back by max_active claims again at once. A notice that
+  // comes while a CLAIM is in flight makes a refusal of that CLAIM claim
+  // again too (the slot may have been freed after it ran).
+  void SlotsFreed();
+
   const QueueConfig& config() const { return q_; }
   // True while a server's Retry-After holds this queue's claims back.
   bool throttled() const { return held_ == Held::kThrottled; }
@@ -234,7 +247,8 @@ class QueueRunner {
   std::unordered_map<std::string, Returning> returning_;
   int claim_inflight_ = 0;  // slots asked for in CLAIM and ENQUEUE calls not yet answered
   Held held_ = Held::kNo;
-  int64_t hold_until_ms_ = 0;  // MonoMs() at which the hold ends
+  int64_t hold_until_ms_ = 0;          // MonoMs() at which the hold ends
+  bool freed_while_claiming_ = false;  // SlotsFreed() since the CLAIM in flight was sent
   bool pending_maybe_ = true;  // jobs may be pending: the last claim filled every slot it asked
                                // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused

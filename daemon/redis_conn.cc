@@ -5,6 +5,7 @@
 #include <hiredis/hiredis.h>
 
 #include <memory>
+#include <string_view>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -63,7 +64,7 @@ void RedisConn::Connect() {
     const std::string why = ac_ ? ac_->errstr : "out of memory";
     if (ac_ != nullptr) redisAsyncFree(std::exchange(ac_, nullptr));
     if (why != last_error_) {
-      LogError("redis.down", {{"addr", url_.Display()}, {"err", why}, {"retry_ms", backoff_ms_}});
+      LogError(Event("down"), {{"addr", url_.Display()}, {"err", why}, {"retry_ms", backoff_ms_}});
       last_error_ = why;
     }
     ScheduleReconnect();
@@ -76,7 +77,7 @@ void RedisConn::Connect() {
   if (!url_.unix_socket) redisEnableKeepAlive(&ac_->c);
   ac_->data = this;
   if (AttachRedisToLoop(ac_, loop_->get(), &flushes_) != 0) {
-    LogError("redis.down", {{"addr", url_.Display()}, {"err", "cannot watch the socket"}});
+    LogError(Event("down"), {{"addr", url_.Display()}, {"err", "cannot watch the socket"}});
     redisAsyncFree(std::exchange(ac_, nullptr));
     ScheduleReconnect();
     return;
@@ -90,15 +91,16 @@ void RedisConn::Connect() {
     auth.push_back(url_.password);
     Command(std::move(auth), [this](Result<Reply> r) {
       if (r.ok() && r->is_error())
-        LogError("redis.auth", {{"addr", url_.Display()}, {"err", r->str}});
+        LogError(Event("auth"), {{"addr", url_.Display()}, {"err", r->str}});
     });
   }
   if (url_.db != 0) {
     Command({"SELECT", std::to_string(url_.db)}, [this](Result<Reply> r) {
       if (r.ok() && r->is_error())
-        LogError("redis.select", {{"addr", url_.Display()}, {"err", r->str}});
+        LogError(Event("select"), {{"addr", url_.Display()}, {"err", r->str}});
     });
   }
+  for (const auto& [channel, fn] : subscriptions_) SendSubscription("SUBSCRIBE", channel);
   // A connect that never completes (a host that drops packets): give up on our own.
   uv_timer_start(
       timer_.get(),
@@ -107,7 +109,7 @@ void RedisConn::Connect() {
         if (self->ac_ == nullptr || self->up_) return;
         const std::string why = "connect timed out";
         if (why != self->last_error_) {
-          LogError("redis.down", {{"addr", self->url_.Display()}, {"err", why}});
+          LogError(self->Event("down"), {{"addr", self->url_.Display()}, {"err", why}});
           self->last_error_ = why;
         }
         self->ac_->data = nullptr;
@@ -137,7 +139,7 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
     const std::string why = ac->errstr;
     self->ac_ = nullptr;  // hiredis frees a context whose connect failed
     if (why != self->last_error_) {
-      LogError("redis.down",
+      LogError(self->Event("down"),
                {{"addr", self->url_.Display()}, {"err", why}, {"retry_ms", self->backoff_ms_}});
       self->last_error_ = why;
     }
@@ -146,7 +148,7 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
   }
   self->up_ = true;
   self->backoff_ms_ = 100;
-  LogInfo("redis.up", {{"addr", self->url_.Display()}});
+  LogInfo(self->Event("up"), {{"addr", self->url_.Display()}});
   self->last_error_.clear();
   if (self->hooks_.up) self->hooks_.up();
 }
@@ -158,7 +160,7 @@ void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
   const bool was_up = std::exchange(self->up_, false);
   if (self->stopping_) return;
   const std::string why = status == REDIS_OK ? "closed" : ac->errstr;
-  LogError("redis.down", {{"addr", self->url_.Display()}, {"err", why}});
+  LogError(self->Event("down"), {{"addr", self->url_.Display()}, {"err", why}});
   self->last_error_ = why;
   if (was_up && self->hooks_.down) self->hooks_.down();
   self->ScheduleReconnect();
@@ -171,7 +173,7 @@ void RedisConn::Drop(const std::string& why) {
   ac->data = nullptr;  // OnDisconnect: not for this one, handled here
   redisAsyncFree(ac);  // pending commands get their error now
   const bool was_up = std::exchange(up_, false);
-  LogError("redis.down", {{"addr", url_.Display()}, {"err", why}});
+  LogError(Event("down"), {{"addr", url_.Display()}, {"err", why}});
   last_error_ = why;
   if (was_up && hooks_.down) hooks_.down();
   ScheduleReconnect();
@@ -224,6 +226,53 @@ void RedisConn::Eval(const Script& script, const std::string& key_base,
             if (r.ok() && r->is_error()) r->str = DescribeScriptError(script, r->str);
             cb(std::move(r));
           });
+}
+
+void RedisConn::Subscribe(const std::string& channel, MessageFn on_message) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  const bool is_new = subscriptions_.insert_or_assign(channel, std::move(on_message)).second;
+  // Not connected: Connect() subscribes.
+  if (is_new && ac_ != nullptr && !stopping_) SendSubscription("SUBSCRIBE", channel);
+}
+
+void RedisConn::Unsubscribe(const std::string& channel) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (subscriptions_.erase(channel) == 0) return;
+  if (ac_ != nullptr && !stopping_) SendSubscription("UNSUBSCRIBE", channel);
+}
+
+void RedisConn::SendSubscription(const char* verb, const std::string& channel) {
+  std::vector<std::string> argv = {verb, channel};
+  ArgvRef ref(argv);
+  // hiredis keeps the callback per channel and calls it for every message;
+  // `this` is found through ac->data, which is null once the context is ours no more.
+  if (redisAsyncCommandArgv(ac_, &RedisConn::OnMessage, nullptr, ref.argc(), ref.argv(),
+                            ref.lens()) == REDIS_OK) {
+    ++commands_sent_;
+  }
+  // A failed send means the connection is going: the next one subscribes.
+}
+
+void RedisConn::OnMessage(redisAsyncContext* ac, void* reply, void* /*privdata*/) noexcept {
+  auto* self = static_cast<RedisConn*>(ac->data);
+  const auto* r = static_cast<const redisReply*>(reply);
+  // No reply: the connection is gone (hiredis calls every channel's callback so).
+  if (self == nullptr || r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+  const redisReply* kind = r->element[0];
+  const redisReply* channel = r->element[1];
+  const redisReply* payload = r->element[2];
+  // "subscribe" and "unsubscribe" confirmations carry a count, not a message.
+  if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message" ||
+      channel->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) {
+    return;
+  }
+  auto it = self->subscriptions_.find(std::string(channel->str, channel->len));
+  if (it == self->subscriptions_.end()) return;  // unsubscribed meanwhile
+  try {
+    it->second(std::string(payload->str, payload->len));
+  } catch (const std::exception& e) {
+    LogError("redis.callback", {{"err", e.what()}});
+  }
 }
 
 void RedisConn::OnReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) noexcept {

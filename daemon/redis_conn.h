@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,8 @@ class RedisConn {
   struct Hooks {
     std::function<void()> up;    // connected and authenticated: resend, reconcile
     std::function<void()> down;  // the connection was lost (or an attempt failed)
+    // Its log lines are "<log_name>.up", ".down", ".auth" and ".select".
+    std::string log_name = "redis";
   };
 
   // `loop` must outlive this connection. Nothing happens until Start().
@@ -69,6 +72,16 @@ class RedisConn {
   void Eval(const Script& script, const std::string& key_base, std::vector<std::string> args,
             Callback cb);
 
+  // Pub/Sub. `on_message` runs on the loop with each message published on
+  // `channel`, on this connection and every one it makes again (SUBSCRIBE
+  // is sent at each connect), until Unsubscribe(channel). Messages published
+  // while no connection is up are lost: the `up` hook is where a subscriber
+  // catches up. A connection with subscriptions runs no other command (Redis
+  // refuses them): keep one RedisConn for them alone.
+  using MessageFn = std::function<void(const std::string& payload)>;
+  void Subscribe(const std::string& channel, MessageFn on_message);
+  void Unsubscribe(const std::string& channel);
+
   // Commands sent on this connection since start (for the summary line).
   uint64_t commands_sent() const { return commands_sent_; }
   // Writes of the pipelined output to the socket since start: the round
@@ -83,6 +96,10 @@ class RedisConn {
   static void OnConnect(const redisAsyncContext* ac, int status) noexcept;
   static void OnDisconnect(const redisAsyncContext* ac, int status) noexcept;
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+  // SUBSCRIBE or UNSUBSCRIBE `channel` on the current connection.
+  void SendSubscription(const char* verb, const std::string& channel);
+  std::string Event(const char* what) const { return hooks_.log_name + "." + what; }
+  static void OnMessage(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
 
   Loop* const loop_;
   const RedisUrl url_;
@@ -94,7 +111,8 @@ class RedisConn {
   int backoff_ms_ = 100;
   uint64_t commands_sent_ = 0;
   uint64_t flushes_ = 0;
-  std::string last_error_;  // logged once per outage, not per attempt
+  std::string last_error_;                          // logged once per outage, not per attempt
+  std::map<std::string, MessageFn> subscriptions_;  // channel -> handler
 };
 
 // Wraps a reply callback so that it does nothing once `*alive` is false:

@@ -16,6 +16,10 @@
 //   <prefix>:{<queue>}:counts     hash    counters
 //   <prefix>:{<queue>}:stats      string  layout 1's counters: now a marker older dropqs stop at
 //   <prefix>:{<queue>}:paused     string  set: no instance starts new jobs ("<unix ms> <host>")
+//   <prefix>:{<queue>}:starts     zset    with rate_limit: the starts in the last `per`
+//   <prefix>:{<queue>}:running    zset    with max_active: jobs started, outcome not recorded
+//   <prefix>:{<queue>}:throttled_until, :throttled_reason  string  a server's Retry-After
+//   <prefix>:{<queue>}:freed      channel with max_active: slots freed (Pub/Sub, not a key)
 //   <prefix>:instances            set     every instance that registered
 //   <prefix>:instance:<name>      string  heartbeat, with a TTL
 //
@@ -43,6 +47,8 @@ class QueueKeys {
   std::string Counts() const { return base_ + "counts"; }
   std::string Layout() const { return base_ + "layout"; }
   std::string Paused() const { return base_ + "paused"; }
+  // A Pub/Sub channel: the scripts that free max_active slots publish here.
+  std::string Freed() const { return base_ + "freed"; }
 
  private:
   std::string base_;

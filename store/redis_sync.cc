@@ -50,6 +50,17 @@ Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
   return out;
 }
 
+Result<Reply> RedisSync::NextReply() {
+  void* raw = nullptr;
+  if (redisGetReply(c_, &raw) != REDIS_OK || raw == nullptr) {
+    return Error{Errc::kRedis, std::string("redis: ") + (c_->err ? c_->errstr : "no reply")};
+  }
+  auto* r = static_cast<redisReply*>(raw);
+  Reply out = Reply::CopyOf(*r);
+  freeReplyObject(r);
+  return out;
+}
+
 Result<Reply> RedisSync::Eval(const Script& script, const std::string& key_base,
                               const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"EVALSHA", script.sha1, "1", key_base};

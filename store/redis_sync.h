@@ -30,6 +30,11 @@ class RedisSync {
   // Reply of type kError, not an Error; a broken connection is an Error.
   Result<Reply> Command(const std::vector<std::string>& argv);
 
+  // Waits (at most the connect timeout) for the next reply the server
+  // pushes without a command: a message, once SUBSCRIBE made this a
+  // subscriber. A timeout is an Error, and the connection is then unusable.
+  Result<Reply> NextReply();
+
   // Runs `script` with KEYS = {key_base} (EVALSHA, falling back to EVAL).
   Result<Reply> Eval(const Script& script, const std::string& key_base,
                      const std::vector<std::string>& args);

@@ -76,4 +76,5 @@ if excess > 0 then
   for _, oid in ipairs(old) do redis.call('DEL', base .. 'job:' .. oid) end
   redis.call('ZREMRANGEBYRANK', done, 0, excess - 1)
 end
+announce_freed(base)
 return flags(out)

@@ -56,9 +56,16 @@ end
 
 -- A job's run is over: it no longer counts against max_active (claim.lua).
 -- Only a queue with max_active has :running, and the caller's check_types()
--- saw whether it exists: no command per job for the others.
+-- saw whether it exists: no command per job for the others. A script that
+-- calls it ends with announce_freed().
+local freed = 0
 local function leave_running(base, id)
-  if present.running then redis.call('ZREM', base .. 'running', id) end
+  if present.running then freed = freed + redis.call('ZREM', base .. 'running', id) end
+end
+-- Tells every instance held back by max_active that slots are free: one
+-- PUBLISH on <base>freed per call that freed any (its message: how many).
+local function announce_freed(base)
+  if freed > 0 then redis.call('PUBLISH', base .. 'freed', freed) end
 end
 
 -- For the scripts that give active jobs back (RELEASE, REQUEUE): moves one own active

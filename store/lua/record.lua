@@ -24,4 +24,5 @@ while i <= #ARGV do
   end
   i = i + 2 + 2 * nf
 end
+announce_freed(base)
 return flags(out)

@@ -15,4 +15,5 @@ for i = 2, #ARGV, 2 do
   end
 end
 if ni > 0 then redis.call('HINCRBY', base .. 'counts', 'interrupted', ni) end
+announce_freed(base)
 return n

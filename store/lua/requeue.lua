@@ -26,4 +26,5 @@ for _, id in ipairs(redis.call('ZRANGE', base .. 'active', 0, -1)) do
   end
 end
 if ni > 0 then redis.call('HINCRBY', base .. 'counts', 'interrupted', ni) end
+announce_freed(base)
 return out

@@ -6,9 +6,11 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/dropq_env.h"
@@ -56,6 +58,11 @@ size_t MostInWindow(const std::vector<double>& t, double window_s) {
     most = std::max(most, j - i + 1);
   }
   return most;
+}
+
+// The wall clock, as the server (time.time()) and the job records read it.
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // The most requests that were in the server at once (arrival to answer).
@@ -181,6 +188,144 @@ TEST(LimitsTest, MaxActiveHoldsAndIsUsedAcrossInstancesAndAKill) {
   EXPECT_GT(st["max_active"]["held"].get<long>(), 0);
   others[1]->Signal(SIGTERM);
   EXPECT_EQ(others[1]->Wait(seconds(30)), 0) << others[1]->Log();
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+// A slot another instance frees is taken at once: its `freed` notice ends
+// this instance's max_active hold, where without it the hold would last
+// its full 1 s look. The other instance is played by the test: a job
+// "ghost" active under "ghost-inst" holds the only slot; the test frees it
+// as RECORD would (ZREM :running, PUBLISH :freed) and measures how soon the
+// waiting job is claimed. The hold begins as active_limited rises, and the
+// slot is freed about 100 ms later: a hold ended only by its look claims
+// some 900 ms after the notice.
+TEST(LimitsTest, ASlotFreedElsewhereIsTakenAtOnce) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  QueueSpec q;
+  q.workers = 4;
+  q.extra = "max_active: 1";
+  env.WriteConfig(q);
+  ASSERT_TRUE(env.Start());
+  const std::string running = DropqEnv::Key("q", "running");
+  env.redis.Cmd({"HSET", DropqEnv::Key("q", "job:ghost"), "state", "active", "owner", "ghost-inst",
+                 "name", "elsewhere"});
+  env.redis.Cmd({"ZADD", DropqEnv::Key("q", "active"), "1", "ghost"});
+  for (int round = 0; round < 3; ++round) {
+    env.redis.Cmd({"ZADD", running, "1", "ghost"});
+    const long held = StatCounter(env.redis, "q", "active_limited");
+    const std::string name = "w" + std::to_string(round);
+    WriteAndRename(env.tmp.Sub("staging"), env.inbox + "/" + name, "x");
+    // Held back by the ghost's slot.
+    ASSERT_TRUE(
+        WaitFor([&] { return StatCounter(env.redis, "q", "active_limited") > held; }, seconds(10)))
+        << env.DaemonLog();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const double freed_at = NowSeconds();
+    env.redis.Cmd({"ZREM", running, "ghost"});
+    EXPECT_EQ(env.redis.CmdInt({"PUBLISH", DropqEnv::Key("q", "freed"), "1"}), 1);  // dropqd
+    ASSERT_TRUE(WaitFor([&] { return Exists(env.done + "/" + name); }, seconds(10)))
+        << env.DaemonLog();
+    const std::string id = OnlyJobId(env.redis, "q", name);
+    const double claimed = std::stod(JobRecord(env.redis, "q", id).at("claimed")) / 1000.0;
+    std::printf("[ measure  ] round %d: claimed %.0f ms after the notice\n", round,
+                (claimed - freed_at) * 1000);
+    EXPECT_LT(claimed - freed_at, 0.5);
+  }
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+// A reload changes the limits where the queue runs: no drain, no restart,
+// the requests in flight go on, and the next claims count with the new
+// values: max_active raised from 2 to 6, then replaced by a rate limit.
+TEST(LimitsTest, AReloadChangesTheLimitsWithoutStoppingTheQueue) {
+  HttpSink::Options o;
+  o.delay_ms = 300;
+  HttpSink sink(o);
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  QueueSpec q;
+  q.workers = 8;
+  q.handler = "http:\n  url: \"" + sink.base() + "/a/{name}\"";
+  q.extra = "max_active: 2";
+  const int metrics_port = FreePort();
+  const std::string top =
+      "metrics: { listen: \"127.0.0.1:" + std::to_string(metrics_port) + "\" }\n";
+  env.WriteConfig(q, top);
+  ASSERT_TRUE(env.Start());
+  // Returns the time the signal was sent.
+  const auto reload = [&](const std::string& extra) {
+    q.extra = extra;
+    env.WriteConfig(q, top);
+    const size_t before = Count(env.DaemonLog(), "reload.done");
+    const double sent_at = NowSeconds();
+    env.daemon()->Signal(SIGHUP);
+    EXPECT_TRUE(
+        WaitFor([&] { return Count(env.DaemonLog(), "reload.done") > before; }, seconds(20)))
+        << env.DaemonLog();
+    return sent_at;
+  };
+  constexpr int kFiles = 40;
+  Drop(env, kFiles);
+  ASSERT_TRUE(WaitFor([&] { return sink.Requests().size() >= 6; }, seconds(30)));
+  const double hup_at = reload("max_active: 6");
+  const double raised_at = NowSeconds();
+  ASSERT_TRUE(WaitForOutcomes(env.redis, kFiles, 0, seconds(60))) << env.DaemonLog();
+  std::vector<nlohmann::json> before, after;
+  for (const auto& r : sink.Requests()) {
+    const double start = r["start"].get<double>();
+    if (start < hup_at) before.push_back(r);
+    if (start > raised_at) after.push_back(r);
+  }
+  EXPECT_LE(MaxOverlap(before), 2);
+  EXPECT_EQ(MaxOverlap(after), 6);
+  std::string log = env.DaemonLog();
+  EXPECT_NE(log.find("queue.limits queue=q rate_limit=0 rate_per_ms=0 max_active=6"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("queue.stopping"), std::string::npos) << log;  // never drained
+  // /metrics follows within a sync interval.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return GetMetrics(metrics_port)
+                   .second.find("dropq_queue_limit{limit=\"max_active\",queue=\"q\"} 6") !=
+               std::string::npos;
+      },
+      seconds(10)));
+
+  // max_active gone, a rate limit instead: 5 starts a second.
+  (void)reload("rate_limit: { max: 5, per: 1s }");
+  const size_t sent = sink.Requests().size();
+  for (int i = 0; i < 20; ++i) {
+    WriteAndRename(env.tmp.Sub("staging"), env.inbox + "/g" + std::to_string(i), "x");
+  }
+  ASSERT_TRUE(WaitForOutcomes(env.redis, kFiles + 20, 0, seconds(60))) << env.DaemonLog();
+  const auto reqs = sink.Requests();
+  std::vector<double> claims;
+  for (const std::string& id : JobIds(env.redis, "q")) {
+    const auto rec = JobRecord(env.redis, "q", id);
+    if (rec.at("name")[0] == 'g') claims.push_back(std::stod(rec.at("claimed")) / 1000.0);
+  }
+  std::sort(claims.begin(), claims.end());
+  ASSERT_EQ(claims.size(), 20u);
+  EXPECT_LE(MostInWindow(claims, 0.95), 5u);
+  EXPECT_GE(claims.back() - claims.front(), 2.8);  // 20 starts at 5 a second
+  EXPECT_EQ(reqs.size(), sent + 20);
+  log = env.DaemonLog();
+  EXPECT_EQ(log.find("queue.stopping"), std::string::npos) << log;
+  std::string page;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        page = GetMetrics(metrics_port).second;
+        return page.find("dropq_queue_limit{limit=\"rate_limit\"") != std::string::npos;
+      },
+      seconds(10)));
+  EXPECT_EQ(page.find("dropq_queue_limit{limit=\"max_active\""), std::string::npos) << page;
+  EXPECT_NE(page.find("dropq_queue_limit{limit=\"rate_limit\",queue=\"q\"} 5"), std::string::npos)
+      << page;
+  EXPECT_NE(page.find("dropq_queue_limit{limit=\"rate_window_seconds\",queue=\"q\"} 1"),
+            std::string::npos)
+      << page;
   EXPECT_EQ(env.Stop(), 0);
 }
 

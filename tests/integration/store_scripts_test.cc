@@ -153,6 +153,44 @@ TEST_F(StoreScriptsTest, ClaimHoldsToRateLimitAndMaxActive) {
   EXPECT_EQ(redis_.CmdInt({"ZSCORE", keys_.base() + "running", "ghost"}), 0);
 }
 
+// A call that frees max_active slots says so once on <base>freed, with how
+// many; calls that free none publish nothing.
+TEST_F(StoreScriptsTest, FreedSlotsAreAnnouncedOncePerCall) {
+  auto url = ParseRedisUrl(redis_.url());
+  ASSERT_TRUE(url.ok());
+  auto sub = RedisSync::Connect(*url, std::chrono::seconds(5));
+  ASSERT_TRUE(sub.ok()) << sub.error().what;
+  const std::string channel = keys_.base() + "freed";
+  ASSERT_TRUE((*sub)->Command({"SUBSCRIBE", channel}).ok());
+  for (int i = 0; i < 4; ++i) {
+    Enqueue("J" + std::to_string(i), "f" + std::to_string(i), "1" + std::to_string(i) + ":1:1");
+  }
+  const Reply r = Raw(ClaimScript(), EncodeClaim(2000, "i1", 4, ClaimLimits{0, 0, 4}));
+  const auto jobs = Unpack(r.str);
+  ASSERT_EQ(jobs.size(), 4u);
+  // One RECORD of two outcomes: one message, "2".
+  Eval(RecordScript(), {"i1", jobs[0][0], "1", "result", "ok", jobs[1][0], "1", "result", "ok"});
+  // Their ACK frees nothing more: silent. A RELEASE of the other two: "2".
+  Ack("i1", jobs[0][0], "done", "");
+  Eval(ReleaseScript(), {"i1", jobs[2][0], "0", jobs[3][0], "1"});
+  // A RELEASE of jobs this instance does not own frees nothing: silent.
+  Eval(ReleaseScript(), {"i9", jobs[1][0], "0"});
+  // The marker: published by hand, it comes after the script's messages.
+  redis_.Cmd({"PUBLISH", channel, "end"});
+  std::vector<std::string> got;
+  for (;;) {
+    auto m = (*sub)->NextReply();
+    ASSERT_TRUE(m.ok()) << m.error().what;
+    ASSERT_EQ(m->type, Reply::Type::kArray);
+    ASSERT_EQ(m->elements.size(), 3u);
+    EXPECT_EQ(m->elements[0].str, "message");
+    EXPECT_EQ(m->elements[1].str, channel);
+    if (m->elements[2].str == "end") break;
+    got.push_back(m->elements[2].str);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"2", "2"}));
+}
+
 TEST_F(StoreScriptsTest, ThrottleHoldsEveryClaimAndOnlyLengthens) {
   Enqueue("J1", "a", "1:1:1");
   const Reply t = Eval(ThrottleScript(), EncodeThrottle(5000, "HTTP 429 Retry-After 5s"));

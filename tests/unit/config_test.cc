@@ -380,6 +380,18 @@ TEST_F(ConfigTest, RateLimitAndMaxActive) {
   ExpectError(Queue({"max_active: 0"}), 6, "queues[0].max_active");
 }
 
+// What a reload may change where the queue runs.
+TEST_F(ConfigTest, SameButLimits) {
+  const auto plain = Parse(Queue());
+  const auto limited = Parse(Queue({"rate_limit: { max: 5, per: 2s }", "max_active: 3"}));
+  const auto more_workers = Parse(Queue({"workers: 7", "max_active: 3"}));
+  ASSERT_TRUE(plain.ok() && limited.ok() && more_workers.ok());
+  EXPECT_TRUE(plain->queues[0].SameButLimits(limited->queues[0]));
+  EXPECT_TRUE(limited->queues[0].SameButLimits(plain->queues[0]));
+  EXPECT_FALSE(plain->queues[0] == limited->queues[0]);
+  EXPECT_FALSE(limited->queues[0].SameButLimits(more_workers->queues[0]));
+}
+
 TEST_F(ConfigTest, BadRecursiveKeys) {
   ExpectError(Queue({"recursive: yes please"}), 6, "queues[0].recursive", "true or false");
   ExpectError(Queue({"recursive: true", "max_depth: 0"}), 7, "queues[0].max_depth");
