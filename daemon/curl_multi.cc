@@ -57,9 +57,10 @@ int CurlMulti::OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* userp,
   auto* s = static_cast<Socket*>(socketp);
   if (what == CURL_POLL_REMOVE) {
     if (s != nullptr) {
-      // libcurl closes the socket after this returns: stop watching it now.
+      // libcurl may close the socket after this returns: stop watching it
+      // now (uv_close stops the poll; a uv_poll_stop first would cost one
+      // more epoll_ctl).
       curl_multi_assign(self->multi_, fd, nullptr);
-      uv_poll_stop(s->poll);
       uv_close(reinterpret_cast<uv_handle_t*>(s->poll),
                [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       self->sockets_.erase(s);
@@ -82,6 +83,9 @@ int CurlMulti::OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* userp,
   int events = 0;
   if ((what & CURL_POLL_IN) != 0) events |= UV_READABLE;
   if ((what & CURL_POLL_OUT) != 0) events |= UV_WRITABLE;
+  // Every uv_poll_start() is an epoll_ctl DEL and ADD: only for a change.
+  if (events == s->events) return 0;
+  s->events = events;
   uv_poll_start(s->poll, events, &CurlMulti::OnPoll);
   return 0;
 }

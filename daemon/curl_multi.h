@@ -52,6 +52,7 @@ class CurlMulti {
     CurlMulti* owner;
     curl_socket_t fd;
     uv_poll_t* poll;
+    int events = 0;  // what `poll` watches (UV_READABLE, UV_WRITABLE)
   };
 
   static int OnSocket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp) noexcept;

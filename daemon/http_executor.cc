@@ -30,9 +30,6 @@ constexpr int kMaxRedirects = 10;
 // The shortest Retry-After honoured ("0" included).
 constexpr int64_t kMinRetryAfterMs = 1000;
 
-struct EasyDeleter {
-  void operator()(CURL* e) const { curl_easy_cleanup(e); }
-};
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
@@ -89,18 +86,19 @@ std::vector<std::string> SecretValues(const HttpConfig& h) {
 // only while `reading`, when nothing else touches it.
 struct HttpExecutor::Body {
   UniqueFd fd;
-  std::string head, tail;    // a multipart body's bytes before and after the file
-  size_t head_sent = 0;      // of head, given to libcurl
-  size_t tail_sent = 0;      // of tail, likewise
-  uint64_t size = 0;         // bytes of the file to send (the checked file's size)
-  uint64_t offset = 0;       // of the next read
-  std::vector<char> buf;     // kBodyBufferBytes
-  size_t len = 0;            // bytes in buf
-  size_t pos = 0;            // bytes of buf already given to libcurl
-  bool reading = false;      // a pread is on the threadpool
-  uint64_t generation = 0;   // bumped by a rewind: an older read's bytes are stale
-  int error = 0;             // errno of a failed read (or EIO for a file that shrank)
-  Request* owner = nullptr;  // cleared when the request ends
+  std::string head, tail;       // a multipart body's bytes before and after the file
+  size_t head_sent = 0;         // of head, given to libcurl
+  size_t tail_sent = 0;         // of tail, likewise
+  uint64_t size = 0;            // bytes of the file to send (the checked file's size)
+  uint64_t offset = 0;          // of the next read
+  std::unique_ptr<char[]> buf;  // kBodyBufferBytes
+  std::string whole;            // a small multipart body, framed whole (sent from memory)
+  size_t len = 0;               // bytes in buf
+  size_t pos = 0;               // bytes of buf already given to libcurl
+  bool reading = false;         // a pread is on the threadpool
+  uint64_t generation = 0;      // bumped by a rewind: an older read's bytes are stale
+  int error = 0;                // errno of a failed read (or EIO for a file that shrank)
+  Request* owner = nullptr;     // cleared when the request ends
 };
 
 // One job from Enter() to its outcome. Thread: loop.
@@ -118,7 +116,7 @@ struct HttpExecutor::Request {
   int redirects = 0;
   bool paused = false;  // libcurl was told CURL_READFUNC_PAUSE
   bool in_multi = false;
-  std::unique_ptr<CURL, EasyDeleter> easy;
+  Easy easy;
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   std::string response;     // the last kResponseTailBytes of the body
   std::string retry_after;  // the final response's Retry-After
@@ -142,6 +140,10 @@ HttpExecutor::HttpExecutor(Loop* loop, Sink sink, const QueueConfig& q, AreaLayo
       response_keep_(kResponseTailBytes + 2 * (secrets_.empty() ? 0 : secrets_.front().size())),
       multi_(loop->get()) {
   DROPQ_CHECK(q.handler.kind == HandlerConfig::Kind::kHttp);
+  auto idle = UvHandle<uv_idle_t>::Make([&](uv_idle_t* h) { return uv_idle_init(loop->get(), h); });
+  DROPQ_CHECK(idle.ok());
+  pump_idle_ = std::move(*idle);
+  pump_idle_.get()->data = this;
 }
 
 HttpExecutor::~HttpExecutor() {
@@ -199,6 +201,24 @@ void HttpExecutor::Interrupt(bool also_later) {
 }
 
 void HttpExecutor::Pump() {
+  if (waiting_.empty() || static_cast<int>(busy_.size()) >= workers_) return;
+  // An active idle handle runs at the start of the next turn, and the loop
+  // does not block in poll meanwhile.
+  uv_idle_start(pump_idle_.get(), [](uv_idle_t* h) {
+    uv_idle_stop(h);
+    static_cast<HttpExecutor*>(h->data)->StartWaiting();
+  });
+}
+
+void HttpExecutor::StartWaiting() {
+  // One job's way into the threadpool trip, and what it found there.
+  struct Entry {
+    Request* r;
+    Job job;
+    std::shared_ptr<Entering> entering;
+  };
+  const bool reads = q_.handler.http.body != HttpConfig::Body::kJson;
+  std::vector<Entry> starting;
   while (!waiting_.empty() && static_cast<int>(busy_.size()) < workers_) {
     auto owned = std::make_unique<Request>();
     Request* r = owned.get();
@@ -206,30 +226,51 @@ void HttpExecutor::Pump() {
     r->job = std::move(waiting_.front());
     waiting_.pop_front();
     busy_.emplace(r, std::move(owned));
-    auto entered = std::make_shared<Entering>();
-    const bool reads = q_.handler.http.body != HttpConfig::Body::kJson;
+    auto entering = std::make_shared<Entering>();
+    if (reads) entering->first = TakeBuffer();
+    starting.push_back(Entry{r, r->job, std::move(entering)});
+  }
+  // Spread over the threadpool's threads, a few jobs per trip: each trip
+  // costs a wake-up of a thread and of the loop, and one slow file delays
+  // only the others of its trip.
+  constexpr size_t kThreads = 4, kMaxPerTrip = 8;
+  const size_t per =
+      std::clamp<size_t>((starting.size() + kThreads - 1) / kThreads, 1, kMaxPerTrip);
+  for (size_t at = 0; at < starting.size(); at += per) {
+    auto trip = std::make_shared<std::vector<Entry>>(
+        std::make_move_iterator(starting.begin() + static_cast<std::ptrdiff_t>(at)),
+        std::make_move_iterator(starting.begin() +
+                                static_cast<std::ptrdiff_t>(std::min(at + per, starting.size()))));
     const int rc = QueueWork(
         loop_->get(),
-        [entered, reads, layout = layout_, watch = q_.watch, area = area_, job = r->job] {
-          Entering& e = *entered;
-          e.in = Enter(layout, watch, area, job, /*open=*/true);
-          if (!reads || e.in.result != RunResult::kOk || e.in.st.st_size == 0) return;
-          // The first buffer in the same trip: most files need no other.
-          e.first.resize(kBodyBufferBytes);
-          do {
-            e.got = pread(e.in.fd.get(), e.first.data(), e.first.size(), 0);
-          } while (e.got < 0 && errno == EINTR);
-          e.err = e.got < 0 ? errno : 0;
+        [trip, reads, layout = layout_, watch = q_.watch, area = area_] {
+          for (Entry& en : *trip) {
+            Entering& e = *en.entering;
+            e.in = Enter(layout, watch, area, en.job, /*open=*/true);
+            if (!reads || e.in.result != RunResult::kOk || e.in.st.st_size == 0) continue;
+            // The first buffer in the same trip: most files need no other.
+            // Never past the size checked: a file that grew meanwhile is
+            // sent as it was judged complete (Content-Length says so).
+            const size_t want =
+                std::min<uint64_t>(kBodyBufferBytes, static_cast<uint64_t>(e.in.st.st_size));
+            do {
+              e.got = pread(e.in.fd.get(), e.first.get(), want, 0);
+            } while (e.got < 0 && errno == EINTR);
+            e.err = e.got < 0 ? errno : 0;
+          }
         },
-        [this, alive = alive_, r, entered] {
-          if (*alive) OnEntered(r, std::move(*entered));
+        [this, alive = alive_, trip] {
+          if (!*alive) return;
+          for (Entry& en : *trip) OnEntered(en.r, std::move(*en.entering));
         });
     if (rc < 0) {
-      Outcome o;
-      o.result = RunResult::kError;
-      o.error = std::string("threadpool: ") + uv_strerror(rc);
-      o.started_ms = NowUnixMs();
-      Finish(r, std::move(o));
+      for (Entry& en : *trip) {
+        Outcome o;
+        o.result = RunResult::kError;
+        o.error = std::string("threadpool: ") + uv_strerror(rc);
+        o.started_ms = NowUnixMs();
+        Finish(en.r, std::move(o));
+      }
     }
   }
 }
@@ -237,6 +278,7 @@ void HttpExecutor::Pump() {
 void HttpExecutor::OnEntered(Request* r, Entering&& e) {
   Entered& in = e.in;
   if (in.result != RunResult::kOk) {
+    if (e.first) GiveBack(std::move(e.first));
     Outcome o;
     o.result = in.result;
     o.error = std::move(in.error);
@@ -275,7 +317,6 @@ void HttpExecutor::OnEntered(Request* r, Entering&& e) {
   if (q_.handler.http.body != HttpConfig::Body::kJson) {
     Body& b = *r->body;
     b.buf = std::move(e.first);
-    b.buf.resize(kBodyBufferBytes);
     if (e.got > 0) {
       b.len = static_cast<size_t>(e.got);
       b.offset = b.len;
@@ -299,7 +340,7 @@ void HttpExecutor::OnEntered(Request* r, Entering&& e) {
 
 void HttpExecutor::Send(Request* r) {
   const HttpConfig& h = q_.handler.http;
-  if (!r->easy) r->easy.reset(curl_easy_init());
+  if (!r->easy) r->easy = TakeEasy();
   CURL* e = r->easy.get();
   if (e == nullptr) {
     Outcome o;
@@ -378,13 +419,27 @@ void HttpExecutor::Send(Request* r) {
       b.head = std::move(f.head);
       b.tail = std::move(f.tail);
     }
-    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
-                     static_cast<curl_off_t>(b.head.size() + b.size + b.tail.size()));
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, &HttpExecutor::OnRead);
-    curl_easy_setopt(e, CURLOPT_READDATA, r);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &HttpExecutor::OnSeek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+    const uint64_t total = b.head.size() + b.size + b.tail.size();
+    if (b.error == 0 && b.offset == b.size && b.len == b.size) {
+      // The whole file came with the first read: libcurl sends it from
+      // memory, in one write with the request's head where it fits.
+      const char* data = b.buf.get();
+      if (!b.head.empty() || !b.tail.empty()) {
+        b.whole = b.head;
+        b.whole.append(b.buf.get(), b.len);
+        b.whole += b.tail;
+        data = b.whole.data();
+      }
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, data);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(total));
+    } else {
+      curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(total));
+      curl_easy_setopt(e, CURLOPT_READFUNCTION, &HttpExecutor::OnRead);
+      curl_easy_setopt(e, CURLOPT_READDATA, r);
+      curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &HttpExecutor::OnSeek);
+      curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+    }
   }
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, h.method.c_str());
   if (Status s = multi_.Add(e,
@@ -519,12 +574,42 @@ void HttpExecutor::Finish(Request* r, Outcome o) {
   } else if (o.started_ms == 0) {
     o.started_ms = NowUnixMs();
   }
-  // The descriptor closes now, or when a read still on the threadpool returns.
-  if (owned->body && !owned->body->reading) owned->body->fd.Reset();
+  if (owned->easy) {
+    // Reset when taken again: until then libcurl never calls it.
+    if (spare_easy_.size() < static_cast<size_t>(workers_)) {
+      spare_easy_.push_back(std::move(owned->easy));
+    }
+  }
+  // The descriptor closes now, or when a read still on the threadpool
+  // returns (the buffer then goes with the Body).
+  if (owned->body && !owned->body->reading) {
+    owned->body->fd.Reset();
+    if (owned->body->buf) GiveBack(std::move(owned->body->buf));
+  }
   o.job = std::move(owned->job);
   owned.reset();
   Report(RunReport{RunReport::Kind::kFinished, std::move(o)});
   Pump();
+}
+
+std::unique_ptr<char[]> HttpExecutor::TakeBuffer() {
+  if (spare_buffers_.empty()) return std::make_unique_for_overwrite<char[]>(kBodyBufferBytes);
+  std::unique_ptr<char[]> buf = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buf;
+}
+
+void HttpExecutor::GiveBack(std::unique_ptr<char[]> buf) {
+  if (spare_buffers_.size() < static_cast<size_t>(workers_)) {
+    spare_buffers_.push_back(std::move(buf));
+  }
+}
+
+HttpExecutor::Easy HttpExecutor::TakeEasy() {
+  if (spare_easy_.empty()) return Easy(curl_easy_init());
+  Easy e = std::move(spare_easy_.back());
+  spare_easy_.pop_back();
+  return e;
 }
 
 void HttpExecutor::Report(RunReport&& report) {
@@ -558,7 +643,7 @@ void HttpExecutor::Flush() {
 void HttpExecutor::StartRead(Request* r) {
   std::shared_ptr<Body> b = r->body;
   b->reading = true;
-  const uint64_t want = std::min<uint64_t>(b->buf.size(), b->size - b->offset);
+  const uint64_t want = std::min<uint64_t>(kBodyBufferBytes, b->size - b->offset);
   auto got = std::make_shared<ssize_t>(0);
   auto err = std::make_shared<int>(0);
   const int rc = QueueWork(
@@ -567,7 +652,7 @@ void HttpExecutor::StartRead(Request* r) {
         // Only this work touches b->buf while b->reading is set.
         ssize_t n;
         do {
-          n = pread(b->fd.get(), b->buf.data(), want, static_cast<off_t>(off));
+          n = pread(b->fd.get(), b->buf.get(), want, static_cast<off_t>(off));
         } while (n < 0 && errno == EINTR);
         *got = n;
         *err = n < 0 ? errno : 0;
@@ -616,7 +701,7 @@ size_t HttpExecutor::OnRead(char* buf, size_t size, size_t n, void* userp) noexc
   if (b.head_sent < b.head.size()) return copy(b.head, &b.head_sent);
   if (b.pos < b.len) {
     const size_t k = std::min(room, b.len - b.pos);
-    std::memcpy(buf, b.buf.data() + b.pos, k);
+    std::memcpy(buf, b.buf.get() + b.pos, k);
     b.pos += k;
     // Drained: fill it again while libcurl sends what it has.
     if (b.pos == b.len && b.offset < b.size && !b.reading && b.error == 0) r->exec->StartRead(r);

@@ -5,7 +5,8 @@
 // moved into the processing area if the queue moves or deletes files, opened
 // and checked to be the job's file) and reading it. The body streams from
 // that checked descriptor through one small buffer per request, filled by
-// pread() on the threadpool while the transfer is paused:
+// pread() on the threadpool while the transfer is paused; a file that fits
+// in that buffer comes whole with the first read and is sent from memory:
 //
 //   Accept -> waiting_ --slot free--> Enter (pool) -> kStarted
 //          -> transfer on the loop <-> pread (pool) into the buffer
@@ -32,6 +33,7 @@
 #include "config/config.h"
 #include "daemon/curl_multi.h"
 #include "daemon/loop.h"
+#include "daemon/uv_handle.h"
 #include "workers/executor.h"
 #include "workers/processing.h"
 
@@ -67,13 +69,16 @@ class HttpExecutor final : public Executor {
   // What the threadpool found: the file made ready, and its first bytes.
   struct Entering {
     Entered in;
-    std::vector<char> first;  // kBodyBufferBytes, filled from offset 0
-    ssize_t got = 0;          // pread's result (-1: err)
+    std::unique_ptr<char[]> first;  // a body buffer, filled from offset 0
+    ssize_t got = 0;                // pread's result (-1: err)
     int err = 0;
   };
 
-  // Starts waiting jobs while a slot is free.
+  // Starts waiting jobs while a slot is free, once this loop turn's other
+  // work is done (pump_idle_): the jobs of every request that ended in one
+  // turn enter in a few threadpool trips, not one each.
   void Pump();
+  void StartWaiting();
   void OnEntered(Request* r, Entering&& e);
   // Configures r's transfer for its current URL and adds it to the multi.
   void Send(Request* r);
@@ -101,6 +106,18 @@ class HttpExecutor final : public Executor {
   // Fills r's buffer from the file on the threadpool; unpauses r when done.
   void StartRead(Request* r);
 
+  // Body buffers and easy handles are reused (at most `workers` kept
+  // spare): a fresh 32 KiB buffer per request costs page faults to fill
+  // and a trim of the heap to free, and a fresh easy handle its set-up.
+  std::unique_ptr<char[]> TakeBuffer();
+  void GiveBack(std::unique_ptr<char[]> buf);
+  struct EasyDeleter {
+    void operator()(CURL* e) const { curl_easy_cleanup(e); }
+  };
+  using Easy = std::unique_ptr<CURL, EasyDeleter>;
+  // Null if libcurl cannot make one.
+  Easy TakeEasy();
+
   Loop* const loop_;
   const Sink sink_;
   const QueueConfig& q_;
@@ -111,7 +128,8 @@ class HttpExecutor final : public Executor {
   const std::vector<std::string> secrets_;  // values to hide from records and logs, longest first
   const size_t response_keep_;              // of an answer's body, before Redact() cuts it
   CurlMulti multi_;
-  std::deque<Job> waiting_;                                      // accepted, not started
+  UvHandle<uv_idle_t> pump_idle_;  // active while a Pump() waits for StartWaiting()
+  std::deque<Job> waiting_;        // accepted, not started
   std::unordered_map<Request*, std::unique_ptr<Request>> busy_;  // entering or in flight
   std::vector<RunReport> reports_;                               // not yet handed to the sink
   bool flush_posted_ = false;
@@ -119,6 +137,8 @@ class HttpExecutor final : public Executor {
   bool stop_reported_ = false;
   bool interrupt_all_ = false;                   // past the drain timeout: every start ends at once
   std::mt19937_64 rng_{std::random_device{}()};  // multipart boundaries
+  std::vector<std::unique_ptr<char[]>> spare_buffers_;
+  std::vector<Easy> spare_easy_;  // out of the multi, reset when taken
   // Cleared by the destructor: threadpool work and posts that come back
   // later must not touch the executor.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
