@@ -49,6 +49,8 @@ std::string_view RunResultName(RunResult r) {
       return "interrupted";
     case RunResult::kHttp:
       return "http";
+    case RunResult::kHandlerError:
+      return "handler_error";
   }
   return "unknown";
 }

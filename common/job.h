@@ -39,15 +39,16 @@ struct Job {
 
 // How one run of a handler ended.
 enum class RunResult {
-  kOk,           // exit status 0 (or a builtin that succeeded)
-  kExit,         // non-zero exit status (exit_code)
-  kSignal,       // killed by a signal (signal)
-  kTimeout,      // handler.timeout passed; its process group was killed
-  kError,        // the handler could not be run at all (error)
-  kVanished,     // the file was gone before the handler could start
-  kReplaced,     // another file took its name before the handler started (it has its own job)
-  kInterrupted,  // dropqd stopped it while draining; the job goes back to pending
-  kHttp,         // an HTTP handler got a response that is not 2xx (http_status)
+  kOk,            // exit status 0 (or a builtin that succeeded)
+  kExit,          // non-zero exit status (exit_code)
+  kSignal,        // killed by a signal (signal)
+  kTimeout,       // handler.timeout passed; its process group was killed
+  kError,         // the handler could not be run at all (error)
+  kVanished,      // the file was gone before the handler could start
+  kReplaced,      // another file took its name before the handler started (it has its own job)
+  kInterrupted,   // dropqd stopped it while draining; the job goes back to pending
+  kHttp,          // an HTTP handler got a response that is not 2xx (http_status)
+  kHandlerError,  // a serve handler answered that the job failed (error)
 };
 
 // How a failed run is retried, when the handler knows better than the
@@ -69,7 +70,8 @@ struct Outcome {
   std::string stderr_tail;  // last 4 KiB of an exec handler's stderr
   std::string sha256;       // builtin sha256: the digest, lower-case hex
   int http_status = 0;      // an HTTP handler's final response status (0: none)
-  std::string response;     // the last 4 KiB of that response's body
+  // The last 4 KiB of that response's body; a serve handler's result (JSON).
+  std::string response;
   FailClass fail_class = FailClass::kDefault;
   int64_t retry_after_ms = 0;  // kTempfail: the delay asked for (Retry-After); 0: the backoff
   std::string error;           // kError, kVanished: what went wrong, one line

@@ -1,5 +1,7 @@
 #include "common/placeholders.h"
 
+#include <functional>
+
 namespace dropq {
 
 const std::string_view* FindPlaceholder(std::string_view key, const PlaceholderValues& v) {
@@ -20,8 +22,13 @@ std::string_view KnownPlaceholders() {
   return "{path} {name} {relpath} {reldir} {stem} {ext} {dir} {queue} {job_id} {attempt}";
 }
 
-Status ValidatePlaceholders(std::string_view arg) {
-  static const PlaceholderValues kNone{};
+namespace {
+
+// Calls `on_key` with the name of every {placeholder} of `arg`, in order;
+// stops at the first error (a brace that does not pair up, or one `on_key`
+// returned).
+Status WalkPlaceholders(std::string_view arg,
+                        const std::function<Status(std::string_view key)>& on_key) {
   for (size_t i = 0; i < arg.size(); ++i) {
     if (arg[i] == '{') {
       if (i + 1 < arg.size() && arg[i + 1] == '{') {
@@ -32,11 +39,7 @@ Status ValidatePlaceholders(std::string_view arg) {
       if (close == std::string_view::npos) {
         return Error{Errc::kConfig, "unclosed '{' in \"" + std::string(arg) + "\""};
       }
-      const std::string_view key = arg.substr(i + 1, close - i - 1);
-      if (FindPlaceholder(key, kNone) == nullptr) {
-        return Error{Errc::kConfig, "unknown placeholder {" + std::string(key) +
-                                        "} (known: " + std::string(KnownPlaceholders()) + ")"};
-      }
+      if (Status s = on_key(arg.substr(i + 1, close - i - 1)); !s) return s;
       i = close;
     } else if (arg[i] == '}') {
       if (i + 1 < arg.size() && arg[i + 1] == '}') {
@@ -47,6 +50,28 @@ Status ValidatePlaceholders(std::string_view arg) {
     }
   }
   return OkStatus();
+}
+
+}  // namespace
+
+Status ValidatePlaceholders(std::string_view arg) {
+  static const PlaceholderValues kNone{};
+  return WalkPlaceholders(arg, [](std::string_view key) -> Status {
+    if (FindPlaceholder(key, kNone) != nullptr) return OkStatus();
+    return Error{Errc::kConfig, "unknown placeholder {" + std::string(key) +
+                                    "} (known: " + std::string(KnownPlaceholders()) + ")"};
+  });
+}
+
+Status ValidateServePlaceholders(std::string_view arg) {
+  if (Status s = ValidatePlaceholders(arg); !s) return s;
+  return WalkPlaceholders(arg, [](std::string_view key) -> Status {
+    if (key == "queue" || key == "dir") return OkStatus();
+    return Error{Errc::kConfig,
+                 "{" + std::string(key) +
+                     "} differs from job to job: a serve process gets each job's "
+                     "values on fd 3 (only {queue} and {dir} are known at its start)"};
+  });
 }
 
 std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v) {

@@ -30,6 +30,10 @@ std::string_view KnownPlaceholders();
 // pair up. The Error (Errc::kConfig) names the offending placeholder.
 Status ValidatePlaceholders(std::string_view arg);
 
+// As ValidatePlaceholders, and refuses every placeholder but {queue} and
+// {dir}: a serve process's argv is expanded once, at its start.
+Status ValidateServePlaceholders(std::string_view arg);
+
 // Replaces every placeholder of a validated `arg` with its value.
 std::string ExpandPlaceholders(std::string_view arg, const PlaceholderValues& v);
 

@@ -741,6 +741,7 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
     // workers busy. A program takes milliseconds or more: a few each do.
     // A request waits on the network like a program: a few each too.
     const bool slow = q->handler.kind == HandlerConfig::Kind::kExec ||
+                      q->handler.kind == HandlerConfig::Kind::kServe ||
                       q->handler.kind == HandlerConfig::Kind::kHttp;
     const int per_worker = slow ? 4 : 64;
     q->capacity = std::min(1000000, per_worker * q->workers);
@@ -760,11 +761,13 @@ Status Parser::Queue(const At& at, const std::vector<QueueConfig>& earlier, Queu
     const std::string k = Join(at.key, "processing_dir");
     const bool keeps = q->on_success.kind == Disposition::Kind::kKeep &&
                        q->on_failure.kind == Disposition::Kind::kKeep;
-    if (q->handler.kind == HandlerConfig::Kind::kExec) {
-      return Fail(At{at.node, k, lines_[k]},
-                  "off cannot be used with recursive: true and an exec handler: the handler "
-                  "opens {path} by name, and an uploader could replace a directory on that path "
-                  "by a symlink; the processing area is what makes {path} safe");
+    if (q->handler.kind == HandlerConfig::Kind::kExec ||
+        q->handler.kind == HandlerConfig::Kind::kServe) {
+      return Fail(
+          At{at.node, k, lines_[k]},
+          "off cannot be used with recursive: true and an exec or serve handler: the handler "
+          "opens {path} by name, and an uploader could replace a directory on that path "
+          "by a symlink; the processing area is what makes {path} safe");
     }
     if (!keeps) {
       return Fail(At{at.node, k, lines_[k]},
@@ -838,8 +841,10 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
   std::string builtin;
   const auto claim = [&](const At& v, std::string_view key) -> Status {
     if (!kind_key.empty()) {
-      return Fail(v, "a handler has exactly one of exec, builtin or http, and this one has " +
-                         kind_key + " too");
+      return Fail(v,
+                  "a handler has exactly one of exec, serve, builtin or http, and this one "
+                  "has " +
+                      kind_key + " too");
     }
     kind_key = key;
     return OkStatus();
@@ -860,6 +865,47 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
          }
          h->kind = HandlerConfig::Kind::kExec;
          h->argv = std::move(*l);
+         return OkStatus();
+       }},
+      {"serve",
+       [&](const At& v) -> Status {
+         if (Status s = claim(v, "serve"); !s) return s;
+         auto l = StringList(v, [&](const At& item, const std::string& arg) -> Status {
+           if (Status s = ValidateServePlaceholders(arg); !s) return Fail(item, s.error().what);
+           return OkStatus();
+         });
+         if (!l) return l.error();
+         if (l->empty()) return Fail(v, "must list the program and its arguments");
+         if (l->front().empty()) {
+           return Fail(At{v.node, v.key + "[0]", v.node[0].Mark().line + 1},
+                       "the program must not be empty");
+         }
+         h->kind = HandlerConfig::Kind::kServe;
+         h->argv = std::move(*l);
+         return OkStatus();
+       }},
+      {"max_jobs",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 0, INT64_MAX);
+         if (!n) return n.error();
+         h->max_jobs = *n;
+         return OkStatus();
+       }},
+      {"max_rss",
+       [&](const At& v) -> Status {
+         auto str = String(v);
+         if (!str) return str.error();
+         auto n = ParseByteSize(*str);
+         if (!n) return Fail(v, n.error().what);
+         if (*n != 0 && *n < (int64_t{1} << 20)) return Fail(v, "must be 0 (off) or at least 1M");
+         h->max_rss = *n;
+         return OkStatus();
+       }},
+      {"start_timeout",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/false);
+         if (!d) return d.error();
+         h->start_timeout = *d;
          return OkStatus();
        }},
       {"builtin",
@@ -916,8 +962,16 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
   std::set<std::string> seen;
   if (Status s = Map(at, fields, &seen); !s) return s;
   if (kind_key.empty()) {
-    return Fail(
-        at, "required key missing: exec: [program, args...], builtin: sha256|noop or http: {...}");
+    return Fail(at,
+                "required key missing: exec: [program, args...], serve: [program, args...], "
+                "builtin: sha256|noop or http: {...}");
+  }
+  if (kind_key != "serve") {
+    for (const char* key : {"max_jobs", "max_rss", "start_timeout"}) {
+      if (seen.count(key) == 0) continue;
+      const std::string k = at.key + "." + key;
+      return Fail(At{at.node, k, lines_[k]}, "is only for serve: handlers");
+    }
   }
   if (kind_key == "http" && seen.count("timeout") != 0) {
     const std::string key = at.key + ".timeout";
@@ -1578,6 +1632,37 @@ Result<Millis> ParseDuration(const std::string& text) {
     return bad(" (too long: at most 36500d)");
   }
   return Millis(v * factor);
+}
+
+Result<int64_t> ParseByteSize(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return Error{Errc::kConfig, OneLine("bad size \"" + text + "\"" + why +
+                                        ": a whole number of bytes, or one with K, M or G "
+                                        "(1024-based), e.g. 512M, 1G")};
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad("");
+  const std::string_view unit = std::string_view(text).substr(digits);
+  int64_t factor;
+  if (unit.empty() || unit == "B") {
+    factor = 1;
+  } else if (unit == "K" || unit == "KiB") {
+    factor = int64_t{1} << 10;
+  } else if (unit == "M" || unit == "MiB") {
+    factor = int64_t{1} << 20;
+  } else if (unit == "G" || unit == "GiB") {
+    factor = int64_t{1} << 30;
+  } else {
+    return bad("");
+  }
+  constexpr int64_t kMax = int64_t{1} << 40;
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, v);
+  if (ec != std::errc() || end != text.data() + digits || v > kMax / factor) {
+    return bad(" (too large: at most 1024G)");
+  }
+  return v * factor;
 }
 
 bool ValidGlob(const std::string& pattern, std::string* why) {

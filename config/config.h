@@ -65,12 +65,22 @@ struct HttpConfig {
 };
 
 struct HandlerConfig {
-  enum class Kind { kExec, kSha256, kNoop, kHttp };
+  enum class Kind { kExec, kSha256, kNoop, kHttp, kServe };
   Kind kind = Kind::kNoop;
-  std::vector<std::string> argv;   // kExec: argv template with {placeholders}; never empty
+  // kExec: argv template with {placeholders}; kServe: the long-lived
+  // process's argv ({queue} and {dir} only: a job's own values go over fd 3).
+  // Never empty.
+  std::vector<std::string> argv;
   std::string manifest;            // kSha256: optional absolute file to append lines to
   HttpConfig http;                 // kHttp
   Millis timeout{10 * 60 * 1000};  // a run (kHttp: the whole request)
+  // kServe (docs/serve-protocol.md): a process is replaced after max_jobs
+  // jobs (0: never) or once its RSS passes max_rss bytes (0: never), after
+  // its current job; one that has not said it is ready within start_timeout
+  // is restarted.
+  int64_t max_jobs = 0;
+  int64_t max_rss = 0;
+  Millis start_timeout{30 * 1000};
 
   friend bool operator==(const HandlerConfig&, const HandlerConfig&) = default;
 };
@@ -196,6 +206,10 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& path
 
 // Parses "250ms", "30s", "5m", "2h", "7d" (a non-negative integer and a unit).
 Result<Millis> ParseDuration(const std::string& text);
+
+// Parses a size in bytes: "4096", "512K", "200M", "1G" (K, M, G: 1024-based;
+// "KiB", "MiB", "GiB" too). At most 1T.
+Result<int64_t> ParseByteSize(const std::string& text);
 
 // True if `pattern` is a usable fnmatch(3) glob on a file name: not empty,
 // no '/', brackets balanced. `why` says what is wrong otherwise.

@@ -457,6 +457,12 @@ void Daemon::SyncMetrics() {
     t.rate_window_s = q.cfg->rate_max > 0 ? q.cfg->rate_per.count() / 1000.0 : 0;
     t.max_active = q.cfg->max_active;
     t.throttled = r.throttled();
+    if (q.cfg->handler.kind == HandlerConfig::Kind::kServe) {
+      const Executor::ProcessStats ps = r.processes();
+      t.serve = true;
+      t.serve_processes = ps.alive;
+      t.serve_replaced = ps.replaced;
+    }
     if (const QueueWatcher* w = q.watcher.get()) {
       t.seen = w->counters().seen;
       for (const auto& [reason, n] : w->TurnedAwayByReason()) t.skipped[reason] = n;

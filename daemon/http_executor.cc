@@ -130,7 +130,7 @@ struct HttpExecutor::Request {
 HttpExecutor::HttpExecutor(Loop* loop, Sink sink, const QueueConfig& q, AreaLayout layout,
                            std::string area, size_t capacity)
     : loop_(loop),
-      sink_(std::move(sink)),
+      reports_(loop, std::move(sink), [this] { return stopped(); }),
       q_(q),
       layout_(layout),
       area_(std::move(area)),
@@ -171,7 +171,7 @@ std::vector<Job> HttpExecutor::TakeBack() {
   std::vector<Job> out(std::make_move_iterator(waiting_.begin()),
                        std::make_move_iterator(waiting_.end()));
   waiting_.clear();
-  if (stopped()) ScheduleFlush();  // the sink hears `stopped` on a later turn
+  if (stopped()) reports_.Schedule();  // the sink hears `stopped` on a later turn
   return out;
 }
 
@@ -180,7 +180,7 @@ void HttpExecutor::Stop() {
   stopping_ = true;
   Pump();
   // Never from inside Stop(): the sink hears it on a later turn, as always.
-  if (stopped()) ScheduleFlush();
+  if (stopped()) reports_.Schedule();
 }
 
 void HttpExecutor::Interrupt(bool also_later) {
@@ -297,7 +297,7 @@ void HttpExecutor::OnEntered(Request* r, Entering&& e) {
   r->st = in.st;
   RunReport started{RunReport::Kind::kStarted, {}};
   started.outcome.job = r->job;
-  Report(std::move(started));
+  reports_.Add(std::move(started));
   if (LogEnabled(LogLevel::kDebug)) {
     LogDebug("job.start", {{"queue", q_.name},
                            {"job", r->job.id},
@@ -588,7 +588,7 @@ void HttpExecutor::Finish(Request* r, Outcome o) {
   }
   o.job = std::move(owned->job);
   owned.reset();
-  Report(RunReport{RunReport::Kind::kFinished, std::move(o)});
+  reports_.Add(RunReport{RunReport::Kind::kFinished, std::move(o)});
   Pump();
 }
 
@@ -610,34 +610,6 @@ HttpExecutor::Easy HttpExecutor::TakeEasy() {
   Easy e = std::move(spare_easy_.back());
   spare_easy_.pop_back();
   return e;
-}
-
-void HttpExecutor::Report(RunReport&& report) {
-  reports_.push_back(std::move(report));
-  ScheduleFlush();
-}
-
-void HttpExecutor::ScheduleFlush() {
-  if (flush_posted_) return;
-  flush_posted_ = true;
-  loop_->Post([this, alive = alive_] {
-    if (*alive) Flush();
-  });
-}
-
-void HttpExecutor::Flush() {
-  flush_posted_ = false;
-  if (!reports_.empty()) {
-    std::vector<RunReport> batch;
-    batch.swap(reports_);
-    const std::shared_ptr<bool> alive = alive_;
-    sink_.report(std::move(batch));
-    if (!*alive) return;  // the sink's owner let go of this executor
-  }
-  if (stopped() && !stop_reported_ && reports_.empty()) {
-    stop_reported_ = true;
-    if (sink_.stopped) sink_.stopped();
-  }
 }
 
 void HttpExecutor::StartRead(Request* r) {

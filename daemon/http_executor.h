@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "daemon/curl_multi.h"
 #include "daemon/loop.h"
+#include "daemon/report_queue.h"
 #include "daemon/uv_handle.h"
 #include "workers/executor.h"
 #include "workers/processing.h"
@@ -87,11 +88,6 @@ class HttpExecutor final : public Executor {
   bool Redirect(Request* r, long status);
   // Reports `o` for r's job and frees r.
   void Finish(Request* r, Outcome o);
-  // Queues a report for the sink, delivered on a later turn in one batch.
-  void Report(RunReport&& report);
-  void ScheduleFlush();
-  // Hands the reports to the sink, then `stopped` once it holds.
-  void Flush();
 
   // `text` with every secret of the queue's http: settings replaced by "***",
   // cut to its last `keep` bytes (a piece of a secret the cut left at the
@@ -119,7 +115,7 @@ class HttpExecutor final : public Executor {
   Easy TakeEasy();
 
   Loop* const loop_;
-  const Sink sink_;
+  ReportQueue reports_;  // to the sink, a batch per loop turn
   const QueueConfig& q_;
   const AreaLayout layout_;
   const std::string area_;
@@ -131,10 +127,7 @@ class HttpExecutor final : public Executor {
   UvHandle<uv_idle_t> pump_idle_;  // active while a Pump() waits for StartWaiting()
   std::deque<Job> waiting_;        // accepted, not started
   std::unordered_map<Request*, std::unique_ptr<Request>> busy_;  // entering or in flight
-  std::vector<RunReport> reports_;                               // not yet handed to the sink
-  bool flush_posted_ = false;
   bool stopping_ = false;
-  bool stop_reported_ = false;
   bool interrupt_all_ = false;                   // past the drain timeout: every start ends at once
   std::mt19937_64 rng_{std::random_device{}()};  // multipart boundaries
   std::vector<std::unique_ptr<char[]>> spare_buffers_;

@@ -15,6 +15,8 @@ struct Metrics::Series {
   std::map<std::string, prometheus::Counter*> watch_errors;  // by reason
   std::map<std::string, prometheus::Counter*> holds;         // by limit
   prometheus::Gauge *rate_limit, *rate_window, *max_active, *throttled;
+  prometheus::Gauge* serve_processes = nullptr;                // made for a serve handler
+  std::map<std::string, prometheus::Counter*> serve_replaced;  // by reason
   QueueTotals last;
 };
 
@@ -127,6 +129,16 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                      .Name("dropq_queue_throttled")
                      .Help("1 while a server's Retry-After holds the queue's claims back")
                      .Register(*registry_)),
+      serve_processes_(prometheus::BuildGauge()
+                           .Name("dropq_serve_processes")
+                           .Help("A serve handler's long-lived processes running now")
+                           .Register(*registry_)),
+      serve_replaced_(prometheus::BuildCounter()
+                          .Name("dropq_serve_replaced_total")
+                          .Help("A serve handler's processes replaced, by reason (max_jobs, "
+                                "max_rss: recycled; exit, signal: died on their own; timeout; "
+                                "protocol; start_timeout; interrupted; spawn_failed)")
+                          .Register(*registry_)),
       redis_connected_(prometheus::BuildGauge()
                            .Name("dropq_redis_connected")
                            .Help("1 while Redis is reachable")
@@ -215,6 +227,15 @@ void Metrics::Sync(const std::string& queue, const QueueTotals& t) {
   limit(&s.rate_window, "rate_window_seconds", t.rate_window_s);
   limit(&s.max_active, "max_active", static_cast<double>(t.max_active));
   s.throttled->Set(t.throttled ? 1 : 0);
+  if (t.serve) {
+    if (s.serve_processes == nullptr) s.serve_processes = &serve_processes_.Add({{"queue", queue}});
+    s.serve_processes->Set(static_cast<double>(t.serve_processes));
+    for (const auto& [reason, n] : t.serve_replaced) {
+      auto& c = s.serve_replaced[reason];
+      if (c == nullptr) c = &serve_replaced_.Add({{"queue", queue}, {"reason", reason}});
+      Add(*c, &s.last.serve_replaced[reason], n);
+    }
+  }
   s.depth->Set(static_cast<double>(t.depth));
   s.watched_dirs->Set(static_cast<double>(t.watched_dirs));
   s.polled_dirs->Set(static_cast<double>(t.polled_dirs));

@@ -28,6 +28,11 @@
 //   dropq_claims_held_total{queue,limit}        claims a limit held back: rate, active,
 //                                               throttle
 //   dropq_queue_throttled{queue}                1 while a server's Retry-After holds it
+//   dropq_serve_processes{queue}                a serve handler's processes running
+//   dropq_serve_replaced_total{queue,reason}    its processes replaced: max_jobs, max_rss
+//                                               (recycled), exit, signal (died on their
+//                                               own), timeout, protocol, start_timeout,
+//                                               interrupted, spawn_failed
 //
 // The counters are this instance's since it started (a Prometheus counter
 // may restart); the same events are counted for the whole queue, across
@@ -68,7 +73,10 @@ class Metrics {
     std::map<std::string, uint64_t> holds;   // claims held back, by limit: rate, active, throttle
     int64_t rate_limit = 0, max_active = 0;  // the queue's limits (0: none)
     double rate_window_s = 0;                // rate_limit's `per`, in seconds
-    bool throttled = false;                  // claims held back by a server's Retry-After now
+    bool serve = false;                      // a serve handler: the two below mean something
+    int64_t serve_processes = 0;             // its processes running now
+    std::map<std::string, uint64_t> serve_replaced;  // processes replaced, by reason
+    bool throttled = false;  // claims held back by a server's Retry-After now
   };
 
   // Listens on `listen` ("host:port"); an Error if it cannot (port taken...).
@@ -118,6 +126,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& holds_;
   prometheus::Family<prometheus::Gauge>& limits_;
   prometheus::Family<prometheus::Gauge>& throttled_;
+  prometheus::Family<prometheus::Gauge>& serve_processes_;
+  prometheus::Family<prometheus::Counter>& serve_replaced_;
   prometheus::Gauge& redis_connected_;
   std::map<std::string, std::unique_ptr<Series>> series_;  // by queue name
 };

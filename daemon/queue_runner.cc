@@ -7,6 +7,7 @@
 #include "common/job_id.h"
 #include "common/log.h"
 #include "daemon/http_executor.h"
+#include "daemon/serve_executor.h"
 #include "store/protocol.h"
 #include "store/scripts.h"
 #include "workers/disposition.h"
@@ -83,6 +84,10 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
     // Requests run on this loop: no thread per request.
     executor_ = std::make_unique<HttpExecutor>(loop, std::move(sink), q, layout_, area_,
                                                static_cast<size_t>(q.capacity));
+  } else if (q.handler.kind == HandlerConfig::Kind::kServe) {
+    // Long-lived processes fed over pipes from this loop: no thread per process.
+    executor_ = std::make_unique<ServeExecutor>(loop, std::move(sink), q, layout_, area_,
+                                                static_cast<size_t>(q.capacity), cfg.instance);
   } else {
     executor_ = std::make_unique<ThreadExecutor>(
         [loop](std::function<void()> fn) { loop->Post(std::move(fn)); }, std::move(sink), q.watch,

@@ -139,6 +139,8 @@ class QueueRunner {
   const Counters& counters() const { return counters_; }
   size_t held() const { return jobs_.size(); }
   size_t queued() const { return executor_->waiting(); }
+  // A serve handler's processes (workers/executor.h).
+  Executor::ProcessStats processes() const { return executor_->processes(); }
   // Called with the run time of every handler run that ended (not skips,
   // not interrupted runs): the metrics' histogram.
   void set_on_run(std::function<void(double seconds)> f) { on_run_ = std::move(f); }

@@ -39,7 +39,24 @@ std::vector<std::string> SnapshotEnviron() {
   return env;
 }
 
+// `env` without the variables whose values are secrets' sources.
+std::vector<std::string> WithoutHidden(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  out.reserve(env.size() + 8);
+  for (const std::string& e : env) {
+    if (!IsHiddenEnv(std::string_view(e).substr(0, e.find('=')))) out.push_back(e);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> ServeEnvironment(const std::string& queue, const std::string& instance) {
+  std::vector<std::string> env = WithoutHidden(SnapshotEnviron());
+  env.push_back("DROPQ_QUEUE=" + queue);
+  env.push_back("DROPQ_INSTANCE=" + instance);
+  return env;
+}
 
 ExecHandler::ExecHandler(const QueueConfig& q, std::string instance)
     : queue_(q.name),
@@ -63,12 +80,8 @@ std::vector<std::string> ExecHandler::ExpandArgv(const Job& job, const std::stri
 }
 
 std::vector<std::string> ExecHandler::BuildEnv(const Job& job, const std::string& path) const {
-  std::vector<std::string> env;
-  env.reserve(base_env_.size() + 6);
-  for (const std::string& e : base_env_) {
-    // A secret's source: read into the config, never handed on.
-    if (!IsHiddenEnv(std::string_view(e).substr(0, e.find('=')))) env.push_back(e);
-  }
+  // A secret's source: read into the config, never handed on.
+  std::vector<std::string> env = WithoutHidden(base_env_);
   env.push_back("DROPQ_PATH=" + path);
   env.push_back("DROPQ_RELPATH=" + job.name);
   env.push_back("DROPQ_JOB_ID=" + job.id);

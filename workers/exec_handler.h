@@ -50,4 +50,11 @@ class ExecHandler final : public Handler {
   const std::vector<std::string> base_env_;  // environ at construction, minus our DROPQ_* names
 };
 
+// The environment a serve handler's process starts with: dropqd's, without
+// the variables dropqd sets itself or hides (secrets' sources), with
+// DROPQ_QUEUE and DROPQ_INSTANCE (and DROPQ_NAMESPACE, inherited: dropqd
+// sets it in its own), so that the orphan sweep finds it as it finds an exec
+// handler. Thread: any.
+std::vector<std::string> ServeEnvironment(const std::string& queue, const std::string& instance);
+
 }  // namespace dropq

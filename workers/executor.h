@@ -22,7 +22,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "common/job.h"
@@ -75,6 +78,14 @@ class Executor {
   // Ends the running jobs now (they report RunResult::kInterrupted); with
   // `also_later`, every job started from now on too (past the drain timeout).
   virtual void Interrupt(bool also_later) = 0;
+
+  // Long-lived handler processes (a serve handler's): how many run now, and
+  // how many were replaced since the start, by reason. Empty for the others.
+  struct ProcessStats {
+    int alive = 0;
+    std::map<std::string, uint64_t> replaced;
+  };
+  virtual ProcessStats processes() const { return {}; }
 };
 
 }  // namespace dropq

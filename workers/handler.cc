@@ -22,7 +22,9 @@ Result<std::unique_ptr<Handler>> MakeHandler(const QueueConfig& q, const std::st
     case HandlerConfig::Kind::kNoop:
       return std::unique_ptr<Handler>(std::make_unique<NoopHandler>());
     case HandlerConfig::Kind::kHttp:
-      return std::unique_ptr<Handler>();  // requests run on the loop, not in a worker thread
+    case HandlerConfig::Kind::kServe:
+      // Requests and serve processes run from the loop, not in worker threads.
+      return std::unique_ptr<Handler>();
   }
   return Error{Errc::kConfig, "queue " + q.name + ": unknown handler kind"};
 }

@@ -165,7 +165,11 @@ Entered CheckEntered(const std::string& watch, const std::string& area, const Jo
 
 AreaLayout LayoutOf(const QueueConfig& q) {
   if (q.processing_dir.empty()) return AreaLayout::kInPlace;
-  if (q.handler.kind == HandlerConfig::Kind::kExec) return AreaLayout::kJobDirs;
+  // A program opens {path} by name: a directory of its own per job.
+  if (q.handler.kind == HandlerConfig::Kind::kExec ||
+      q.handler.kind == HandlerConfig::Kind::kServe) {
+    return AreaLayout::kJobDirs;
+  }
   const bool keeps = q.on_success.kind == Disposition::Kind::kKeep &&
                      q.on_failure.kind == Disposition::Kind::kKeep;
   return q.processing_auto && keeps ? AreaLayout::kInPlace : AreaLayout::kFlat;

@@ -12,11 +12,13 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <initializer_list>
 #include <utility>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/result.h"
+#include "common/tail_buffer.h"
 #include "common/unique_fd.h"
 
 namespace dropq {
@@ -34,32 +36,6 @@ constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 // grandchild still writing into it must not keep the worker forever, so the
 // drain stops after this many reads.
 constexpr int kMaxDrainReads = 64;
-
-// Keeps the last `cap` bytes appended to it. The buffer grows to twice the
-// cap before its front is dropped, so a long stream costs O(1) per byte.
-class TailBuffer {
- public:
-  explicit TailBuffer(std::size_t cap) : cap_(cap) {}
-
-  void Append(const char* p, std::size_t n) {
-    if (n >= cap_) {
-      buf_.assign(p + (n - cap_), cap_);
-      return;
-    }
-    buf_.append(p, n);
-    if (buf_.size() > 2 * cap_) buf_.erase(0, buf_.size() - cap_);
-  }
-
-  // The last `cap` bytes; leaves the buffer empty.
-  std::string Take() {
-    if (buf_.size() > cap_) buf_.erase(0, buf_.size() - cap_);
-    return std::exchange(buf_, std::string());
-  }
-
- private:
-  const std::size_t cap_;
-  std::string buf_;
-};
 
 // Reads up to `max_reads` chunks from the non-blocking `fd` into `tail`.
 // Returns false at end of file or on a read error (stop polling `fd`), true
@@ -104,20 +80,24 @@ class SpawnSetup {
   SpawnSetup(const SpawnSetup&) = delete;
   SpawnSetup& operator=(const SpawnSetup&) = delete;
 
-  // Describes the child (see spawn.h) with its stderr going to `stderr_w`.
-  // Returns 0 or the errno value of the first failing call.
-  int Prepare(int stderr_w) {
+  // Describes the child (see spawn.h): each {from, to} of `dups` makes
+  // dropqd's descriptor `from` the child's `to` (no `from` may be another's
+  // `to`), stdin is /dev/null, and no descriptor from `close_from` on stays
+  // open. Returns 0 or the errno value of the first failing call.
+  int Prepare(std::initializer_list<std::pair<int, int>> dups, int close_from) {
     if (!attr_ok_ || !fa_ok_) return ENOMEM;
-    // dup2 first: should the pipe's write end be descriptor 0 (dropqd started
-    // with stdin closed), opening /dev/null onto 0 must not clobber it first.
-    // dup2 clears FD_CLOEXEC on the copy, even when stderr_w is already 2.
-    if (int rc = posix_spawn_file_actions_adddup2(&fa_, stderr_w, STDERR_FILENO)) return rc;
+    // dup2 first: should a pipe's end be descriptor 0 (dropqd started with
+    // stdin closed), opening /dev/null onto 0 must not clobber it first.
+    // dup2 clears FD_CLOEXEC on the copy, even when from == to.
+    for (const auto& [from, to] : dups) {
+      if (int rc = posix_spawn_file_actions_adddup2(&fa_, from, to)) return rc;
+    }
     if (int rc = posix_spawn_file_actions_addopen(&fa_, STDIN_FILENO, "/dev/null", O_RDONLY, 0)) {
       return rc;
     }
     // Every dropqd descriptor is O_CLOEXEC, but a library (or a test) may have
     // opened one without it: close them all, whatever their flags.
-    if (int rc = posix_spawn_file_actions_addclosefrom_np(&fa_, 3)) return rc;
+    if (int rc = posix_spawn_file_actions_addclosefrom_np(&fa_, close_from)) return rc;
 
     sigset_t none;
     sigemptyset(&none);
@@ -135,17 +115,17 @@ class SpawnSetup {
 
   // Starts the child. Returns 0 (and `*pid`) or an errno value; glibc's
   // posix_spawn reports exec failures (ENOENT, EACCES...) here as well.
-  int Spawn(const SpawnRequest& req, pid_t* pid) {
+  int Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, pid_t* pid) {
     std::vector<char*> argv;
-    argv.reserve(req.argv.size() + 1);
-    for (const std::string& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.reserve(args.size() + 1);
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
-    envp.reserve(req.env.size() + 1);
-    for (const std::string& e : req.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.reserve(env.size() + 1);
+    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     // A bare name is looked up in dropqd's PATH; a name with a '/' is used as is.
-    const bool search = req.argv[0].find('/') == std::string::npos;
+    const bool search = args[0].find('/') == std::string::npos;
     return search ? posix_spawnp(pid, argv[0], &fa_, &attr_, argv.data(), envp.data())
                   : posix_spawn(pid, argv[0], &fa_, &attr_, argv.data(), envp.data());
   }
@@ -190,8 +170,8 @@ ChildResult SpawnAndWait(const SpawnRequest& req, const CancelToken& cancel) {
   pid_t pid = -1;
   {
     SpawnSetup setup;
-    int rc = setup.Prepare(err_w.get());
-    if (rc == 0) rc = setup.Spawn(req, &pid);
+    int rc = setup.Prepare({{err_w.get(), STDERR_FILENO}}, 3);
+    if (rc == 0) rc = setup.Spawn(req.argv, req.env, &pid);
     if (rc != 0) {
       out.error = IoError("spawn " + req.argv[0], rc).what;
       return out;
@@ -297,6 +277,47 @@ ChildResult SpawnAndWait(const SpawnRequest& req, const CancelToken& cancel) {
       break;
   }
   return out;
+}
+
+Result<ServeChild> SpawnServe(const std::vector<std::string>& argv,
+                              const std::vector<std::string>& env) {
+  if (argv.empty() || argv[0].empty()) return Error{Errc::kHandler, "spawn: empty program name"};
+  // Each pipe: {read end, write end}, dropqd's end non-blocking, every
+  // descriptor moved to 5 or above so that none is a target of the dups.
+  UniqueFd ends[4][2];  // fd 3 (jobs), fd 4 (answers), stdout, stderr
+  for (auto& e : ends) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return IoError("pipe2", errno);
+    for (int k = 0; k < 2; ++k) {
+      const int high = ::fcntl(p[k], F_DUPFD_CLOEXEC, 5);
+      const int err = errno;
+      ::close(p[k]);
+      if (high < 0) return IoError("fcntl F_DUPFD_CLOEXEC", err);
+      e[k] = UniqueFd(high);
+    }
+  }
+  const int ours[4] = {ends[0][1].get(), ends[1][0].get(), ends[2][0].get(), ends[3][0].get()};
+  for (int fd : ours) {
+    if (::fcntl(fd, F_SETFL, O_NONBLOCK) != 0) return IoError("fcntl O_NONBLOCK", errno);
+  }
+  ServeChild c;
+  {
+    SpawnSetup setup;
+    int rc = setup.Prepare({{ends[0][0].get(), 3},
+                            {ends[1][1].get(), 4},
+                            {ends[2][1].get(), STDOUT_FILENO},
+                            {ends[3][1].get(), STDERR_FILENO}},
+                           5);
+    if (rc == 0) rc = setup.Spawn(argv, env, &c.pid);
+    if (rc != 0) return IoError("spawn " + argv[0], rc);
+  }
+  // The child holds the only copies of its ends now: EOF when it is gone.
+  c.jobs = std::move(ends[0][1]);
+  c.answers = std::move(ends[1][0]);
+  c.out = std::move(ends[2][0]);
+  c.err = std::move(ends[3][0]);
+  c.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, c.pid, 0)));
+  return c;
 }
 
 }  // namespace dropq

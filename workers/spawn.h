@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "common/job.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
 #include "workers/cancel_token.h"
 
 namespace dropq {
@@ -61,5 +63,23 @@ struct ChildResult {
 // errno text. A token that already fired spawns nothing: kInterrupted.
 // Never throws (std::bad_alloc aside).
 ChildResult SpawnAndWait(const SpawnRequest& req, const CancelToken& cancel);
+
+// A long-lived child for a serve handler (daemon/serve_executor.h), started
+// as SpawnAndWait's (posix_spawn, its own process group, default signals,
+// stdin /dev/null, nothing else inherited) but with four pipes: it reads
+// jobs on fd 3 and writes answers on fd 4, and its stdout and stderr go to
+// dropqd. Returns at once; the caller reaps it.
+struct ServeChild {
+  pid_t pid = -1;
+  UniqueFd jobs;     // the write end of the child's fd 3
+  UniqueFd answers;  // the read end of its fd 4
+  UniqueFd out;      // the read end of its stdout
+  UniqueFd err;      // the read end of its stderr
+  UniqueFd pidfd;    // readable once it exits; invalid where pidfd_open is refused
+};
+// dropqd's ends are non-blocking and close-on-exec. A spawn failure is an
+// Error naming the program and the errno text.
+Result<ServeChild> SpawnServe(const std::vector<std::string>& argv,
+                              const std::vector<std::string>& env);
 
 }  // namespace dropq

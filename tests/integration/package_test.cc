@@ -45,8 +45,9 @@ TEST(PackageTest, CpackBuildsADebThatDeclaresItsDependencies) {
         "./usr/lib/systemd/system/dropq.service", "./usr/lib/systemd/system/dropq@.service",
         "./usr/lib/sysusers.d/dropq.conf", "./usr/lib/tmpfiles.d/dropq.conf",
         "./usr/share/doc/dropq/README.md", "./usr/share/doc/dropq/examples/dropq.example.yaml",
-        "./usr/share/man/man8/dropqd.8.gz", "./usr/share/man/man1/dropqctl.1.gz",
-        "./usr/share/man/man5/dropq.yaml.5.gz"}) {
+        "./usr/share/doc/dropq/serve-protocol.md", "./usr/share/doc/dropq/examples/serve_sha256.py",
+        "./usr/share/doc/dropq/examples/serve_lines.sh", "./usr/share/man/man8/dropqd.8.gz",
+        "./usr/share/man/man1/dropqctl.1.gz", "./usr/share/man/man5/dropq.yaml.5.gz"}) {
     EXPECT_NE(contents.out.find(std::string(f) + "\n"), std::string::npos) << f << "\n"
                                                                            << contents.out;
   }

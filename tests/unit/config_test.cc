@@ -1071,6 +1071,58 @@ TEST_F(ConfigTest, ExecAcceptsEscapedBracesAndEmptyArgs) {
             (std::vector<std::string>{"awk", "{{print}}", "", "{name}"}));
 }
 
+// A queue whose handler map holds `keys` (line 5 is the first).
+std::string HandlerQueue(const std::string& inbox, std::initializer_list<std::string> keys) {
+  std::string out = Lines({"queues:", "  - name: q", "    watch: " + inbox, "    handler:"});
+  for (const std::string& k : keys) out += "      " + k + "\n";
+  return out;
+}
+
+TEST_F(ConfigTest, ServeHandlerKeysAndDefaults) {
+  auto c = Parse(HandlerQueue(inbox_, {"serve: [python3, w.py, \"{queue}\", \"{dir}/m\"]"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  const HandlerConfig& h = c->queues[0].handler;
+  EXPECT_EQ(h.kind, HandlerConfig::Kind::kServe);
+  EXPECT_EQ(h.argv, (std::vector<std::string>{"python3", "w.py", "{queue}", "{dir}/m"}));
+  EXPECT_EQ(h.max_jobs, 0);
+  EXPECT_EQ(h.max_rss, 0);
+  EXPECT_EQ(h.start_timeout, Millis(30000));
+  EXPECT_EQ(c->queues[0].capacity, 4 * c->queues[0].workers);  // one job at a time each
+  c = Parse(HandlerQueue(inbox_, {"serve: [w]", "timeout: 5m", "max_jobs: 10000", "max_rss: 1G",
+                                  "start_timeout: 45s"}));
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  EXPECT_EQ(c->queues[0].handler.max_jobs, 10000);
+  EXPECT_EQ(c->queues[0].handler.max_rss, int64_t{1} << 30);
+  EXPECT_EQ(c->queues[0].handler.start_timeout, Millis(45000));
+  EXPECT_EQ(c->queues[0].handler.timeout, Millis(300000));
+  EXPECT_EQ(ParseByteSize("512M").value(), int64_t{512} << 20);
+  EXPECT_EQ(ParseByteSize("4096").value(), 4096);
+  EXPECT_EQ(ParseByteSize("2GiB").value(), int64_t{2} << 30);
+  EXPECT_FALSE(ParseByteSize("1T").ok());
+  EXPECT_FALSE(ParseByteSize("M").ok());
+  EXPECT_FALSE(ParseByteSize("-1M").ok());
+  EXPECT_FALSE(ParseByteSize("99999999999G").ok());
+}
+
+TEST_F(ConfigTest, BadServeHandlers) {
+  ExpectError(HandlerQueue(inbox_, {"serve: [w, \"{path}\"]"}), 5, "queues[0].handler.serve[1]",
+              "{path} differs from job to job");
+  ExpectError(HandlerQueue(inbox_, {"serve: []"}), 5, "queues[0].handler.serve",
+              "must list the program");
+  ExpectError(HandlerQueue(inbox_, {"serve: [w]", "exec: [x]"}), 6, "queues[0].handler.exec",
+              "exactly one of exec, serve, builtin or http");
+  ExpectError(HandlerQueue(inbox_, {"exec: [x]", "max_jobs: 5"}), 6, "queues[0].handler.max_jobs",
+              "only for serve");
+  ExpectError(HandlerQueue(inbox_, {"serve: [w]", "max_jobs: -1"}), 6,
+              "queues[0].handler.max_jobs");
+  ExpectError(HandlerQueue(inbox_, {"serve: [w]", "max_rss: 1X"}), 6, "queues[0].handler.max_rss",
+              "bad size");
+  ExpectError(HandlerQueue(inbox_, {"serve: [w]", "max_rss: 512K"}), 6, "queues[0].handler.max_rss",
+              "at least 1M");
+  ExpectError(HandlerQueue(inbox_, {"serve: [w]", "start_timeout: 0s"}), 6,
+              "queues[0].handler.start_timeout");
+}
+
 TEST_F(ConfigTest, BadBuiltin) {
   ExpectError(Lines({"queues:", "  - name: q", "    watch: " + inbox_,
                      "    handler:", "      builtin: md5"}),
@@ -1134,9 +1186,9 @@ TEST_F(ConfigTest, ExampleConfigIsValid) {
   for (size_t at; (at = text.find("/srv/dropq")) != std::string::npos;) {
     text.replace(at, 10, root);
   }
-  for (const char* dir :
-       {"uploads/inbox", "uploads/done", "uploads/failed", "uploads/out", "hashes/inbox",
-        "hashes/done", "hashes/failed", "scans/inbox", "scans/done", "scans/failed"}) {
+  for (const char* dir : {"uploads/inbox", "uploads/done", "uploads/failed", "uploads/out",
+                          "hashes/inbox", "hashes/done", "hashes/failed", "scans/inbox",
+                          "scans/done", "scans/failed", "ocr/inbox", "ocr/done", "ocr/failed"}) {
     tmp_.Mkdir(std::string("srv/") + dir);
   }
   // The HTTP queue's CA file and token.
@@ -1150,6 +1202,8 @@ TEST_F(ConfigTest, ExampleConfigIsValid) {
   ASSERT_NE(c->FindQueue("uploads"), nullptr);
   ASSERT_NE(c->FindQueue("scans"), nullptr);
   EXPECT_EQ(c->FindQueue("scans")->handler.kind, HandlerConfig::Kind::kHttp);
+  ASSERT_NE(c->FindQueue("ocr"), nullptr);
+  EXPECT_EQ(c->FindQueue("ocr")->handler.kind, HandlerConfig::Kind::kServe);
   EXPECT_EQ(c->FindQueue("scans")->handler.http.headers.size(), 2u);
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
 }
