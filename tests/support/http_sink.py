@@ -10,7 +10,7 @@ and logged as one JSON line once it is answered:
    "sha256": hex, "status": 200, "try": k}
 
 `start` is when the request line arrived and `end` when the answer was
-sent (unix seconds, float); `try` counts the requests for that path (1
+about to be sent (unix seconds, float); `try` counts the requests for that path (1
 first). What the server answers depends on the file name, the last path
 component before any '?', so that one run can mix behaviours:
 
@@ -124,6 +124,11 @@ def main():
             elif args.delay_ms:
                 time.sleep(args.delay_ms / 1000.0)
             body = (("ok %s\n" % path) if status == 200 else ("error %d\n" % status)).encode()
+            # The request is over for the server once it answers: taken before
+            # the answer leaves, so that a request the client sends after
+            # reading it can never seem to overlap it (this thread may be
+            # descheduled between sending and logging).
+            end = time.time()
             try:
                 self.send_response(status)
                 for key, v in extra.items():
@@ -134,7 +139,6 @@ def main():
                 self.wfile.flush()
             except OSError:
                 pass  # the client gave up (a timeout): still logged
-            end = time.time()
             with lock:
                 seq[0] += 1
                 rec = {"seq": seq[0], "start": start, "end": end, "method": self.command,
