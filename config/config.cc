@@ -849,40 +849,32 @@ Status Parser::Handler(const At& at, HandlerConfig* h) {
     kind_key = key;
     return OkStatus();
   };
+  // exec and serve: the program and its arguments, each checked by `valid`.
+  const auto program = [&](const At& v, std::string_view key, HandlerConfig::Kind kind,
+                           Status (*valid)(std::string_view)) -> Status {
+    if (Status s = claim(v, key); !s) return s;
+    auto l = StringList(v, [&](const At& item, const std::string& arg) -> Status {
+      if (Status s = valid(arg); !s) return Fail(item, s.error().what);
+      return OkStatus();
+    });
+    if (!l) return l.error();
+    if (l->empty()) return Fail(v, "must list the program and its arguments");
+    if (l->front().empty()) {
+      return Fail(At{v.node, v.key + "[0]", v.node[0].Mark().line + 1},
+                  "the program must not be empty");
+    }
+    h->kind = kind;
+    h->argv = std::move(*l);
+    return OkStatus();
+  };
   const Field fields[] = {
       {"exec",
-       [&](const At& v) -> Status {
-         if (Status s = claim(v, "exec"); !s) return s;
-         auto l = StringList(v, [&](const At& item, const std::string& arg) -> Status {
-           if (Status s = ValidatePlaceholders(arg); !s) return Fail(item, s.error().what);
-           return OkStatus();
-         });
-         if (!l) return l.error();
-         if (l->empty()) return Fail(v, "must list the program and its arguments");
-         if (l->front().empty()) {
-           return Fail(At{v.node, v.key + "[0]", v.node[0].Mark().line + 1},
-                       "the program must not be empty");
-         }
-         h->kind = HandlerConfig::Kind::kExec;
-         h->argv = std::move(*l);
-         return OkStatus();
+       [&](const At& v) {
+         return program(v, "exec", HandlerConfig::Kind::kExec, &ValidatePlaceholders);
        }},
       {"serve",
-       [&](const At& v) -> Status {
-         if (Status s = claim(v, "serve"); !s) return s;
-         auto l = StringList(v, [&](const At& item, const std::string& arg) -> Status {
-           if (Status s = ValidateServePlaceholders(arg); !s) return Fail(item, s.error().what);
-           return OkStatus();
-         });
-         if (!l) return l.error();
-         if (l->empty()) return Fail(v, "must list the program and its arguments");
-         if (l->front().empty()) {
-           return Fail(At{v.node, v.key + "[0]", v.node[0].Mark().line + 1},
-                       "the program must not be empty");
-         }
-         h->kind = HandlerConfig::Kind::kServe;
-         h->argv = std::move(*l);
-         return OkStatus();
+       [&](const At& v) {
+         return program(v, "serve", HandlerConfig::Kind::kServe, &ValidateServePlaceholders);
        }},
       {"max_jobs",
        [&](const At& v) -> Status {

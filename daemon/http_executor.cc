@@ -135,7 +135,7 @@ HttpExecutor::HttpExecutor(Loop* loop, Sink sink, const QueueConfig& q, AreaLayo
       layout_(layout),
       area_(std::move(area)),
       workers_(q.runs_handlers() ? q.workers : 0),
-      capacity_(capacity),
+      waiting_(capacity),
       secrets_(SecretValues(q.handler.http)),
       response_keep_(kResponseTailBytes + 2 * (secrets_.empty() ? 0 : secrets_.front().size())),
       multi_(loop->get()) {
@@ -155,22 +155,15 @@ HttpExecutor::~HttpExecutor() {
   busy_.clear();
 }
 
-size_t HttpExecutor::room() const {
-  return waiting_.size() >= capacity_ ? 0 : capacity_ - waiting_.size();
-}
-
 void HttpExecutor::Accept(std::vector<Job> jobs) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   DROPQ_CHECK(!stopping_);
-  DROPQ_CHECK(jobs.size() <= room());  // the runner claims only as many as room() allowed
-  for (Job& j : jobs) waiting_.push_back(std::move(j));
+  waiting_.Add(std::move(jobs));  // at most room(): the runner claims no more
   Pump();
 }
 
 std::vector<Job> HttpExecutor::TakeBack() {
-  std::vector<Job> out(std::make_move_iterator(waiting_.begin()),
-                       std::make_move_iterator(waiting_.end()));
-  waiting_.clear();
+  std::vector<Job> out = waiting_.TakeAll();
   if (stopped()) reports_.Schedule();  // the sink hears `stopped` on a later turn
   return out;
 }
@@ -223,8 +216,7 @@ void HttpExecutor::StartWaiting() {
     auto owned = std::make_unique<Request>();
     Request* r = owned.get();
     r->exec = this;
-    r->job = std::move(waiting_.front());
-    waiting_.pop_front();
+    r->job = waiting_.Pop();
     busy_.emplace(r, std::move(owned));
     auto entering = std::make_shared<Entering>();
     if (reads) entering->first = TakeBuffer();

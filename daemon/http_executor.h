@@ -35,6 +35,7 @@
 #include "daemon/loop.h"
 #include "daemon/report_queue.h"
 #include "daemon/uv_handle.h"
+#include "daemon/waiting_jobs.h"
 #include "workers/executor.h"
 #include "workers/processing.h"
 
@@ -54,7 +55,7 @@ class HttpExecutor final : public Executor {
 
   void Start() override {}
   int slots() const override { return workers_; }
-  size_t room() const override;
+  size_t room() const override { return waiting_.room(); }
   size_t waiting() const override { return waiting_.size(); }
   void Accept(std::vector<Job> jobs) override;
   std::vector<Job> TakeBack() override;
@@ -120,12 +121,11 @@ class HttpExecutor final : public Executor {
   const AreaLayout layout_;
   const std::string area_;
   const int workers_;
-  const size_t capacity_;
+  WaitingJobs waiting_;                     // accepted, not started
   const std::vector<std::string> secrets_;  // values to hide from records and logs, longest first
   const size_t response_keep_;              // of an answer's body, before Redact() cuts it
   CurlMulti multi_;
   UvHandle<uv_idle_t> pump_idle_;  // active while a Pump() waits for StartWaiting()
-  std::deque<Job> waiting_;        // accepted, not started
   std::unordered_map<Request*, std::unique_ptr<Request>> busy_;  // entering or in flight
   bool stopping_ = false;
   bool interrupt_all_ = false;                   // past the drain timeout: every start ends at once

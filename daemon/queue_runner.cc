@@ -86,8 +86,9 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                                                static_cast<size_t>(q.capacity));
   } else if (q.handler.kind == HandlerConfig::Kind::kServe) {
     // Long-lived processes fed over pipes from this loop: no thread per process.
-    executor_ = std::make_unique<ServeExecutor>(loop, std::move(sink), q, layout_, area_,
-                                                static_cast<size_t>(q.capacity), cfg.instance);
+    executor_ =
+        std::make_unique<ServeExecutor>(loop, std::move(sink), q, layout_, area_,
+                                        static_cast<size_t>(q.capacity), cfg.instance, spares_);
   } else {
     executor_ = std::make_unique<ThreadExecutor>(
         [loop](std::function<void()> fn) { loop->Post(std::move(fn)); }, std::move(sink), q.watch,

@@ -81,10 +81,6 @@ struct ServeExecutor::SpawnResult {
   Result<ServeChild> child = Error{Errc::kHandler, "not spawned"};
 };
 
-struct ServeExecutor::EnterResult {
-  Entered in;
-};
-
 // One long-lived process and the job it runs. Thread: loop.
 struct ServeExecutor::Proc {
   enum class State {
@@ -92,7 +88,6 @@ struct ServeExecutor::Proc {
     kSpawning,  // posix_spawn on the threadpool
     kLoading,   // running, not ready yet (start_timeout)
     kIdle,      // ready, no job
-    kEntering,  // its next job's file is made ready on the threadpool
     kBusy,      // its job's line is written, the answer awaited (timeout)
     kEnding,    // told to exit (EOF) or killed: waiting for it to be gone
   };
@@ -113,7 +108,7 @@ struct ServeExecutor::Proc {
   size_t logged[2] = {0, 0};
   uint64_t dropped[2] = {0, 0};
   TailBuffer err_tail{kStderrTailBytes};
-  // Its job, while kEntering or kBusy (and until its end is reported).
+  // Its job, while kBusy (and until its end is reported).
   bool has_job = false;
   Job job;
   std::string path;
@@ -132,15 +127,17 @@ struct ServeExecutor::Proc {
 };
 
 ServeExecutor::ServeExecutor(Loop* loop, Sink sink, const QueueConfig& q, AreaLayout layout,
-                             std::string area, size_t capacity, std::string instance)
+                             std::string area, size_t capacity, std::string instance,
+                             std::shared_ptr<SpareDirs> spares)
     : loop_(loop),
       reports_(loop, std::move(sink), [this] { return stopped(); }),
       q_(q),
       layout_(layout),
       area_(std::move(area)),
       workers_(q.runs_handlers() ? q.workers : 0),
-      capacity_(capacity),
-      instance_(std::move(instance)) {
+      waiting_(capacity),
+      instance_(std::move(instance)),
+      spares_(std::move(spares)) {
   DROPQ_CHECK(q.handler.kind == HandlerConfig::Kind::kServe);
   PlaceholderValues v{};
   v.dir = q_.watch;
@@ -174,22 +171,15 @@ void ServeExecutor::Start() {
   for (auto& p : procs_) Spawn(p.get(), 0);
 }
 
-size_t ServeExecutor::room() const {
-  return waiting_.size() >= capacity_ ? 0 : capacity_ - waiting_.size();
-}
-
 void ServeExecutor::Accept(std::vector<Job> jobs) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   DROPQ_CHECK(!stopping_);
-  DROPQ_CHECK(jobs.size() <= room());
-  for (Job& j : jobs) waiting_.push_back(std::move(j));
+  waiting_.Add(std::move(jobs));  // at most room(): the runner claims no more
   Pump();
 }
 
 std::vector<Job> ServeExecutor::TakeBack() {
-  std::vector<Job> out(std::make_move_iterator(waiting_.begin()),
-                       std::make_move_iterator(waiting_.end()));
-  waiting_.clear();
+  std::vector<Job> out = waiting_.TakeAll();
   if (stopped()) reports_.Schedule();
   return out;
 }
@@ -200,23 +190,15 @@ void ServeExecutor::Stop() {
   stopping_ = true;
   Pump();  // jobs still waiting run first: the runner takes back what it will not wait for
   for (auto& p : procs_) {
-    switch (p->state) {
-      case Proc::State::kLoading:
-      case Proc::State::kIdle:
-        if (waiting_.empty()) Close(p.get(), "stop");
-        break;
-      case Proc::State::kDown:
-        uv_timer_stop(p->timer.get());  // no restart
-        break;
-      default:
-        break;  // a spawn, or a job: closed when it is done
-    }
+    if (p->state == Proc::State::kDown) uv_timer_stop(p->timer.get());  // no restart
   }
+  // Idle ones get EOF once no job is left for them; busy ones after their job.
+  CloseIdleIfStopping();
   if (stopped()) reports_.Schedule();
 }
 
 bool ServeExecutor::stopped() const {
-  if (!stopping_ || !waiting_.empty()) return false;
+  if (!stopping_ || !waiting_.empty() || !ready_.empty() || entering_ > 0) return false;
   for (const auto& p : procs_) {
     if (p->state != Proc::State::kDown) return false;
   }
@@ -226,6 +208,13 @@ bool ServeExecutor::stopped() const {
 void ServeExecutor::Interrupt(bool also_later) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (also_later) interrupt_all_ = true;
+  // Jobs made ready and not sent do not start now; those still entering
+  // find the interrupt when they come back.
+  ++interrupts_;
+  while (!ready_.empty()) {
+    NotRun(std::move(ready_.front()), /*interrupted=*/true);
+    ready_.pop_front();
+  }
   for (auto& p : procs_) {
     if (p->state != Proc::State::kBusy) continue;
     Outcome o;
@@ -350,7 +339,7 @@ void ServeExecutor::OnSpawned(Proc* p, SpawnResult&& r) {
   p->state = Proc::State::kLoading;
   LogInfo("serve.started",
           {{"queue", q_.name}, {"pid", p->log_pid}, {"worker", p->index}, {"program", argv_[0]}});
-  if (stopping_) {
+  if (stopping_ && waiting_.empty() && ready_.empty() && entering_ == 0) {
     Close(p, "stop");
     return;
   }
@@ -368,10 +357,10 @@ void ServeExecutor::OnSpawned(Proc* p, SpawnResult&& r) {
 }
 
 void ServeExecutor::OnReadable(Proc* p, int which) {
-  std::string buf;
-  buf.resize(kReadChunk);
+  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
+  char* buf = read_buf_.get();
   for (int i = 0; i < kMaxReadsPerWake && p->fds[which].valid(); ++i) {
-    const ssize_t n = ::read(p->fds[which].get(), buf.data(), buf.size());
+    const ssize_t n = ::read(p->fds[which].get(), buf, kReadChunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
@@ -393,7 +382,7 @@ void ServeExecutor::OnReadable(Proc* p, int which) {
       }
       return;
     }
-    const std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    const std::string_view chunk(buf, static_cast<size_t>(n));
     if (which != 0) {
       OnOutput(p, which, chunk, /*flush=*/false);
       continue;
@@ -479,11 +468,8 @@ void ServeExecutor::OnLine(Proc* p, std::string_view line) {
     p->backoff_ms = kMinBackoffMs;
     LogInfo("serve.ready",
             {{"queue", q_.name}, {"pid", p->log_pid}, {"ms", MonoMs() - p->spawned_ms}});
-    if (stopping_ && waiting_.empty()) {
-      Close(p, "stop");
-    } else {
-      Pump();
-    }
+    Pump();
+    CloseIdleIfStopping();
     return;
   }
   if (p->state != Proc::State::kBusy || a->id != p->job.id) {
@@ -518,11 +504,8 @@ void ServeExecutor::OnLine(Proc* p, std::string_view line) {
   ++p->jobs_done;
   MaybeRecycle(p);
   if (p->state != Proc::State::kIdle) return;
-  if (stopping_ && waiting_.empty()) {
-    Close(p, "stop");
-  } else {
-    Pump();
-  }
+  Pump();
+  CloseIdleIfStopping();
 }
 
 void ServeExecutor::MaybeRecycle(Proc* p) {
@@ -614,8 +597,7 @@ void ServeExecutor::OnExit(Proc* p, int status) {
     how = "signal " + std::to_string(WTERMSIG(status));
   }
   const char* reason = p->reason != nullptr ? p->reason : (WIFSIGNALED(status) ? "signal" : "exit");
-  // A job still entering was not sent: OnEntered() gives it back.
-  if (p->has_job && p->state != Proc::State::kEntering) {
+  if (p->has_job) {
     Outcome o;
     if (p->end) {
       o = std::move(*p->end);
@@ -661,64 +643,91 @@ void ServeExecutor::OnExit(Proc* p, int status) {
 // ---------------------------------------------------------------- jobs
 
 void ServeExecutor::Pump() {
+  // Jobs made ready go to idle processes at once...
   for (auto& p : procs_) {
-    if (waiting_.empty()) return;
+    if (ready_.empty()) break;
     if (p->state != Proc::State::kIdle) continue;
-    Proc* proc = p.get();
-    proc->state = Proc::State::kEntering;
-    proc->has_job = true;
-    proc->job = std::move(waiting_.front());
-    waiting_.pop_front();
-    auto entered = std::make_shared<EnterResult>();
-    const int rc = QueueWork(
-        loop_->get(),
-        [entered, layout = layout_, watch = q_.watch, area = area_, job = proc->job] {
-          entered->in = Enter(layout, watch, area, job, /*open=*/false);
-        },
-        [this, alive = alive_, proc, entered] {
-          if (*alive) OnEntered(proc, std::move(*entered));
-        });
-    if (rc < 0) {
-      EnterResult e;
+    Prepared next = std::move(ready_.front());
+    ready_.pop_front();
+    Send(p.get(), std::move(next));
+  }
+  // ...and the next ones are made ready meanwhile, one per process at
+  // most, so that a process that answers gets its next job without waiting
+  // for the threadpool. The jobs of one turn share a trip.
+  std::vector<Job> batch;
+  while (!waiting_.empty() && ready_.size() + entering_ + batch.size() < procs_.size()) {
+    batch.push_back(waiting_.Pop());
+  }
+  if (batch.empty()) return;
+  entering_ += batch.size();
+  auto trip = std::make_shared<std::vector<Prepared>>();
+  for (Job& j : batch) trip->push_back(Prepared{std::move(j), {}});
+  const int rc = QueueWork(
+      loop_->get(),
+      [trip, layout = layout_, watch = q_.watch, area = area_, spares = spares_] {
+        for (Prepared& e : *trip) {
+          e.in = Enter(layout, watch, area, e.job, /*open=*/false, spares.get());
+        }
+      },
+      [this, alive = alive_, trip, gen = interrupts_] {
+        if (*alive) OnEntered(std::move(*trip), gen);
+      });
+  if (rc < 0) {
+    for (Prepared& e : *trip) {
       e.in.result = RunResult::kError;
       e.in.error = std::string("threadpool: ") + uv_strerror(rc);
-      OnEntered(proc, std::move(e));
     }
+    OnEntered(std::move(*trip), interrupts_);
   }
 }
 
-void ServeExecutor::OnEntered(Proc* p, EnterResult&& e) {
-  Entered& in = e.in;
-  p->started_ms = NowUnixMs();
-  p->t0_ms = MonoMs();
-  if (in.result != RunResult::kOk || interrupt_all_ || p->state != Proc::State::kEntering) {
-    // Not run: the file is not there, or the process is being replaced.
-    Outcome o;
-    o.result = in.result != RunResult::kOk ? in.result : RunResult::kInterrupted;
-    o.error = in.result != RunResult::kOk ? std::move(in.error)
-                                          : std::string("interrupted before the job was sent");
-    if (in.result == RunResult::kError && S_ISREG(in.st.st_mode)) {
-      o.ident = FileIdentity::FromStat(in.st);
+void ServeExecutor::OnEntered(std::vector<Prepared>&& trip, uint64_t gen) {
+  entering_ -= trip.size();
+  for (Prepared& e : trip) {
+    // Not run: the file is not there, or an interrupt came meanwhile (a
+    // fence: the job may be another instance's by now).
+    const bool interrupted = gen != interrupts_ || interrupt_all_;
+    if (e.in.result == RunResult::kOk && !interrupted) {
+      ready_.push_back(std::move(e));
+      continue;
     }
-    o.job = std::move(p->job);
-    o.started_ms = p->started_ms;
-    p->has_job = false;
-    reports_.Add(RunReport{RunReport::Kind::kFinished, std::move(o)});
-    if (p->state == Proc::State::kEntering) {
-      p->state = Proc::State::kIdle;
-      if (stopping_ && waiting_.empty()) {
-        Close(p, "stop");
-      } else {
-        Pump();
-      }
-    }
-    return;
+    NotRun(std::move(e), interrupted && e.in.result == RunResult::kOk);
   }
+  Pump();
+  CloseIdleIfStopping();
+}
+
+void ServeExecutor::NotRun(Prepared&& e, bool interrupted) {
+  Outcome o;
+  o.result = interrupted ? RunResult::kInterrupted : e.in.result;
+  o.error =
+      interrupted ? std::string("interrupted before the job was sent") : std::move(e.in.error);
+  if (e.in.result == RunResult::kError && S_ISREG(e.in.st.st_mode)) {
+    o.ident = FileIdentity::FromStat(e.in.st);
+  }
+  o.job = std::move(e.job);
+  o.started_ms = NowUnixMs();
+  reports_.Add(RunReport{RunReport::Kind::kFinished, std::move(o)});
+}
+
+void ServeExecutor::CloseIdleIfStopping() {
+  if (!stopping_ || !waiting_.empty() || !ready_.empty() || entering_ > 0) return;
+  for (auto& p : procs_) {
+    if (p->state == Proc::State::kIdle || p->state == Proc::State::kLoading) Close(p.get(), "stop");
+  }
+  if (stopped()) reports_.Schedule();
+}
+
+void ServeExecutor::Send(Proc* p, Prepared&& e) {
   // Count the attempt before the job is sent: `attempt` is the number of
   // runs started, and a run that dropqd loses mid-way still counts.
+  p->has_job = true;
+  p->job = std::move(e.job);
   p->job.attempt += 1;
-  p->path = std::move(in.path);
-  p->st = in.st;
+  p->started_ms = NowUnixMs();
+  p->t0_ms = MonoMs();
+  p->path = std::move(e.in.path);
+  p->st = e.in.st;
   p->err_tail.Clear();
   p->logged[0] = p->logged[1] = 0;
   p->dropped[0] = p->dropped[1] = 0;

@@ -6,7 +6,8 @@
 // making a job's file ready (Enter(), as for an exec handler).
 //
 //   Start -> spawn (pool) -> loading --{"ready":true}--> idle
-//   idle --job--> Enter (pool) -> its line on fd 3 -> busy --answer--> idle
+//   a job: Enter (pool) ahead, one per process at most -> ready
+//   idle --ready job--> its line on fd 3 -> busy --answer--> idle
 //   busy --timeout, exit, protocol error--> the job's run fails, and the
 //        process (its whole group) is killed and started again: at once
 //        after a timeout or a protocol error, after a backoff after a crash
@@ -40,8 +41,10 @@
 #include "config/config.h"
 #include "daemon/loop.h"
 #include "daemon/report_queue.h"
+#include "daemon/waiting_jobs.h"
 #include "workers/executor.h"
 #include "workers/processing.h"
+#include "workers/spare_dirs.h"
 
 namespace dropq {
 
@@ -50,8 +53,10 @@ class ServeExecutor final : public Executor {
   // `q` (kind kServe) and `loop` must outlive the executor. Files are found
   // in `q.watch` and, per `layout`, in processing area `area`; at most
   // `capacity` jobs wait for a process. `instance` is dropqd's.
+  // Job directories come from `spares` (may be null), which must outlive
+  // the work the executor queues (it shares ownership).
   ServeExecutor(Loop* loop, Sink sink, const QueueConfig& q, AreaLayout layout, std::string area,
-                size_t capacity, std::string instance);
+                size_t capacity, std::string instance, std::shared_ptr<SpareDirs> spares);
   // Kills the processes still running, without reporting their jobs.
   ~ServeExecutor() override;
   ServeExecutor(const ServeExecutor&) = delete;
@@ -60,9 +65,11 @@ class ServeExecutor final : public Executor {
   // Starts the processes.
   void Start() override;
   int slots() const override { return workers_; }
-  size_t room() const override;
+  size_t room() const override { return waiting_.room(); }
   size_t waiting() const override { return waiting_.size(); }
   void Accept(std::vector<Job> jobs) override;
+  // The jobs not yet made ready; those made ready for a process (one per
+  // process at most) still run.
   std::vector<Job> TakeBack() override;
   void Stop() override;
   bool stopped() const override;
@@ -74,14 +81,25 @@ class ServeExecutor final : public Executor {
  private:
   struct Proc;
   struct SpawnResult;
-  struct EnterResult;
+  // A job whose file was made ready (Enter()) ahead of a free process.
+  struct Prepared {
+    Job job;
+    Entered in;
+  };
 
   // Gives idle processes the next waiting jobs.
   void Pump();
   // Starts process `p` (again) now, or after `delay_ms`.
   void Spawn(Proc* p, int64_t delay_ms);
   void OnSpawned(Proc* p, SpawnResult&& r);
-  void OnEntered(Proc* p, EnterResult&& e);
+  // A trip of Enter() is back; `gen`: interrupts_ when it was sent.
+  void OnEntered(std::vector<Prepared>&& trip, uint64_t gen);
+  // Reports a job that was not sent to a process.
+  void NotRun(Prepared&& e, bool interrupted);
+  // Gives idle process `p` its job.
+  void Send(Proc* p, Prepared&& e);
+  // Stopping, with no job left to give: EOF to every idle process.
+  void CloseIdleIfStopping();
   // Readable pipe `which` (0 answers, 1 stdout, 2 stderr) of p.
   void OnReadable(Proc* p, int which);
   void OnLine(Proc* p, std::string_view line);
@@ -104,14 +122,18 @@ class ServeExecutor final : public Executor {
   const AreaLayout layout_;
   const std::string area_;
   const int workers_;
-  const size_t capacity_;
+  WaitingJobs waiting_;  // accepted, not yet made ready
   const std::string instance_;
+  const std::shared_ptr<SpareDirs> spares_;
   std::vector<std::string> argv_;  // expanded once: {queue} and {dir}
   std::vector<std::unique_ptr<Proc>> procs_;
-  std::deque<Job> waiting_;  // accepted, not started
+  std::deque<Prepared> ready_;  // made ready, not yet sent (at most one per process)
+  size_t entering_ = 0;         // jobs being made ready on the threadpool
+  uint64_t interrupts_ = 0;     // Interrupt() calls so far
   bool stopping_ = false;
   bool interrupt_all_ = false;
   std::map<std::string, uint64_t> replaced_;  // processes replaced, by reason
+  std::unique_ptr<char[]> read_buf_;          // what one read(2) of a pipe takes
   // Cleared by the destructor: threadpool work and posts that come back
   // later must not touch the executor.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
