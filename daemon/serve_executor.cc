@@ -193,6 +193,7 @@ void ServeExecutor::Stop() {
     if (p->state == Proc::State::kDown) uv_timer_stop(p->timer.get());  // no restart
   }
   // Idle ones get EOF once no job is left for them; busy ones after their job.
+  AbandonReadyIfStuck();
   CloseIdleIfStopping();
   if (stopped()) reports_.Schedule();
 }
@@ -250,6 +251,7 @@ void ServeExecutor::Spawn(Proc* p, int64_t delay_ms) {
     return;
   }
   if (stopping_) {
+    AbandonReadyIfStuck();
     reports_.Schedule();
     return;
   }
@@ -262,7 +264,15 @@ void ServeExecutor::Spawn(Proc* p, int64_t delay_ms) {
         result->child = SpawnServe(argv, env);
       },
       [this, alive = alive_, p, result] {
-        if (*alive) OnSpawned(p, std::move(*result));
+        if (*alive) {
+          OnSpawned(p, std::move(*result));
+        } else if (result->child.ok()) {
+          // The executor is gone: so is the process it would have run.
+          ::kill(-result->child->pid, SIGKILL);
+          int status;
+          while (::waitpid(result->child->pid, &status, 0) < 0 && errno == EINTR) {
+          }
+        }
       });
   if (rc < 0) {
     SpawnResult r;
@@ -320,8 +330,7 @@ void ServeExecutor::OnSpawned(Proc* p, SpawnResult&& r) {
     p->exit_poll.get()->data = p;
     uv_poll_start(p->exit_poll.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
       auto* proc = static_cast<Proc*>(h->data);
-      int status = 0;
-      if (::waitpid(proc->pid, &status, WNOHANG) == proc->pid) proc->exec->OnExit(proc, status);
+      proc->exec->Reap(proc);
     });
   } else {
     p->reap_timer = MakeTimer(loop_->get(), p);
@@ -329,10 +338,7 @@ void ServeExecutor::OnSpawned(Proc* p, SpawnResult&& r) {
         p->reap_timer.get(),
         [](uv_timer_t* t) {
           auto* proc = static_cast<Proc*>(t->data);
-          int status = 0;
-          if (::waitpid(proc->pid, &status, WNOHANG) == proc->pid) {
-            proc->exec->OnExit(proc, status);
-          }
+          proc->exec->Reap(proc);
         },
         kReapStepMs, kReapStepMs);
   }
@@ -369,7 +375,8 @@ void ServeExecutor::OnReadable(Proc* p, int which) {
       p->fds[which].Reset();
       if (which != 0) {
         OnOutput(p, which, {}, /*flush=*/true);
-      } else if (p->state == Proc::State::kBusy || p->state == Proc::State::kLoading) {
+      } else if (p->state == Proc::State::kBusy || p->state == Proc::State::kLoading ||
+                 p->state == Proc::State::kIdle) {
         // Most often it is exiting, and its exit status tells more: a
         // process that lives on without fd 4 can never answer.
         uv_timer_start(
@@ -458,7 +465,12 @@ void ServeExecutor::OnLine(Proc* p, std::string_view line) {
     ProtocolError(p, a.error().what + ": \"" + Preview(line) + "\"");
     return;
   }
+  // A process being ended (told to exit, killed, or gone and its pipes
+  // drained): its ready line means nothing now, and only an answer to the
+  // job it had still counts.
+  const bool ending = p->state == Proc::State::kEnding;
   if (a->kind == ServeAnswer::Kind::kReady) {
+    if (ending) return;
     if (p->state != Proc::State::kLoading) {
       ProtocolError(p, "a second {\"ready\": true}");
       return;
@@ -472,11 +484,16 @@ void ServeExecutor::OnLine(Proc* p, std::string_view line) {
     CloseIdleIfStopping();
     return;
   }
-  if (p->state != Proc::State::kBusy || a->id != p->job.id) {
-    ProtocolError(p, "an answer for job \"" + Preview(a->id) + "\", which it was not given");
+  if (!p->has_job || a->id != p->job.id) {
+    if (!ending) {
+      ProtocolError(p, "an answer for job \"" + Preview(a->id) + "\", which it was not given");
+    }
     return;
   }
-  uv_timer_stop(p->timer.get());
+  // Its job's answer, even if it came after a timeout or an interrupt
+  // decided otherwise: the work was done.
+  p->end.reset();
+  if (!ending) uv_timer_stop(p->timer.get());
   Outcome o;
   if (a->ok) {
     if (a->result.size() > kServeMaxResult) {
@@ -500,8 +517,9 @@ void ServeExecutor::OnLine(Proc* p, std::string_view line) {
     }
   }
   FinishJob(p, std::move(o));
-  p->state = Proc::State::kIdle;
   ++p->jobs_done;
+  if (ending) return;
+  p->state = Proc::State::kIdle;
   MaybeRecycle(p);
   if (p->state != Proc::State::kIdle) return;
   Pump();
@@ -573,9 +591,45 @@ void ServeExecutor::Close(Proc* p, const char* why) {
       kExitGraceMs, 0);
 }
 
+void ServeExecutor::Reap(Proc* p) {
+  int status = 0;
+  const pid_t got = ::waitpid(p->pid, &status, WNOHANG);
+  if (got == p->pid) {
+    OnExit(p, status);
+  } else if (got < 0 && errno != EINTR) {
+    // Reaped by someone else (SIGCHLD ignored): gone, its status unknown.
+    LogWarn("serve.waitpid",
+            {{"queue", q_.name}, {"pid", p->log_pid}, {"err", std::strerror(errno)}});
+    OnExit(p, 255 << 8);
+  }
+}
+
+void ServeExecutor::AbandonReadyIfStuck() {
+  if (!stopping_) return;
+  for (const auto& p : procs_) {
+    switch (p->state) {
+      case Proc::State::kSpawning:
+      case Proc::State::kLoading:
+      case Proc::State::kIdle:
+      case Proc::State::kBusy:
+        return;  // a process that can still take them
+      default:
+        break;
+    }
+  }
+  // Stopping, and no process left to run them: not started, they go back.
+  while (!ready_.empty()) {
+    NotRun(std::move(ready_.front()), /*interrupted=*/true);
+    ready_.pop_front();
+  }
+}
+
 void ServeExecutor::OnExit(Proc* p, int status) {
-  // Reaped: its pid (and group id) may be reused from now on, never killed again.
+  // Reaped: its pid (and group id) may be reused from now on, never killed
+  // again; what is left in its pipes is read as from a process being ended
+  // (its answer counts, nothing is sent to it).
   p->pid = -1;
+  p->state = Proc::State::kEnding;
   // What it wrote before it went is in the pipes: its last answer too.
   for (int which = 0; which < 3; ++which) {
     if (p->fds[which].valid()) OnReadable(p, which);
@@ -623,6 +677,7 @@ void ServeExecutor::OnExit(Proc* p, int status) {
   p->reason = nullptr;
   if (stopping_) {
     p->state = Proc::State::kDown;
+    AbandonReadyIfStuck();
     reports_.Schedule();
     return;
   }
@@ -694,6 +749,7 @@ void ServeExecutor::OnEntered(std::vector<Prepared>&& trip, uint64_t gen) {
     NotRun(std::move(e), interrupted && e.in.result == RunResult::kOk);
   }
   Pump();
+  AbandonReadyIfStuck();
   CloseIdleIfStopping();
 }
 

@@ -104,6 +104,11 @@ class ServeExecutor final : public Executor {
   void OnReadable(Proc* p, int which);
   void OnLine(Proc* p, std::string_view line);
   void OnOutput(Proc* p, int which, std::string_view bytes, bool flush);
+  // Reaps p's process if it exited (its pidfd is readable, or a look).
+  void Reap(Proc* p);
+  // Stopping with jobs made ready and no process left that could take
+  // them (none is restarted now): they go back, not started.
+  void AbandonReadyIfStuck();
   // p's process exited (reaped, `status` from waitpid).
   void OnExit(Proc* p, int status);
   // Ends p's job with `o` (its duration, identity and stderr tail added).

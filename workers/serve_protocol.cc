@@ -1,5 +1,6 @@
 #include "workers/serve_protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -121,6 +122,30 @@ void Serialize(const nlohmann::json& v, std::string* out) {
   }
 }
 
+// How deeply `text`'s arrays and objects nest (brackets inside strings aside).
+int NestingDepth(std::string_view text) {
+  int depth = 0, most = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      most = std::max(most, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return most;
+}
+
 }  // namespace
 
 std::string EncodeServeJob(const ServeJob& job) {
@@ -146,6 +171,10 @@ std::string EncodeServeJob(const ServeJob& job) {
 
 Result<ServeAnswer> DecodeServeAnswer(std::string_view line) {
   const auto bad = [](std::string why) { return Error{Errc::kInvalid, std::move(why)}; };
+  // Serialize() recurses: a result nested a million deep must not reach it.
+  if (NestingDepth(line) > kServeMaxDepth) {
+    return bad("nested deeper than " + std::to_string(kServeMaxDepth) + " levels");
+  }
   nlohmann::json v =
       nlohmann::json::parse(MaskSurrogates(line), nullptr, /*allow_exceptions=*/false);
   if (v.is_discarded()) return bad("not JSON");

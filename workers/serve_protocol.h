@@ -28,6 +28,8 @@ namespace dropq {
 
 // An answer line longer than this is a protocol error (dropqd never holds more).
 inline constexpr std::size_t kServeMaxLine = std::size_t{1} << 20;
+// Arrays and objects nested deeper than this in an answer: a protocol error.
+inline constexpr int kServeMaxDepth = 64;
 // The largest `result` kept, as JSON text: a longer one fails its job.
 inline constexpr std::size_t kServeMaxResult = std::size_t{64} << 10;
 

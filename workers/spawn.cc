@@ -288,11 +288,10 @@ Result<ServeChild> SpawnServe(const std::vector<std::string>& argv,
   for (auto& e : ends) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return IoError("pipe2", errno);
+    const UniqueFd low[2] = {UniqueFd(p[0]), UniqueFd(p[1])};  // closed on every way out
     for (int k = 0; k < 2; ++k) {
-      const int high = ::fcntl(p[k], F_DUPFD_CLOEXEC, 5);
-      const int err = errno;
-      ::close(p[k]);
-      if (high < 0) return IoError("fcntl F_DUPFD_CLOEXEC", err);
+      const int high = ::fcntl(low[k].get(), F_DUPFD_CLOEXEC, 5);
+      if (high < 0) return IoError("fcntl F_DUPFD_CLOEXEC", errno);
       e[k] = UniqueFd(high);
     }
   }

@@ -310,6 +310,29 @@ TEST_F(ServeTest, SigtermFinishesTheCurrentJobsAndClosesFd3) {
   EXPECT_EQ(env_.Stop(), 0);
 }
 
+// 5b. A stop while processes are replaced and slow to get ready: the job
+// made ready for a process that will not come back goes back to pending
+// (the drain does not wait for it), a process told to exit while loading
+// is not taken for a protocol breaker, and nothing is lost or run twice.
+TEST_F(ServeTest, AStopDuringRecyclesLeavesNoJobBehind) {
+  Configure(1, ", \"--sleep\", \"0.2\", \"--ready-after\", \"0.5\"", "max_jobs: 1");
+  ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
+  constexpr int kFiles = 6;
+  for (int i = 0; i < kFiles; ++i) Drop("f" + std::to_string(i), "x");
+  ASSERT_TRUE(WaitFor([&] { return StatCounter(env_.redis, "q", "done") >= 1; }, seconds(30)));
+  EXPECT_EQ(env_.Stop(SIGTERM, seconds(20)), 0);  // no drain left waiting
+  std::string log = env_.DaemonLog();
+  EXPECT_EQ(log.find("protocol_error"), std::string::npos) << log;
+  ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
+  ASSERT_TRUE(WaitForOutcomes(env_.redis, kFiles, 0, seconds(60))) << env_.DaemonLog();
+  const std::map<std::string, int> ended = Ended();
+  EXPECT_EQ(ended.size(), static_cast<size_t>(kFiles));
+  for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  EXPECT_EQ(env_.Stop(), 0);
+  log = env_.DaemonLog();
+  EXPECT_EQ(log.find("protocol_error"), std::string::npos) << log;
+}
+
 // 6. A name that is not UTF-8 reaches the process as its bytes
 // (os.fsencode), and answers that echo it are protocol, not errors.
 TEST_F(ServeTest, NamesThatAreNotUtf8TravelAsTheirBytes) {

@@ -70,6 +70,20 @@ TEST(ServeProtocolTest, LoneSurrogatesAreBytesAndPairsAreCharacters) {
   EXPECT_EQ(a->id, "\x80");
 }
 
+TEST(ServeProtocolTest, NestingIsBounded) {
+  std::string deep = "{\"id\":\"J\",\"ok\":true,\"result\":{\"a\":";
+  for (int i = 0; i < 500000; ++i) deep += '[';
+  for (int i = 0; i < 500000; ++i) deep += ']';
+  deep += "}}";
+  auto a = DecodeServeAnswer(deep);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.error().what.find("nested deeper than 64"), std::string::npos);
+  // Brackets inside strings do not count.
+  a = DecodeServeAnswer(
+      R"({"id":"J","ok":true,"result":{"s":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"[["}})");
+  ASSERT_TRUE(a.ok()) << a.error().what;
+}
+
 TEST(ServeProtocolTest, WhatIsNotProtocol) {
   for (const char* line :
        {"", "garbage", "[1,2]", "{\"ok\":true}", "{\"id\":1,\"ok\":true}", "{\"id\":\"J\"}",
