@@ -95,6 +95,11 @@ class ServeTest : public ::testing::Test {
     return JobRecord(env_.redis, "q", OnlyJobId(env_.redis, "q", name));
   }
 
+  // The config's top-level key that serves /metrics on `port`.
+  static std::string MetricsAt(int port) {
+    return "metrics: { listen: \"127.0.0.1:" + std::to_string(port) + "\" }\n";
+  }
+
   double Metric(int port, const std::string& series) {
     const std::string page = GetMetrics(port).second;
     const size_t at = page.find("\n" + series + " ");
@@ -137,8 +142,7 @@ TEST_F(ServeTest, FiveThousandFilesHashedOnceWithTheirResults) {
 // again; every other file is processed once; dropqd's memory stays bounded.
 TEST_F(ServeTest, EachMisbehaviourFailsOnlyItsJob) {
   const int port = FreePort();
-  Configure(2, "", "timeout: 2s",
-            "metrics: { listen: \"127.0.0.1:" + std::to_string(port) + "\" }\n");
+  Configure(2, "", "timeout: 2s", MetricsAt(port));
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
   const long hwm0 = ProcStatusKiB(env_.daemon()->pid(), "VmHWM");
   std::set<std::string> good;
@@ -205,8 +209,7 @@ TEST_F(ServeTest, EachMisbehaviourFailsOnlyItsJob) {
 // nothing lost or run twice across them.
 TEST_F(ServeTest, MaxJobsRecyclesAndLosesNothing) {
   const int port = FreePort();
-  Configure(2, "", "max_jobs: 100",
-            "metrics: { listen: \"127.0.0.1:" + std::to_string(port) + "\" }\n");
+  Configure(2, "", "max_jobs: 100", MetricsAt(port));
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
   constexpr int kFiles = 1000;
   for (int i = 0; i < kFiles; ++i) Drop("f" + std::to_string(i), std::to_string(i));
@@ -230,8 +233,7 @@ TEST_F(ServeTest, MaxJobsRecyclesAndLosesNothing) {
 // 3b. max_rss: a process that keeps 20 MiB per job is replaced once past 60M.
 TEST_F(ServeTest, MaxRssRecyclesALeakingProcess) {
   const int port = FreePort();
-  Configure(1, ", \"--leak\", \"20\"", "max_rss: 60M",
-            "metrics: { listen: \"127.0.0.1:" + std::to_string(port) + "\" }\n");
+  Configure(1, ", \"--leak\", \"20\"", "max_rss: 60M", MetricsAt(port));
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
   for (int i = 0; i < 12; ++i) Drop("f" + std::to_string(i), "x");
   ASSERT_TRUE(WaitForOutcomes(env_.redis, 12, 0, seconds(60))) << env_.DaemonLog();
