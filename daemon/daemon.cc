@@ -351,11 +351,12 @@ void Daemon::Reload() {
     if (want != nullptr && want->SameButLimits(*q.cfg)) {
       // New limits apply where the queue runs: its runner, executor and
       // batches read them from this config.
-      const bool was_limited = q.cfg->limited();
+      const int old_rate_max = q.cfg->rate_max;
+      const int old_max_active = q.cfg->max_active;
       q.cfg->rate_max = want->rate_max;
       q.cfg->rate_per = want->rate_per;
       q.cfg->max_active = want->max_active;
-      q.runner->LimitsChanged(was_limited);
+      q.runner->LimitsChanged(old_rate_max, old_max_active);
       ++tally->changed;
       limits_changed = true;
       return;

@@ -184,7 +184,8 @@ void QueueRunner::SendEnqueue() {
   enqueue_names_.clear();
   ++enqueue_inflight_;
   redis_->Eval(EnqueueScript(), keys_.base(), std::move(args),
-               GuardedBy(alive_, [this, sent, ask, own = std::move(own)](Result<Reply> r) {
+               GuardedBy(alive_, [this, sent, ask, own = std::move(own),
+                                  gen = limits_gen_](Result<Reply> r) {
                  --enqueue_inflight_;
                  claim_inflight_ -= ask;
                  auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
@@ -209,6 +210,8 @@ void QueueRunner::SendEnqueue() {
                  }
                  const size_t claimed = e->claimed.size();
                  HoldClaimed(std::move(e->claimed), &own);
+                 // Claimed before a reload gave the queue a limit: not counted.
+                 if (gen != limits_gen_ && q_.limited()) ReleaseQueued();
                  // Files left in :pending (no room), or pending jobs not reached.
                  if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
                    pending_maybe_ = true;
@@ -257,10 +260,12 @@ void QueueRunner::MaybeClaim() {
   freed_while_claiming_ = false;
   const ClaimLimits limits{q_.rate_max, q_.rate_per.count(), q_.max_active};
   redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
-               GuardedBy(alive_, [this, ask](Result<Reply> r) { OnClaimed(std::move(r), ask); }));
+               GuardedBy(alive_, [this, ask, gen = limits_gen_](Result<Reply> r) {
+                 OnClaimed(std::move(r), ask, gen);
+               }));
 }
 
-void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
+void QueueRunner::OnClaimed(Result<Reply> r, int asked, uint64_t gen) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   claim_inflight_ -= asked;
   if (r.ok() && IsPausedReply(*r)) {
@@ -287,7 +292,8 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
           // others' by their `freed` notice (SlotsFreed()).
           ++counters_.held_active;
           Hold(Held::kActive, kActiveLookMs);
-          if (std::exchange(freed_while_claiming_, false)) EndHold();
+          // Only a max_active hold: a throttle set meanwhile stays.
+          if (std::exchange(freed_while_claiming_, false) && held_ == Held::kActive) EndHold();
           break;
       }
       CheckDrained();
@@ -312,6 +318,7 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked) {
   const size_t n = claimed->size();
   // Each job waited for its ENQUEUE's reply and then for CLAIM's.
   HoldClaimed(std::move(*claimed), nullptr);
+  if (gen != limits_gen_ && q_.limited()) ReleaseQueued();  // claimed under other limits
   // A limited queue gets fewer than it asked while its limits bind, with
   // jobs still pending.
   pending_maybe_ = n == static_cast<size_t>(asked) || (q_.limited() && n > 0);
@@ -536,10 +543,15 @@ void QueueRunner::EndHold() {
   MaybeClaim();
 }
 
-void QueueRunner::LimitsChanged(bool was_limited) {
+void QueueRunner::LimitsChanged(int old_rate_max, int old_max_active) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   size_t released = 0;
-  if (!was_limited && q_.limited()) released = ReleaseQueued();
+  // A limit that starts counting did not count the jobs claimed ahead, nor
+  // those a claim still in flight brings (its reply sees limits_gen_ moved).
+  if ((old_rate_max > 0) != (q_.rate_max > 0) || (old_max_active > 0) != (q_.max_active > 0)) {
+    ++limits_gen_;
+    if (q_.limited()) released = ReleaseQueued();
+  }
   LogInfo("queue.limits", {{"queue", q_.name},
                            {"rate_limit", q_.rate_max},
                            {"rate_per_ms", q_.rate_per.count()},

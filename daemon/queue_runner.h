@@ -122,11 +122,11 @@ class QueueRunner {
 
   // The owner changed the limit fields (rate_max, rate_per, max_active) of
   // the QueueConfig this runner was created with, in place (a reload): the
-  // next claim counts with them. `was_limited`: the queue had a limit
-  // before. A queue that gains its first limit gives back the jobs it
-  // claimed ahead and has not started (they would start uncounted); a hold
-  // for a limit ends, a server's throttle stays.
-  void LimitsChanged(bool was_limited);
+  // next claim counts with them. `old_*`: the values before. When a limit
+  // is added or removed, the jobs claimed and not started (and those a
+  // claim in flight brings) go back, as they were not counted under the
+  // limits now in force; a hold for a limit ends, a server's throttle stays.
+  void LimitsChanged(int old_rate_max, int old_max_active);
   // An instance freed max_active slots of this queue (its `freed` notice):
   // a queue held back by max_active claims again at once. A notice that
   // comes while a CLAIM is in flight makes a refusal of that CLAIM claim
@@ -185,7 +185,8 @@ class QueueRunner {
   // While jobs wait in memory (no claim goes out), asks Redis whether the
   // queue was paused.
   void CheckPaused();
-  void OnClaimed(Result<Reply> r, int asked);
+  // `gen`: limits_gen_ when the CLAIM was sent.
+  void OnClaimed(Result<Reply> r, int asked, uint64_t gen);
   // A batch of the executor's reports, in order.
   void OnReports(std::vector<RunReport>&& reports);
   void OnStarted(const std::string& id, uint32_t attempt);
@@ -251,6 +252,7 @@ class QueueRunner {
   Held held_ = Held::kNo;
   int64_t hold_until_ms_ = 0;          // MonoMs() at which the hold ends
   bool freed_while_claiming_ = false;  // SlotsFreed() since the CLAIM in flight was sent
+  uint64_t limits_gen_ = 0;            // bumped when a reload adds or removes a limit
   bool pending_maybe_ = true;  // jobs may be pending: the last claim filled every slot it asked
                                // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused

@@ -64,8 +64,10 @@ local function leave_running(base, id)
 end
 -- Tells every instance held back by max_active that slots are free: one
 -- PUBLISH on <base>freed per call that freed any (its message: how many).
+-- A refused PUBLISH (an ACL user without channel access) must not fail the
+-- call after its writes: the notice is lost, and the 1 s look covers it.
 local function announce_freed(base)
-  if freed > 0 then redis.call('PUBLISH', base .. 'freed', freed) end
+  if freed > 0 then redis.pcall('PUBLISH', base .. 'freed', freed) end
 end
 
 -- For the scripts that give active jobs back (RELEASE, REQUEUE): moves one own active
