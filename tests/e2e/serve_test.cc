@@ -91,6 +91,13 @@ class ServeTest : public ::testing::Test {
     return n;
   }
 
+  // Exactly `files` names have runs that ended, one each.
+  void ExpectEachRanOnce(int files) {
+    const std::map<std::string, int> ended = Ended();
+    EXPECT_EQ(ended.size(), static_cast<size_t>(files));
+    for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  }
+
   std::map<std::string, std::string> Record(const std::string& name) {
     return JobRecord(env_.redis, "q", OnlyJobId(env_.redis, "q", name));
   }
@@ -118,9 +125,7 @@ TEST_F(ServeTest, FiveThousandFilesHashedOnceWithTheirResults) {
   constexpr int kFiles = 5000;
   for (int i = 0; i < kFiles; ++i) Drop("f" + std::to_string(i), "content " + std::to_string(i));
   ASSERT_TRUE(WaitForOutcomes(env_.redis, kFiles, 0, seconds(240))) << env_.DaemonLog();
-  const std::map<std::string, int> ended = Ended();
-  EXPECT_EQ(ended.size(), static_cast<size_t>(kFiles));
-  for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  ExpectEachRanOnce(kFiles);
   int checked = 0;
   for (const auto& [name, ids] : JobIdsByName(env_.redis, "q")) {
     ASSERT_EQ(ids.size(), 1u) << name;
@@ -214,9 +219,7 @@ TEST_F(ServeTest, MaxJobsRecyclesAndLosesNothing) {
   constexpr int kFiles = 1000;
   for (int i = 0; i < kFiles; ++i) Drop("f" + std::to_string(i), std::to_string(i));
   ASSERT_TRUE(WaitForOutcomes(env_.redis, kFiles, 0, seconds(120))) << env_.DaemonLog();
-  const std::map<std::string, int> ended = Ended();
-  EXPECT_EQ(ended.size(), static_cast<size_t>(kFiles));
-  for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  ExpectEachRanOnce(kFiles);
   double recycled = -1;
   EXPECT_TRUE(WaitFor(
       [&] {
@@ -306,9 +309,7 @@ TEST_F(ServeTest, SigtermFinishesTheCurrentJobsAndClosesFd3) {
   for (const HandlerRun& r : Runs()) EXPECT_GE(r.end, 0) << "a run was cut short";
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
   ASSERT_TRUE(WaitForOutcomes(env_.redis, kFiles, 0, seconds(60))) << env_.DaemonLog();
-  const std::map<std::string, int> ended = Ended();
-  EXPECT_EQ(ended.size(), static_cast<size_t>(kFiles));
-  for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  ExpectEachRanOnce(kFiles);
   EXPECT_EQ(env_.Stop(), 0);
 }
 
@@ -327,9 +328,7 @@ TEST_F(ServeTest, AStopDuringRecyclesLeavesNoJobBehind) {
   EXPECT_EQ(log.find("protocol_error"), std::string::npos) << log;
   ASSERT_TRUE(env_.Start()) << env_.DaemonLog();
   ASSERT_TRUE(WaitForOutcomes(env_.redis, kFiles, 0, seconds(60))) << env_.DaemonLog();
-  const std::map<std::string, int> ended = Ended();
-  EXPECT_EQ(ended.size(), static_cast<size_t>(kFiles));
-  for (const auto& [name, n] : ended) EXPECT_EQ(n, 1) << name;
+  ExpectEachRanOnce(kFiles);
   EXPECT_EQ(env_.Stop(), 0);
   log = env_.DaemonLog();
   EXPECT_EQ(log.find("protocol_error"), std::string::npos) << log;
