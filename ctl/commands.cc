@@ -17,6 +17,7 @@
 #include "common/job.h"
 #include "common/job_id.h"
 #include "common/rename.h"
+#include "ctl/job_query.h"
 #include "store/job_record.h"
 #include "store/keys.h"
 #include "store/protocol.h"
@@ -482,14 +483,15 @@ int Retry(const Env& env, const std::string& id) try {
   return Down(e);
 }
 
-int RetryAllFailed(const Env& env, const std::string& queue) try {
+int RetryMatching(const Env& env, const std::string& queue, const JobFilter& filter) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
-  const Reply ids = Call(env, {"ZRANGE", QueueKeys(env.cfg->prefix, q->name).Failed(), "0", "-1"});
+  auto page = SearchJobs(*env.redis, QueueKeys(env.cfg->prefix, q->name), "failed", filter,
+                         SearchOrder{false}, 0, 0, /*want_all_ids=*/true);
+  if (!page.ok()) throw RedisDown(page.error().what);
   json retried = json::array();
   json errors = json::object();
-  for (const auto& e : ids.elements) {
-    const std::string id = e.AsString();
+  for (const std::string& id : page->all_ids) {
     const std::string err = RetryOne(env, *q, id);
     if (err.empty()) {
       retried.push_back(id);
@@ -508,62 +510,39 @@ int RetryAllFailed(const Env& env, const std::string& queue) try {
   return Down(e);
 }
 
-int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit) try {
+int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit,
+         const JobFilter& filter) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
   const QueueKeys k(env.cfg->prefix, q->name);
-  const int64_t count = std::max<int64_t>(limit, 1);
-  const std::string last = std::to_string(count - 1);  // of a 0-based range
-  // Pending in the order jobs will start (the list's tail first); active and
-  // scheduled by claim or due time; done and failed newest first.
-  Reply ids;
-  if (state == "pending") {
-    ids = Call(env, {"LRANGE", k.Pending(), "-" + std::to_string(count), "-1"});
-    std::reverse(ids.elements.begin(), ids.elements.end());
-  } else if (state == "active" || state == "scheduled") {
-    ids = Call(env, {"ZRANGE", state == "active" ? k.Active() : k.Scheduled(), "0", last});
-  } else {
-    ids = Call(env, {"ZREVRANGE", state == "done" ? k.Done() : k.Failed(), "0", last});
+  // Pending in the order jobs will start; active and scheduled by claim or
+  // due time; done and failed newest first.
+  const bool newest_first = state == "done" || state == "failed";
+  auto page = SearchJobs(*env.redis, k, state, filter, SearchOrder{newest_first}, 0,
+                         std::max<int64_t>(limit, 1), /*want_all_ids=*/false);
+  if (!page.ok()) {
+    if (page.error().code == Errc::kRedis) throw RedisDown(page.error().what);
+    return Fail(page.error().what);
   }
-  static const std::vector<std::string> kFields = {"name",  "state", "attempt",  "result", "error",
-                                                   "owner", "enq",   "finished", "due",    "ms"};
   json jobs = json::array();
   std::vector<std::vector<std::string>> rows;
-  for (const Reply& e : ids.elements) {
-    const Entry entry = SplitEntry(e.str);
-    const std::string id(entry.id);
-    Reply f;
-    if (entry.rest) {  // never claimed: no record, its name is in the entry
-      f.type = Reply::Type::kArray;
-      for (const std::string& field : kFields) {
-        Reply v;
-        v.type = field == "name" || field == "state" ? Reply::Type::kString : Reply::Type::kNil;
-        v.str = field == "name" ? std::string(*entry.rest) : field == "state" ? "pending" : "";
-        f.elements.push_back(std::move(v));
-      }
-    } else {
-      std::vector<std::string> argv = {"HMGET", k.Job(id)};
-      argv.insert(argv.end(), kFields.begin(), kFields.end());
-      f = Call(env, argv);
-    }
-    if (f.is_error()) {  // a hand-made key of another type
-      jobs.push_back({{"id", ToValidUtf8(id)}, {"problem", ToValidUtf8(f.str)}});
-      rows.push_back({id, "?", "?", "?", f.str});
+  for (const JobSummary& s : page->jobs) {
+    const std::string& id = s.id;
+    if (!s.problem.empty()) {  // a hand-made key of another type
+      jobs.push_back({{"id", ToValidUtf8(id)}, {"problem", ToValidUtf8(s.problem)}});
+      rows.push_back({id, "?", "?", "?", s.problem});
       continue;
     }
     json j = {{"id", ToValidUtf8(id)}};
-    std::map<std::string, std::string> got;
-    for (size_t i = 0; i < kFields.size() && i < f.elements.size(); ++i) {
-      if (f.elements[i].is_nil()) continue;
-      const std::string v = f.elements[i].AsString();
-      got[kFields[i]] = v;
-      if (IsNumericField(kFields[i])) {
-        if (auto num = ParseRecordNumber(kFields[i], v); num.ok()) {
-          j[kFields[i]] = *num;
+    const std::map<std::string, std::string>& got = s.fields;
+    for (const auto& [field, v] : got) {
+      if (IsNumericField(field)) {
+        if (auto num = ParseRecordNumber(field, v); num.ok()) {
+          j[field] = *num;
           continue;
         }
       }
-      j[kFields[i]] = ToValidUtf8(v);
+      j[field] = ToValidUtf8(v);
     }
     if (!j.contains("enq")) {
       if (auto ms = JobIdTimeMs(id)) j["enq"] = *ms;  // layout 2 keeps it in the id only
@@ -580,19 +559,27 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
       const auto it = got.find("enq");
       if (auto ms = EnqueuedMs(id, it == got.end() ? nullptr : &it->second)) when = FormatTime(*ms);
     }
-    std::string what = got.count("result") ? got["result"] : "";
-    if (got.count("error")) what += (what.empty() ? "" : ": ") + got["error"];
-    rows.push_back({id, got.count("attempt") ? got["attempt"] : "0", when,
-                    EscapeName(got.count("name") ? got["name"] : "(no record)"),
+    const auto field = [&got](const char* f) {
+      const auto it = got.find(f);
+      return it == got.end() ? std::string() : it->second;
+    };
+    std::string what = field("result");
+    if (got.count("error")) what += (what.empty() ? "" : ": ") + field("error");
+    rows.push_back({id, got.count("attempt") ? field("attempt") : "0", when,
+                    EscapeName(got.count("name") ? field("name") : "(no record)"),
                     EscapeText(what.substr(0, 80))});
   }
   if (env.json) {
-    PrintJson({{"queue", q->name}, {"state", state}, {"jobs", jobs}});
+    PrintJson({{"queue", q->name}, {"state", state}, {"total", page->total}, {"jobs", jobs}});
   } else {
     std::printf("%-26s %7s %-24s %s\n", "JOB_ID", "ATTEMPT", "TIME", "NAME  RESULT");
     for (const auto& r : rows) {
       std::printf("%-26s %7s %-24s %s%s%s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
                   r[3].c_str(), r[4].empty() ? "" : "  ", r[4].c_str());
+    }
+    if (page->total > static_cast<int64_t>(rows.size())) {
+      std::printf("(%zu of %lld shown; --limit for more)\n", rows.size(),
+                  static_cast<long long>(page->total));
     }
   }
   return kOk;
@@ -601,17 +588,35 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
 }
 
 int Purge(const Env& env, const std::string& queue, const std::string& state,
-          int64_t older_than_ms) try {
+          int64_t older_than_ms, const JobFilter& filter) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
   const QueueKeys k(env.cfg->prefix, q->name);
   const int64_t before = NowUnixMs() - std::max<int64_t>(older_than_ms, 0);
   int64_t purged = 0;
-  for (;;) {  // in slices, so Redis never blocks long on a big history
-    const Reply r = Eval(env, PurgeScript(), k.base(), {state, std::to_string(before), "1000"});
-    if (r.is_error()) return Fail(r.str);
-    purged += r.AsInt(0);
-    if (r.AsInt(0) < 1000) break;
+  if (filter.NeedsNoRecord() && !filter.since_ms && !filter.until_ms) {
+    for (;;) {  // in slices, so Redis never blocks long on a big history
+      const Reply r = Eval(env, PurgeScript(), k.base(), {state, std::to_string(before), "1000"});
+      if (r.is_error()) return Fail(r.str);
+      purged += r.AsInt(0);
+      if (r.AsInt(0) < 1000) break;
+    }
+  } else {
+    // The filter's matches, then those ids in slices (each checked again).
+    JobFilter f = filter;
+    f.until_ms = f.until_ms ? std::min(*f.until_ms, before) : before;
+    auto page = SearchJobs(*env.redis, k, state, f, SearchOrder{false}, 0, 0, true);
+    if (!page.ok()) throw RedisDown(page.error().what);
+    const std::vector<std::string>& ids = page->all_ids;
+    for (size_t i = 0; i < ids.size(); i += kSearchSlice) {
+      std::vector<std::string> args = {state, std::to_string(before),
+                                       std::to_string(kSearchSlice)};
+      args.insert(args.end(), ids.begin() + i,
+                  ids.begin() + std::min(ids.size(), i + kSearchSlice));
+      const Reply r = Eval(env, PurgeScript(), k.base(), args);
+      if (r.is_error()) return Fail(r.str);
+      purged += r.AsInt(0);
+    }
   }
   if (env.json) {
     PrintJson({{"queue", q->name}, {"state", state}, {"purged", purged}});

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "ctl/job_query.h"
 #include "store/redis_sync.h"
 
 namespace dropq::ctl {
@@ -30,16 +31,19 @@ int Status(const Env& env);
 int Show(const Env& env, const std::string& job_id);
 // Requeues one failed job (same id, its file put back in place).
 int Retry(const Env& env, const std::string& job_id);
-// Requeues every failed job of `queue`.
-int RetryAllFailed(const Env& env, const std::string& queue);
+// Requeues every failed job of `queue` that `filter` selects (an empty
+// filter: all of them), oldest first.
+int RetryMatching(const Env& env, const std::string& queue, const JobFilter& filter);
 // Up to `limit` jobs of `queue` in `state` (pending | active | scheduled |
-// failed | done): pending in start order, active and scheduled by time,
-// done and failed newest first.
-int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit);
+// failed | done) that `filter` selects: pending in start order, active and
+// scheduled by time, done and failed newest first; and how many match.
+int List(const Env& env, const std::string& queue, const std::string& state, int64_t limit,
+         const JobFilter& filter);
 // Deletes the records of `state` (done | failed) jobs of `queue` that
-// finished more than `older_than_ms` ago (0: all of them).
+// finished more than `older_than_ms` ago (0: all of them) and that `filter`
+// selects.
 int Purge(const Env& env, const std::string& queue, const std::string& state,
-          int64_t older_than_ms);
+          int64_t older_than_ms, const JobFilter& filter);
 // Pauses (or resumes) `queue` on every instance: a paused queue keeps
 // watching and enqueuing, and starts no new jobs; running ones finish.
 int SetPaused(const Env& env, const std::string& queue, bool paused);

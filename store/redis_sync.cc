@@ -50,6 +50,24 @@ Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
   return out;
 }
 
+Result<std::vector<Reply>> RedisSync::Pipeline(
+    const std::vector<std::vector<std::string>>& batch) {
+  for (const auto& argv : batch) {
+    ArgvRef ref(argv);
+    if (redisAppendCommandArgv(c_, ref.argc(), ref.argv(), ref.lens()) != REDIS_OK) {
+      return Error{Errc::kRedis, std::string("redis: ") + (c_->err ? c_->errstr : "append")};
+    }
+  }
+  std::vector<Reply> out;
+  out.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto r = NextReply();
+    if (!r.ok()) return r.error();
+    out.push_back(std::move(*r));
+  }
+  return out;
+}
+
 Result<Reply> RedisSync::NextReply() {
   void* raw = nullptr;
   if (redisGetReply(c_, &raw) != REDIS_OK || raw == nullptr) {

@@ -30,6 +30,11 @@ class RedisSync {
   // Reply of type kError, not an Error; a broken connection is an Error.
   Result<Reply> Command(const std::vector<std::string>& argv);
 
+  // Sends every command of `batch` in one write and reads their replies, in
+  // order: one round trip for many small commands (a search reads records
+  // in slices this way). A broken connection is an Error for the batch.
+  Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& batch);
+
   // Waits (at most the connect timeout) for the next reply the server
   // pushes without a command: a message, once SUBSCRIBE made this a
   // subscriber. A timeout is an Error, and the connection is then unusable.
