@@ -587,8 +587,8 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
   return Down(e);
 }
 
-int Purge(const Env& env, const std::string& queue, const std::string& state,
-          int64_t older_than_ms, const JobFilter& filter) try {
+int Purge(const Env& env, const std::string& queue, const std::string& state, int64_t older_than_ms,
+          const JobFilter& filter) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
   const QueueKeys k(env.cfg->prefix, q->name);
@@ -609,8 +609,7 @@ int Purge(const Env& env, const std::string& queue, const std::string& state,
     if (!page.ok()) throw RedisDown(page.error().what);
     const std::vector<std::string>& ids = page->all_ids;
     for (size_t i = 0; i < ids.size(); i += kSearchSlice) {
-      std::vector<std::string> args = {state, std::to_string(before),
-                                       std::to_string(kSearchSlice)};
+      std::vector<std::string> args = {state, std::to_string(before), std::to_string(kSearchSlice)};
       args.insert(args.end(), ids.begin() + i,
                   ids.begin() + std::min(ids.size(), i + kSearchSlice));
       const Reply r = Eval(env, PurgeScript(), k.base(), args);

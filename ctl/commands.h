@@ -42,8 +42,8 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
 // Deletes the records of `state` (done | failed) jobs of `queue` that
 // finished more than `older_than_ms` ago (0: all of them) and that `filter`
 // selects.
-int Purge(const Env& env, const std::string& queue, const std::string& state,
-          int64_t older_than_ms, const JobFilter& filter);
+int Purge(const Env& env, const std::string& queue, const std::string& state, int64_t older_than_ms,
+          const JobFilter& filter);
 // Pauses (or resumes) `queue` on every instance: a paused queue keeps
 // watching and enqueuing, and starts no new jobs; running ones finish.
 int SetPaused(const Env& env, const std::string& queue, bool paused);

@@ -11,8 +11,8 @@
 
 namespace dropq {
 
-const std::vector<std::string> kSummaryFields = {
-    "name", "state", "attempt", "result", "error", "owner", "enq", "finished", "due", "ms"};
+const std::vector<std::string> kSummaryFields = {"name",  "state", "attempt",  "result", "error",
+                                                 "owner", "enq",   "finished", "due",    "ms"};
 
 namespace {
 
@@ -39,9 +39,8 @@ std::string ScoreBound(const std::optional<int64_t>& v, const char* open) {
 
 bool ContainsIgnoringCase(std::string_view hay, std::string_view needle) {
   const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [&](char a, char b) {
-           return lower(a) == lower(b);
-         }) != hay.end();
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                     [&](char a, char b) { return lower(a) == lower(b); }) != hay.end();
 }
 
 }  // namespace
@@ -88,10 +87,11 @@ Result<std::vector<Item>> ReadSlice(RedisSync& redis, const std::string& key,
     return items;
   }
   // :pending takes LPUSH: index 0 is the newest, -1 the next to start.
-  auto r = order.newest_first
-               ? redis.Command({"LRANGE", key, std::to_string(pos), std::to_string(pos + count - 1)})
-               : redis.Command({"LRANGE", key, std::to_string(-(pos + count)),
-                                std::to_string(-(pos + 1))});
+  auto r =
+      order.newest_first
+          ? redis.Command({"LRANGE", key, std::to_string(pos), std::to_string(pos + count - 1)})
+          : redis.Command(
+                {"LRANGE", key, std::to_string(-(pos + count)), std::to_string(-(pos + 1))});
   if (!r.ok()) return r.error();
   if (r->is_error()) return Error{Errc::kRedis, key + ": " + r->str};
   if (!order.newest_first) std::reverse(r->elements.begin(), r->elements.end());
@@ -111,9 +111,9 @@ struct RecordFields {
   std::string problem;  // the key is not a hash (made by hand): Redis' error
 };
 
-Result<std::vector<RecordFields>> ReadFields(
-    RedisSync& redis, const QueueKeys& k, const std::vector<const Item*>& items,
-    const std::vector<std::string>& fields) {
+Result<std::vector<RecordFields>> ReadFields(RedisSync& redis, const QueueKeys& k,
+                                             const std::vector<const Item*>& items,
+                                             const std::vector<std::string>& fields) {
   std::vector<std::vector<std::string>> batch;
   for (const Item* item : items) {
     if (item->name) continue;
@@ -163,8 +163,7 @@ bool NameMatches(const JobFilter& f, std::string_view name) {
   const std::string whole(name);
   if (fnmatch(f.match.c_str(), whole.c_str(), 0) == 0) return true;
   const size_t slash = whole.rfind('/');
-  return slash != std::string::npos &&
-         fnmatch(f.match.c_str(), whole.c_str() + slash + 1, 0) == 0;
+  return slash != std::string::npos && fnmatch(f.match.c_str(), whole.c_str() + slash + 1, 0) == 0;
 }
 
 Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_view state,
@@ -180,8 +179,8 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
   std::vector<Item> shown;
   // Without a filter on what the records hold (and, for pending, on time)
   // the count comes from Redis and the page is read from its offset on.
-  const bool counted = f.NeedsNoRecord() && !want_all_ids &&
-                       (IsZset(state) || (!f.since_ms && !f.until_ms));
+  const bool counted =
+      f.NeedsNoRecord() && !want_all_ids && (IsZset(state) || (!f.since_ms && !f.until_ms));
   int64_t matched = 0;
   int64_t pos = 0;
   if (counted) {

@@ -72,9 +72,9 @@ struct SearchOrder {
 };
 
 struct JobPage {
-  int64_t total = 0;                    // jobs that match, in the whole state
-  std::vector<JobSummary> jobs;         // matches [offset, offset + limit), in order
-  std::vector<std::string> all_ids;     // every match, in order (when asked for)
+  int64_t total = 0;                 // jobs that match, in the whole state
+  std::vector<JobSummary> jobs;      // matches [offset, offset + limit), in order
+  std::vector<std::string> all_ids;  // every match, in order (when asked for)
 };
 
 // Searches `state` of the queue whose keys are `keys`. Returns the matches

@@ -5,7 +5,6 @@
 #include <tuple>
 
 #include "common/clock.h"
-
 #include "config/config.h"
 #include "ctl/commands.h"
 #include "store/redis_sync.h"

@@ -183,6 +183,24 @@ void Daemon::Tick() {
     if (q.watcher) TakeWatcherStats(q.watcher.get(), *q.runner);
   });
   PushStats();
+  PushRates();
+}
+
+void Daemon::PushRates() {
+  if (!redis_->up()) return;
+  ForEachSlot(true, [this](QueueSlot& q) {
+    const auto& c = q.runner->counters();
+    if (c.enqueued == q.rated_enqueued && c.done == q.rated_done && c.failed == q.rated_failed) {
+      return;
+    }
+    redis_->Eval(RatesScript(), q.runner->keys().base(),
+                 EncodeRates(c.enqueued - q.rated_enqueued, c.done - q.rated_done,
+                             c.failed - q.rated_failed),
+                 [](Result<Reply>) {});  // a count lost to a drop is only a dip in a chart
+    q.rated_enqueued = c.enqueued;
+    q.rated_done = c.done;
+    q.rated_failed = c.failed;
+  });
 }
 
 namespace {

@@ -69,6 +69,8 @@ class Daemon {
     bool scanned = false;                   // its first scan ran
     StatusReporter::Counts counts;          // from the last status round
     uint64_t last_done = 0;                 // done + failed at the last summary
+    // The runner's enqueued, done and failed counts the last RATES call had.
+    uint64_t rated_enqueued = 0, rated_done = 0, rated_failed = 0;
   };
 
   Status Setup();
@@ -143,6 +145,10 @@ class Daemon {
   // been missed.
   void SyncSubscriptions();
   void PushStats();
+  // Adds each live queue's jobs enqueued, done and failed since the last
+  // call to the current minute's counters in Redis (RATES; at most one call
+  // per queue, none for a queue with nothing new). Lost if Redis is down.
+  void PushRates();
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
   // (whose configs live in the slots, where runners point).

@@ -19,6 +19,7 @@
 //   <prefix>:{<queue>}:starts     zset    with rate_limit: the starts in the last `per`
 //   <prefix>:{<queue>}:running    zset    with max_active: jobs started, outcome not recorded
 //   <prefix>:{<queue>}:throttled_until, :throttled_reason  string  a server's Retry-After
+//   <prefix>:{<queue>}:rate:<minute>  hash  enqueued/done/failed in one minute (RATES), 20 min TTL
 //   <prefix>:{<queue>}:freed      channel with max_active: slots freed (Pub/Sub, not a key)
 //   <prefix>:instances            set     every instance that registered
 //   <prefix>:instance:<name>      string  heartbeat, with a TTL

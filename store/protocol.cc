@@ -227,6 +227,10 @@ std::vector<std::string> EncodeThrottle(int64_t delay_ms, std::string_view reaso
   return {std::to_string(std::max<int64_t>(delay_ms, 1)), std::string(reason)};
 }
 
+std::vector<std::string> EncodeRates(uint64_t enqueued, uint64_t done, uint64_t failed) {
+  return {std::to_string(enqueued), std::to_string(done), std::to_string(failed)};
+}
+
 bool IsPausedReply(const Reply& r) { return r.is_error() && r.str.rfind("PAUSED", 0) == 0; }
 
 bool IsLayoutReply(const Reply& r) { return r.is_error() && r.str.rfind("LAYOUT", 0) == 0; }

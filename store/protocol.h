@@ -124,6 +124,9 @@ std::optional<ClaimHeld> DecodeClaimHeld(const Reply& r);
 // Redis' clock); `reason` is shown by dropqctl status.
 std::vector<std::string> EncodeThrottle(int64_t delay_ms, std::string_view reason);
 
+// RATES: what this instance enqueued, finished and failed since its last call.
+std::vector<std::string> EncodeRates(uint64_t enqueued, uint64_t done, uint64_t failed);
+
 // ---------------------------------------------------------------- per-job calls
 
 struct StartedItem {

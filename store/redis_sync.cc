@@ -50,8 +50,7 @@ Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
   return out;
 }
 
-Result<std::vector<Reply>> RedisSync::Pipeline(
-    const std::vector<std::vector<std::string>>& batch) {
+Result<std::vector<Reply>> RedisSync::Pipeline(const std::vector<std::vector<std::string>>& batch) {
   for (const auto& argv : batch) {
     ArgvRef ref(argv);
     if (redisAppendCommandArgv(c_, ref.argc(), ref.argv(), ref.lens()) != REDIS_OK) {

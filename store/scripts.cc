@@ -92,6 +92,7 @@ DROPQ_SCRIPT(RetryAbortScript, "retry_abort")
 DROPQ_SCRIPT(PurgeScript, "purge")
 DROPQ_SCRIPT(DisposeFailedScript, "dispose_failed")
 DROPQ_SCRIPT(UpgradeScript, "upgrade")
+DROPQ_SCRIPT(RatesScript, "rates")
 #undef DROPQ_SCRIPT
 
 }  // namespace dropq

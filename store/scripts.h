@@ -20,6 +20,8 @@
 //   DISPOSE_FAILED  active (own, disposing) -> active (dispose_error, dispose_failures)
 //   STATES   the state of each of some jobs (read only; the processing-area sweep)
 //   RETRY_PREPARE / RETRY_COMMIT / RETRY_ABORT   failed -> retrying -> pending
+//   RATES    adds an instance's enqueued/done/failed counts to the current
+//            minute's counters (:rate:<minute>, for the console's chart)
 //
 // Every script that changes an active job checks that the caller still owns
 // it (owner and state), so a late outcome from a fenced-off instance is
@@ -60,5 +62,6 @@ const Script& RetryAbortScript();
 const Script& PurgeScript();
 const Script& DisposeFailedScript();
 const Script& UpgradeScript();
+const Script& RatesScript();
 
 }  // namespace dropq

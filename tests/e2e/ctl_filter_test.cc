@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -88,12 +89,34 @@ TEST_F(CtlFilterTest, ListSelectsByNameIdErrorAndTime) {
   EXPECT_EQ(env_.Stop(SIGTERM, seconds(30)), 0);
 }
 
+// dropqd adds what it enqueued, finished and failed to per-minute counters
+// (the console's chart), each kept 20 minutes.
+TEST_F(CtlFilterTest, PerMinuteCountersAddUpToTheJobs) {
+  std::map<std::string, long long> sum;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        sum.clear();
+        for (const std::string& key : env_.redis.CmdList({"KEYS", DropqEnv::Key("q", "rate:*")})) {
+          for (const char* f : {"enqueued", "done", "failed"}) {
+            const std::string v = env_.redis.Cmd({"HGET", key, f});
+            sum[f] += v.empty() ? 0 : std::stoll(v);
+          }
+          const long long ttl = env_.redis.CmdInt({"TTL", key});
+          EXPECT_GT(ttl, 1000) << key;
+          EXPECT_LE(ttl, 1200) << key;
+        }
+        return sum["enqueued"] == 35 && sum["done"] == 5 && sum["failed"] == 30;
+      },
+      seconds(15)))
+      << sum["enqueued"] << " " << sum["done"] << " " << sum["failed"];
+  EXPECT_EQ(env_.Stop(SIGTERM, seconds(30)), 0);
+}
+
 TEST_F(CtlFilterTest, RetryAndPurgeActOnTheMatchesOnly) {
   const std::set<std::string> pdf_names = Names(List({"--match", "*.pdf"}));
   // Retry needs a queue with a filter.
   EXPECT_EQ(env_.Ctl({"retry", "--match", "*.pdf"}).status, 64);
-  const CommandResult retried =
-      env_.Ctl({"retry", "--queue", "q", "--match", "*.pdf", "--json"});
+  const CommandResult retried = env_.Ctl({"retry", "--queue", "q", "--match", "*.pdf", "--json"});
   ASSERT_EQ(retried.status, 0) << retried.err;
   EXPECT_EQ(ParseJson(retried.out)["retried"].size(), 10U) << retried.out;
   // They run again (and fail again): each PDF has been retried once, no JPEG.
@@ -116,8 +139,8 @@ TEST_F(CtlFilterTest, RetryAndPurgeActOnTheMatchesOnly) {
     EXPECT_EQ(times, pdf_names.count(name) ? 1 : 0) << name;
   }
   // Purge by a filter: the JPEGs 10..19 only.
-  const CommandResult purged = env_.Ctl(
-      {"purge", "--state", "failed", "--queue", "q", "--match", "photo-1?.jpg", "--json"});
+  const CommandResult purged =
+      env_.Ctl({"purge", "--state", "failed", "--queue", "q", "--match", "photo-1?.jpg", "--json"});
   ASSERT_EQ(purged.status, 0) << purged.err;
   EXPECT_EQ(ParseJson(purged.out)["purged"], 10);
   EXPECT_EQ(env_.redis.CmdInt({"ZCARD", DropqEnv::Key("q", "failed")}), 20);
