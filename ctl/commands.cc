@@ -28,11 +28,6 @@ namespace {
 
 using nlohmann::json;
 
-// A Redis call that failed at the connection level ends the command with 69.
-struct RedisDown : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 Reply Call(const Env& env, const std::vector<std::string>& argv) {
   auto r = env.redis->Command(argv);
   if (!r.ok()) throw RedisDown(r.error().what);
@@ -156,130 +151,211 @@ int Down(const RedisDown& e) {
 
 }  // namespace
 
-int Status(const Env& env) try {
-  json queues = json::object();
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> notes;  // limits and throttles, one line per queue below the table
-  const int64_t now = NowUnixMs();
-  for (const auto& q : env.cfg->queues) {
-    const QueueKeys k(env.cfg->prefix, q.name);
-    const Reply layout = Call(env, {"GET", k.Layout()});
-    const bool upgraded =
-        layout.type == Reply::Type::kString && layout.str == std::to_string(kLayout);
-    if (!upgraded && (layout.type == Reply::Type::kString ||
-                      Call(env, {"TYPE", k.base() + "stats"}).str == "hash")) {
-      // Layout 1's keys not upgraded yet (no dropqd of this version has
-      // connected), or a later layout: the counts below may be misread. (A
-      // queue no dropqd has used has no keys at all.)
-      std::fprintf(stderr,
-                   "dropqctl: warning: queue %s: Redis layout %s, this dropqctl reads layout %d "
-                   "(dropqd upgrades a queue when it connects; docs/redis-keys.md)\n",
-                   q.name.c_str(),
-                   layout.type == Reply::Type::kString ? EscapeName(layout.str).c_str() : "missing",
-                   kLayout);
-    }
-    const int64_t pending = Call(env, {"LLEN", k.Pending()}).AsInt();
-    const int64_t active = Call(env, {"ZCARD", k.Active()}).AsInt();
-    const int64_t done = Call(env, {"HGET", k.Counts(), "done"}).AsInt(0);
-    const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
-    const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
-    const bool paused = Call(env, {"EXISTS", k.Paused()}).AsInt() == 1;
-    double oldest_s = 0;
-    bool age_known = true;
-    // LPUSH in, RPOP out: the oldest pending job is the last element.
-    const Reply oldest = Call(env, {"LINDEX", k.Pending(), "-1"});
-    if (!oldest.is_nil()) {
-      const Entry entry = SplitEntry(oldest.str);
-      const std::string oldest_id(entry.id);
-      // Enqueued when its id was made; a layout 1 record says so in `enq`.
-      // A hand-edited enq is reported instead of turning into a wild age; a
-      // job whose time is nowhere (a hand-pushed id) counts as just enqueued.
-      int64_t enq = JobIdTimeMs(oldest_id).value_or(now);
-      if (!entry.rest) {
-        const Reply enq_reply = Call(env, {"HGET", k.Job(oldest_id), "enq"});
-        if (enq_reply.type == Reply::Type::kString) {
-          auto parsed = ParseRecordNumber("enq", enq_reply.str);
-          if (parsed.ok()) {
-            enq = *parsed;
-          } else {
-            age_known = false;
-            std::fprintf(stderr, "dropqctl: warning: job %s: %s\n", EscapeName(oldest_id).c_str(),
-                         parsed.error().what.c_str());
-          }
+json QueueStatusJson(const Env& env, const QueueConfig& q, int64_t now) {
+  const QueueKeys k(env.cfg->prefix, q.name);
+  const Reply layout = Call(env, {"GET", k.Layout()});
+  const bool upgraded =
+      layout.type == Reply::Type::kString && layout.str == std::to_string(kLayout);
+  if (!upgraded && (layout.type == Reply::Type::kString ||
+                    Call(env, {"TYPE", k.base() + "stats"}).str == "hash")) {
+    // Layout 1's keys not upgraded yet (no dropqd of this version has
+    // connected), or a later layout: the counts below may be misread. (A
+    // queue no dropqd has used has no keys at all.)
+    std::fprintf(stderr,
+                 "dropqctl: warning: queue %s: Redis layout %s, this dropqctl reads layout %d "
+                 "(dropqd upgrades a queue when it connects; docs/redis-keys.md)\n",
+                 q.name.c_str(),
+                 layout.type == Reply::Type::kString ? EscapeName(layout.str).c_str() : "missing",
+                 kLayout);
+  }
+  const int64_t pending = Call(env, {"LLEN", k.Pending()}).AsInt();
+  const int64_t active = Call(env, {"ZCARD", k.Active()}).AsInt();
+  const int64_t done = Call(env, {"HGET", k.Counts(), "done"}).AsInt(0);
+  const int64_t failed = Call(env, {"ZCARD", k.Failed()}).AsInt();
+  const int64_t scheduled = Call(env, {"ZCARD", k.Scheduled()}).AsInt();
+  const Reply paused_by = Call(env, {"GET", k.Paused()});
+  const bool paused = !paused_by.is_nil();
+  double oldest_s = 0;
+  bool age_known = true;
+  // LPUSH in, RPOP out: the oldest pending job is the last element.
+  const Reply oldest = Call(env, {"LINDEX", k.Pending(), "-1"});
+  if (!oldest.is_nil()) {
+    const Entry entry = SplitEntry(oldest.str);
+    const std::string oldest_id(entry.id);
+    // Enqueued when its id was made; a layout 1 record says so in `enq`.
+    // A hand-edited enq is reported instead of turning into a wild age; a
+    // job whose time is nowhere (a hand-pushed id) counts as just enqueued.
+    int64_t enq = JobIdTimeMs(oldest_id).value_or(now);
+    if (!entry.rest) {
+      const Reply enq_reply = Call(env, {"HGET", k.Job(oldest_id), "enq"});
+      if (enq_reply.type == Reply::Type::kString) {
+        auto parsed = ParseRecordNumber("enq", enq_reply.str);
+        if (parsed.ok()) {
+          enq = *parsed;
+        } else {
+          age_known = false;
+          std::fprintf(stderr, "dropqctl: warning: job %s: %s\n", EscapeName(oldest_id).c_str(),
+                       parsed.error().what.c_str());
         }
       }
-      oldest_s = static_cast<double>(std::max<int64_t>(0, now - enq)) / 1000.0;
     }
-    queues[q.name] = {{"pending", pending},     {"active", active},
-                      {"done", done},           {"failed", failed},
-                      {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s},
-                      {"paused", paused}};
-    if (!age_known) queues[q.name]["oldest_pending_age_s"] = nullptr;
-    // Limits that hold across instances, and a server's request to wait.
-    // Redis' own count of what is left (its clock, not this host's).
-    const int64_t left_ms = Call(env, {"PTTL", k.base() + "throttled_until"}).AsInt(-2);
-    const int64_t until_ms = left_ms > 0 ? now + left_ms : 0;
-    std::string note;
-    json& jq = queues[q.name];
-    jq["throttled_until"] = nullptr;
-    if (until_ms > now) {
-      const Reply why = Call(env, {"GET", k.base() + "throttled_reason"});
-      jq["throttled_until"] = until_ms;
-      jq["throttled_reason"] = why.type == Reply::Type::kString ? ToValidUtf8(why.str) : "";
-      note += "throttled until " + FormatTime(until_ms);
-      if (why.type == Reply::Type::kString) note += " (" + EscapeText(why.str) + ")";
-    }
-    const auto count = [&](const char* field) {
-      return Call(env, {"HGET", k.Counts(), field}).AsInt(0);
+    oldest_s = static_cast<double>(std::max<int64_t>(0, now - enq)) / 1000.0;
+  }
+  json jq = {{"pending", pending}, {"active", active},       {"done", done},
+             {"failed", failed},   {"scheduled", scheduled}, {"oldest_pending_age_s", oldest_s},
+             {"paused", paused}};
+  if (!age_known) jq["oldest_pending_age_s"] = nullptr;
+  if (paused) jq["paused_by"] = ToValidUtf8(paused_by.str);  // "<unix ms> <host>"
+  // Limits that hold across instances, and a server's request to wait.
+  // Redis' own count of what is left (its clock, not this host's).
+  const int64_t left_ms = Call(env, {"PTTL", k.base() + "throttled_until"}).AsInt(-2);
+  const int64_t until_ms = left_ms > 0 ? now + left_ms : 0;
+  jq["throttled_until"] = nullptr;
+  if (until_ms > now) {
+    const Reply why = Call(env, {"GET", k.base() + "throttled_reason"});
+    jq["throttled_until"] = until_ms;
+    jq["throttled_reason"] = why.type == Reply::Type::kString ? ToValidUtf8(why.str) : "";
+  }
+  const auto count = [&](const char* field) {
+    return Call(env, {"HGET", k.Counts(), field}).AsInt(0);
+  };
+  jq["rate_limit"] = nullptr;
+  jq["max_active"] = nullptr;
+  if (q.rate_max > 0) {
+    jq["rate_limit"] = {
+        {"max", q.rate_max}, {"per_ms", q.rate_per.count()}, {"held", count("rate_limited")}};
+  }
+  if (q.max_active > 0) {
+    const int64_t running = Call(env, {"ZCARD", k.base() + "running"}).AsInt();
+    jq["max_active"] = {
+        {"max", q.max_active}, {"running", running}, {"held", count("active_limited")}};
+  }
+  jq["throttled"] = count("throttled");
+  return jq;
+}
+
+json RatesJson(const Env& env, const QueueConfig& q, int minutes) {
+  const QueueKeys k(env.cfg->prefix, q.name);
+  // Redis' clock names the minutes (RATES): read it, not this host's.
+  const Reply t = Call(env, {"TIME"});
+  const int64_t now_min = t.elements.empty() ? NowUnixMs() / 60000 : t.elements[0].AsInt() / 60;
+  std::vector<std::vector<std::string>> batch;
+  for (int64_t m = now_min - minutes + 1; m <= now_min; ++m) {
+    batch.push_back(
+        {"HMGET", k.base() + "rate:" + std::to_string(m), "enqueued", "done", "failed"});
+  }
+  auto replies = env.redis->Pipeline(batch);
+  if (!replies.ok()) throw RedisDown(replies.error().what);
+  json out = json::array();
+  for (size_t i = 0; i < replies->size(); ++i) {
+    const Reply& r = (*replies)[i];
+    const auto at = [&r](size_t n) {
+      return n < r.elements.size() ? r.elements[n].AsInt(0) : int64_t{0};
     };
-    jq["rate_limit"] = nullptr;
-    jq["max_active"] = nullptr;
-    if (q.rate_max > 0) {
-      const int64_t held = count("rate_limited");
-      jq["rate_limit"] = {{"max", q.rate_max}, {"per_ms", q.rate_per.count()}, {"held", held}};
-      note += std::string(note.empty() ? "" : "; ") + "rate_limit " + std::to_string(q.rate_max) +
-              " per " + std::to_string(q.rate_per.count()) +
-              " ms (claims held back: " + std::to_string(held) + ")";
-    }
-    if (q.max_active > 0) {
-      const int64_t held = count("active_limited");
-      const int64_t running = Call(env, {"ZCARD", k.base() + "running"}).AsInt();
-      jq["max_active"] = {{"max", q.max_active}, {"running", running}, {"held", held}};
-      note += std::string(note.empty() ? "" : "; ") + "max_active " + std::to_string(q.max_active) +
-              " (running " + std::to_string(running) +
-              ", claims held back: " + std::to_string(held) + ")";
-    }
-    jq["throttled"] = count("throttled");
-    if (!note.empty()) notes.push_back(q.name + ": " + note);
-    char age[32];
-    std::snprintf(age, sizeof age, "%.1fs", oldest_s);
-    rows.push_back({q.name + (paused ? " (paused)" : ""), std::to_string(pending),
-                    std::to_string(active), std::to_string(scheduled), std::to_string(done),
-                    std::to_string(failed),
-                    pending == 0 ? "-"
-                    : age_known  ? age
-                                 : "?"});
+    out.push_back({{"minute", now_min - minutes + 1 + static_cast<int64_t>(i)},
+                   {"enqueued", at(0)},
+                   {"done", at(1)},
+                   {"failed", at(2)}});
   }
+  return out;
+}
+
+json InstancesJson(const Env& env, int64_t now) {
+  json out = json::array();
+  const Reply names = Call(env, {"SMEMBERS", InstancesKey(env.cfg->prefix)});
+  std::vector<std::string> sorted;
+  for (const Reply& n : names.elements) sorted.push_back(n.AsString());
+  std::sort(sorted.begin(), sorted.end());
+  for (const std::string& name : sorted) {
+    const std::string key = InstanceKey(env.cfg->prefix, name);
+    const Reply info = Call(env, {"GET", key});
+    json j = {{"name", ToValidUtf8(name)}, {"alive", info.type == Reply::Type::kString}};
+    if (info.type == Reply::Type::kString) {
+      const json beat = json::parse(info.str, nullptr, /*allow_exceptions=*/false);
+      if (beat.is_object()) {
+        for (const char* f : {"pid", "version", "host", "active", "roles", "started_ms"}) {
+          if (beat.contains(f)) j[f] = beat[f];
+        }
+        // The age of the last renewal: its TTL less what is left of it.
+        const int64_t left = Call(env, {"PTTL", key}).AsInt(-2);
+        if (beat.contains("ttl_ms") && beat["ttl_ms"].is_number_integer() && left >= 0) {
+          j["heartbeat_age_s"] =
+              static_cast<double>(std::max<int64_t>(0, beat["ttl_ms"].get<int64_t>() - left)) /
+              1000.0;
+        }
+      }
+    }
+    out.push_back(j);
+  }
+  (void)now;
+  return out;
+}
+
+json StatusJson(const Env& env) {
+  json queues = json::object();
+  const int64_t now = NowUnixMs();
+  for (const auto& q : env.cfg->queues) queues[q.name] = QueueStatusJson(env, q, now);
+  return {{"queues", queues}};
+}
+
+int Status(const Env& env) try {
+  const json status = StatusJson(env);
   if (env.json) {
-    PrintJson({{"queues", queues}});
-  } else {
-    std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", "QUEUE", "PENDING", "ACTIVE", "SCHEDULED",
-                "DONE", "FAILED", "OLDEST_PENDING");
-    for (const auto& r : rows) {
-      std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(),
-                  r[3].c_str(), r[4].c_str(), r[5].c_str(), r[6].c_str());
-    }
-    for (const std::string& n : notes) std::printf("%s\n", n.c_str());
+    PrintJson(status);
+    return kOk;
   }
+  std::printf("%-20s %9s %8s %9s %10s %8s %16s\n", "QUEUE", "PENDING", "ACTIVE", "SCHEDULED",
+              "DONE", "FAILED", "OLDEST_PENDING");
+  std::vector<std::string> notes;  // limits and throttles, one line per queue below the table
+  for (const auto& q : env.cfg->queues) {
+    const json& jq = status["queues"][q.name];
+    const auto n = [&jq](const char* f) { return std::to_string(jq[f].get<int64_t>()); };
+    std::string age = "?";
+    if (jq["pending"].get<int64_t>() == 0) {
+      age = "-";
+    } else if (jq["oldest_pending_age_s"].is_number()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1fs", jq["oldest_pending_age_s"].get<double>());
+      age = buf;
+    }
+    std::printf("%-20s %9s %8s %9s %10s %8s %16s\n",
+                (q.name + (jq["paused"].get<bool>() ? " (paused)" : "")).c_str(),
+                n("pending").c_str(), n("active").c_str(), n("scheduled").c_str(),
+                n("done").c_str(), n("failed").c_str(), age.c_str());
+    std::string note;
+    const auto add = [&note](const std::string& part) {
+      note += (note.empty() ? "" : "; ") + part;
+    };
+    if (jq["throttled_until"].is_number()) {
+      std::string t = "throttled until " + FormatTime(jq["throttled_until"].get<int64_t>());
+      const std::string why = jq.value("throttled_reason", "");
+      if (!why.empty()) t += " (" + EscapeText(why) + ")";
+      add(t);
+    }
+    if (jq["rate_limit"].is_object()) {
+      const json& r = jq["rate_limit"];
+      add("rate_limit " + std::to_string(r["max"].get<int64_t>()) + " per " +
+          std::to_string(r["per_ms"].get<int64_t>()) +
+          " ms (claims held back: " + std::to_string(r["held"].get<int64_t>()) + ")");
+    }
+    if (jq["max_active"].is_object()) {
+      const json& m = jq["max_active"];
+      add("max_active " + std::to_string(m["max"].get<int64_t>()) + " (running " +
+          std::to_string(m["running"].get<int64_t>()) +
+          ", claims held back: " + std::to_string(m["held"].get<int64_t>()) + ")");
+    }
+    if (!note.empty()) notes.push_back(q.name + ": " + note);
+  }
+  for (const std::string& line : notes) std::printf("%s\n", line.c_str());
   return kOk;
 } catch (const RedisDown& e) {
   return Down(e);
 }
 
-int Show(const Env& env, const std::string& id) try {
+std::optional<LoadedJob> LoadJob(const Env& env, const std::string& id) {
   const Located where = FindJob(env, id);
   const QueueConfig* q = where.queue;
-  if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
+  if (q == nullptr) return std::nullopt;
   const QueueKeys k(env.cfg->prefix, q->name);
   std::vector<std::pair<std::string, std::string>> pairs;
   bool record = !where.unclaimed_name;
@@ -320,49 +396,65 @@ int Show(const Env& env, const std::string& id) try {
       if (auto ms = JobIdTimeMs(id)) pairs.emplace_back("enq", std::to_string(*ms));
     }
   }
-  const auto decoded = DecodeJobRecord(pairs);
-  if (!decoded.ok()) return Fail("no job " + EscapeName(id) + " in any configured queue");
-  const JobRecord& r = *decoded;
-  WarnProblems(id, r);
+  auto decoded = DecodeJobRecord(pairs);
+  if (!decoded.ok()) return std::nullopt;
+  LoadedJob job{id, q, std::move(*decoded), "", "", false};
   // The path only for a name that is one of the watched directory: a
   // hand-made "../x" must not be shown as if it were there.
-  const bool name_ok = r.name && ValidJobName(*r.name);
-  const std::string name = r.name.value_or("");
-  const std::string path = q->watch + "/" + name;
-  if (env.json) {
-    json j = json::object();
-    json problems = json::array();
-    for (const auto& [key, v] : r.fields) {
-      if (IsOwnJsonKey(key)) {
-        problems.push_back({{"field", key}, {"message", "hidden by dropqctl's own key"}});
+  job.name_ok = job.record.name && ValidJobName(*job.record.name);
+  job.name = job.record.name.value_or("");
+  job.path = q->watch + "/" + job.name;
+  return job;
+}
+
+json JobJson(const LoadedJob& job) {
+  const JobRecord& r = job.record;
+  json j = json::object();
+  json problems = json::array();
+  for (const auto& [key, v] : r.fields) {
+    if (IsOwnJsonKey(key)) {
+      problems.push_back({{"field", key}, {"message", "hidden by dropqctl's own key"}});
+      continue;
+    }
+    if (IsNumericField(key)) {
+      if (auto n = ParseRecordNumber(key, v); n.ok()) {
+        j[key] = *n;
         continue;
       }
-      if (IsNumericField(key)) {
-        if (auto n = ParseRecordNumber(key, v); n.ok()) {
-          j[key] = *n;
-          continue;
-        }
-      }
-      j[key] = ToValidUtf8(v);
     }
-    for (const FieldProblem& p : r.problems) {
-      problems.push_back({{"field", p.field}, {"message", p.message}});
+    j[key] = ToValidUtf8(v);
+  }
+  for (const FieldProblem& p : r.problems) {
+    problems.push_back({{"field", p.field}, {"message", p.message}});
+  }
+  j["id"] = job.id;
+  j["queue"] = job.queue->name;
+  if (job.name_ok) {
+    j["path"] = ToValidUtf8(job.path);
+    if (!IsValidUtf8(job.name)) {
+      j["name_hex"] = HexBytes(job.name);  // the exact bytes beside the readable form
+      j["path_hex"] = HexBytes(job.path);
     }
-    j["id"] = id;
-    j["queue"] = q->name;
-    if (name_ok) {
-      j["path"] = ToValidUtf8(path);
-      if (!IsValidUtf8(name)) {
-        j["name_hex"] = HexBytes(name);  // the exact bytes beside the readable form
-        j["path_hex"] = HexBytes(path);
-      }
-    }
-    if (r.ident) {
-      j["inode"] = r.ident->ino;
-      j["mtime_ns"] = r.ident->mtime_ns;
-    }
-    if (!problems.empty()) j["problems"] = problems;
-    PrintJson(j);
+  }
+  if (r.ident) {
+    j["inode"] = r.ident->ino;
+    j["mtime_ns"] = r.ident->mtime_ns;
+  }
+  if (!problems.empty()) j["problems"] = problems;
+  return j;
+}
+
+int Show(const Env& env, const std::string& id) try {
+  const std::optional<LoadedJob> job = LoadJob(env, id);
+  if (!job) return Fail("no job " + EscapeName(id) + " in any configured queue");
+  const JobRecord& r = job->record;
+  const QueueConfig* q = job->queue;
+  WarnProblems(id, r);
+  const bool name_ok = job->name_ok;
+  const std::string& name = job->name;
+  const std::string& path = job->path;
+  if (env.json) {
+    PrintJson(JobJson(*job));
     return kOk;
   }
   // Human form: one "key: value" per line, names escaped as in the logs and
@@ -401,8 +493,6 @@ int Show(const Env& env, const std::string& id) try {
 } catch (const RedisDown& e) {
   return Down(e);
 }
-
-namespace {
 
 // One retry: RETRY_PREPARE (the name is taken, so the watcher will not make
 // a second job), put the file back, RETRY_COMMIT (pending, attempts reset).
@@ -465,8 +555,6 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   return "";
 }
 
-}  // namespace
-
 int Retry(const Env& env, const std::string& id) try {
   const QueueConfig* q = FindJob(env, id).queue;
   if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
@@ -483,29 +571,50 @@ int Retry(const Env& env, const std::string& id) try {
   return Down(e);
 }
 
+json RetryIds(const Env& env, const QueueConfig& q, const std::vector<std::string>& ids) {
+  json retried = json::array();
+  json errors = json::object();
+  for (const std::string& id : ids) {
+    const std::string err = RetryOne(env, q, id);
+    if (err.empty()) {
+      retried.push_back(ToValidUtf8(id));
+    } else {
+      errors[ToValidUtf8(id)] = ToValidUtf8(err);
+    }
+  }
+  return {{"retried", retried}, {"errors", errors}};
+}
+
+int64_t PurgeIds(const Env& env, const QueueConfig& q, const std::string& state, int64_t before,
+                 const std::vector<std::string>& ids) {
+  const QueueKeys k(env.cfg->prefix, q.name);
+  int64_t purged = 0;
+  for (size_t i = 0; i < ids.size(); i += kSearchSlice) {
+    std::vector<std::string> args = {state, std::to_string(before), std::to_string(kSearchSlice)};
+    args.insert(args.end(), ids.begin() + i, ids.begin() + std::min(ids.size(), i + kSearchSlice));
+    const Reply r = Eval(env, PurgeScript(), k.base(), args);
+    if (r.is_error()) throw std::runtime_error(r.str);
+    purged += r.AsInt(0);
+  }
+  return purged;
+}
+
 int RetryMatching(const Env& env, const std::string& queue, const JobFilter& filter) try {
   const QueueConfig* q = QueueOrUsage(env, queue);
   if (q == nullptr) return kUsage;
   auto page = SearchJobs(*env.redis, QueueKeys(env.cfg->prefix, q->name), "failed", filter,
                          SearchOrder{false}, 0, 0, /*want_all_ids=*/true);
   if (!page.ok()) throw RedisDown(page.error().what);
-  json retried = json::array();
-  json errors = json::object();
-  for (const std::string& id : page->all_ids) {
-    const std::string err = RetryOne(env, *q, id);
-    if (err.empty()) {
-      retried.push_back(id);
-    } else {
-      errors[id] = err;
-      std::fprintf(stderr, "dropqctl: %s: %s\n", id.c_str(), err.c_str());
-    }
+  const json result = RetryIds(env, *q, page->all_ids);
+  for (const auto& [id, err] : result["errors"].items()) {
+    std::fprintf(stderr, "dropqctl: %s: %s\n", id.c_str(), err.get<std::string>().c_str());
   }
   if (env.json) {
-    PrintJson({{"retried", retried}, {"errors", errors}});
+    PrintJson(result);
   } else {
-    std::printf("%zu requeued, %zu failed\n", retried.size(), errors.size());
+    std::printf("%zu requeued, %zu failed\n", result["retried"].size(), result["errors"].size());
   }
-  return errors.empty() ? kOk : kFailed;
+  return result["errors"].empty() ? kOk : kFailed;
 } catch (const RedisDown& e) {
   return Down(e);
 }
@@ -607,15 +716,7 @@ int Purge(const Env& env, const std::string& queue, const std::string& state, in
     f.until_ms = f.until_ms ? std::min(*f.until_ms, before) : before;
     auto page = SearchJobs(*env.redis, k, state, f, SearchOrder{false}, 0, 0, true);
     if (!page.ok()) throw RedisDown(page.error().what);
-    const std::vector<std::string>& ids = page->all_ids;
-    for (size_t i = 0; i < ids.size(); i += kSearchSlice) {
-      std::vector<std::string> args = {state, std::to_string(before), std::to_string(kSearchSlice)};
-      args.insert(args.end(), ids.begin() + i,
-                  ids.begin() + std::min(ids.size(), i + kSearchSlice));
-      const Reply r = Eval(env, PurgeScript(), k.base(), args);
-      if (r.is_error()) return Fail(r.str);
-      purged += r.AsInt(0);
-    }
+    purged = PurgeIds(env, *q, state, before, page->all_ids);
   }
   if (env.json) {
     PrintJson({{"queue", q->name}, {"state", state}, {"purged", purged}});
@@ -628,10 +729,8 @@ int Purge(const Env& env, const std::string& queue, const std::string& state, in
   return Down(e);
 }
 
-int SetPaused(const Env& env, const std::string& queue, bool paused) try {
-  const QueueConfig* q = QueueOrUsage(env, queue);
-  if (q == nullptr) return kUsage;
-  const QueueKeys k(env.cfg->prefix, q->name);
+json SetPausedJson(const Env& env, const QueueConfig& q, bool paused) {
+  const QueueKeys k(env.cfg->prefix, q.name);
   bool changed = false;
   if (paused) {
     char host[256] = "?";
@@ -641,11 +740,18 @@ int SetPaused(const Env& env, const std::string& queue, bool paused) try {
   } else {
     changed = Call(env, {"DEL", k.Paused()}).AsInt() == 1;
   }
+  return {{"queue", q.name}, {"paused", paused}, {"changed", changed}};
+}
+
+int SetPaused(const Env& env, const std::string& queue, bool paused) try {
+  const QueueConfig* q = QueueOrUsage(env, queue);
+  if (q == nullptr) return kUsage;
+  const json result = SetPausedJson(env, *q, paused);
   if (env.json) {
-    PrintJson({{"queue", q->name}, {"paused", paused}, {"changed", changed}});
+    PrintJson(result);
   } else {
     std::printf("%s: %s%s\n", q->name.c_str(), paused ? "paused" : "resumed",
-                changed ? "" : " (already)");
+                result["changed"].get<bool>() ? "" : " (already)");
   }
   return kOk;
 } catch (const RedisDown& e) {

@@ -5,10 +5,15 @@
 // Errors are one line on stderr. Thread: main (a plain synchronous program).
 #pragma once
 
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "ctl/job_query.h"
+#include "store/job_record.h"
 #include "store/redis_sync.h"
 
 namespace dropq::ctl {
@@ -47,5 +52,51 @@ int Purge(const Env& env, const std::string& queue, const std::string& state, in
 // Pauses (or resumes) `queue` on every instance: a paused queue keeps
 // watching and enqueuing, and starts no new jobs; running ones finish.
 int SetPaused(const Env& env, const std::string& queue, bool paused);
+
+// ---------------------------------------------------------------- operations
+// What the commands above do, as values: the console (web/) calls these
+// too, so that the page and dropqctl read and change the queues in one way.
+// Each throws RedisDown when Redis cannot be reached (or breaks off).
+
+struct RedisDown : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// `dropqctl status --json`: {"queues": {"<name>": {...}}}.
+nlohmann::json StatusJson(const Env& env);
+// One queue's part of it, at `now_ms`.
+nlohmann::json QueueStatusJson(const Env& env, const QueueConfig& q, int64_t now_ms);
+// The per-minute counters of the last `minutes` minutes, oldest first:
+// [{"minute": <unix minute>, "enqueued": n, "done": n, "failed": n}, ...].
+nlohmann::json RatesJson(const Env& env, const QueueConfig& q, int minutes);
+// Every registered instance: name, alive (a heartbeat is there) and what the
+// heartbeat says (docs/redis-keys.md), with heartbeat_age_s.
+nlohmann::json InstancesJson(const Env& env, int64_t now_ms);
+
+// A job as `dropqctl show` reads it.
+struct LoadedJob {
+  std::string id;
+  const QueueConfig* queue;  // points into env.cfg
+  JobRecord record;
+  std::string name;  // record.name or ""
+  std::string path;  // watch + "/" + name
+  bool name_ok;      // name is one of the watched directory's (path may be shown)
+};
+// nullopt: no such job in any configured queue.
+std::optional<LoadedJob> LoadJob(const Env& env, const std::string& id);
+// `dropqctl show --json`.
+nlohmann::json JobJson(const LoadedJob& job);
+
+// Requeues failed job `id` of `q` (its file put back). Returns "" or why not.
+std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id);
+// RetryOne() for each: {"retried": [ids], "errors": {id: why}}.
+nlohmann::json RetryIds(const Env& env, const QueueConfig& q, const std::vector<std::string>& ids);
+// Deletes the records of those of `ids` still in `state` (done | failed)
+// that finished at or before `before_ms`; returns how many. A script
+// refusal (a key of the wrong type) throws std::runtime_error.
+int64_t PurgeIds(const Env& env, const QueueConfig& q, const std::string& state, int64_t before_ms,
+                 const std::vector<std::string>& ids);
+// Pauses or resumes `q`: {"queue", "paused", "changed"}.
+nlohmann::json SetPausedJson(const Env& env, const QueueConfig& q, bool paused);
 
 }  // namespace dropq::ctl

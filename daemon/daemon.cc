@@ -85,6 +85,15 @@ Status Daemon::Setup() {
     return out;
   };
   m.active = [this] { return layout_open_ && !shutting_down_; };
+  m.roles = [this] {
+    std::map<std::string, std::string> out;
+    ForEachSlot(true, [&](QueueSlot& q) {
+      out[q.cfg->name] = !q.cfg->watches()        ? "consume"
+                         : q.cfg->runs_handlers() ? "both"
+                                                  : "produce";
+    });
+    return out;
+  };
   membership_ = std::make_unique<Membership>(cfg_, &loop_, redis_.get(), started_ms_, std::move(m));
   status_ = std::make_unique<StatusReporter>(&loop_, redis_.get(),
                                              [this](const auto& counts) { OnCounts(counts); });

@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -14,6 +15,15 @@
 #include "store/scripts.h"
 
 namespace dropq {
+namespace {
+
+std::string Hostname() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
+}  // namespace
 
 Membership::Membership(const Config& cfg, Loop* loop, RedisConn* redis, int64_t started_ms,
                        Hooks hooks)
@@ -29,9 +39,21 @@ Membership::~Membership() { *alive_ = false; }
 void Membership::Heartbeat() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (!redis_->up()) return;
-  const std::string info =
-      "{\"pid\":" + std::to_string(getpid()) + ",\"started_ms\":" + std::to_string(started_ms_) +
-      ",\"version\":\"" DROPQ_VERSION "\",\"layout\":" + std::to_string(kLayout) + "}";
+  // docs/redis-keys.md, `instance:<name>`: what the console shows of it.
+  nlohmann::json roles = nlohmann::json::object();
+  if (hooks_.roles) {
+    for (const auto& [queue, role] : hooks_.roles()) roles[queue] = role;
+  }
+  const nlohmann::json info_json = {{"pid", getpid()},
+                                    {"started_ms", started_ms_},
+                                    {"version", DROPQ_VERSION},
+                                    {"layout", kLayout},
+                                    {"host", Hostname()},
+                                    {"sent_ms", NowUnixMs()},
+                                    {"ttl_ms", cfg_.heartbeat_ttl.count()},
+                                    {"active", hooks_.held ? hooks_.held() : 0},
+                                    {"roles", roles}};
+  const std::string info = info_json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
   const int64_t sent_ms = MonoMs();
   redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",

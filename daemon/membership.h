@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,6 +36,9 @@ class Membership {
     std::function<std::vector<std::pair<std::string, std::string>>()> queues;
     // The instance takes part: Redis layout checked, not shutting down.
     std::function<bool()> active;
+    // The live queues' roles ("both", "produce", "consume") by queue name,
+    // published in the heartbeat for the console.
+    std::function<std::map<std::string, std::string>()> roles;
   };
 
   // `cfg`, `loop` and `redis` must outlive it. `started_ms`: unix ms of the
