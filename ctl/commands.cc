@@ -673,6 +673,7 @@ int List(const Env& env, const std::string& queue, const std::string& state, int
       return it == got.end() ? std::string() : it->second;
     };
     std::string what = field("result");
+    if (got.count("exit")) what += " " + field("exit");
     if (got.count("error")) what += (what.empty() ? "" : ": ") + field("error");
     rows.push_back({id, got.count("attempt") ? field("attempt") : "0", when,
                     EscapeName(got.count("name") ? field("name") : "(no record)"),

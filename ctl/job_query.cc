@@ -11,8 +11,8 @@
 
 namespace dropq {
 
-const std::vector<std::string> kSummaryFields = {"name",  "state", "attempt",  "result", "error",
-                                                 "owner", "enq",   "finished", "due",    "ms"};
+const std::vector<std::string> kSummaryFields = {
+    "name", "state", "attempt", "result", "exit", "error", "owner", "enq", "finished", "due", "ms"};
 
 namespace {
 
@@ -203,7 +203,10 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
   }
   for (;;) {
     if (counted && static_cast<int64_t>(shown.size()) >= limit) break;
-    auto slice = ReadSlice(redis, key, state, f, order, pos, kSearchSlice);
+    // Counted, every id read is shown: read no more than the page needs.
+    const int64_t want =
+        counted ? std::min(kSearchSlice, limit - static_cast<int64_t>(shown.size())) : kSearchSlice;
+    auto slice = ReadSlice(redis, key, state, f, order, pos, want);
     if (!slice.ok()) return slice.error();
     pos += static_cast<int64_t>(slice->size());
     std::vector<const Item*> candidates;
@@ -237,7 +240,7 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
       if (want_all_ids) page.all_ids.push_back(candidates[i]->id);
       ++matched;
     }
-    if (static_cast<int64_t>(slice->size()) < kSearchSlice) break;
+    if (static_cast<int64_t>(slice->size()) < want) break;
   }
   if (!counted) page.total = matched;
   std::vector<const Item*> ptrs;

@@ -1,6 +1,6 @@
 // The manual pages (docs/man/): each renders with groff without a warning,
 // and none lags behind the programs: every command and option that
-// `dropqctl --help` and `dropqd --help` list is documented, and dropq.yaml(5)
+// `dropqctl --help`, `dropqd --help` and `dropq-web --help` list is documented, and dropq.yaml(5)
 // shows every line of the annotated example config.
 #include <gtest/gtest.h>
 
@@ -81,6 +81,19 @@ TEST(ManTest, DropqdPageDocumentsEveryOptionAndSignal) {
   for (const char* s : {"SIGTERM", "SIGINT", "SIGHUP", "READY=1", "WATCHDOG=1", "DROPQ_QUEUE",
                         "DROPQ_JOB_ID", "DROPQ_PATH", "\n       78 "}) {
     EXPECT_NE(text.find(s), std::string::npos) << s;
+  }
+}
+
+TEST(ManTest, DropqWebPageDocumentsEveryOptionAndStatus) {
+  const std::string text = Render(kManDir + "/dropq-web.8");
+  CommandResult help = RunCommand({DROPQ_WEB_BIN, "--help"});
+  ASSERT_EQ(help.status, 0);
+  const std::set<std::string> options = LongOptions(help.out);
+  ASSERT_TRUE(options.count("--token-file") == 1 && options.count("--listen") == 1) << help.out;
+  for (const std::string& o : options) EXPECT_NE(text.find(o), std::string::npos) << o;
+  const std::string statuses = text.substr(text.find("EXIT STATUS"));
+  for (const char* status : {"0", "64", "69", "78"}) {
+    EXPECT_NE(statuses.find("\n       " + std::string(status) + " "), std::string::npos) << status;
   }
 }
 

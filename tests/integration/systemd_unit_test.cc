@@ -2,7 +2,8 @@
 // --offline=yes` scores the sandbox (1.2 or lower: most of the surface a
 // compromised handler could reach is closed), and `systemd-analyze verify`
 // finds nothing to complain about. The template (dropq@.service, generated
-// from dropq.service by the build) gets the same checks.
+// from dropq.service by the build) and the console's unit (dropq-web.service)
+// get the same checks.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -18,6 +19,7 @@ namespace {
 
 const std::string kUnit = std::string(DROPQ_SOURCE_DIR) + "/systemd/dropq.service";
 const std::string kTemplate = std::string(DROPQ_BINARY_DIR) + "/systemd/dropq@.service";
+const std::string kWebUnit = std::string(DROPQ_SOURCE_DIR) + "/systemd/dropq-web.service";
 
 double ExposureOf(const std::string& unit, std::string* out) {
   CommandResult r = RunCommand({"systemd-analyze", "security", "--offline=yes", unit});
@@ -32,10 +34,12 @@ double ExposureOf(const std::string& unit, std::string* out) {
 // the binaries of this build, as an installed one runs /usr/bin's.
 std::string VerifyCopy(const TempDir& tmp, const std::string& unit, const std::string& name) {
   std::string text = ReadFile(unit);
-  const std::string bin = DROPQD_BIN;
-  for (size_t at = 0; (at = text.find("/usr/bin/dropqd", at)) != std::string::npos;
-       at += bin.size()) {
-    text.replace(at, 15, bin);
+  for (const auto& [installed, bin] :
+       {std::pair<std::string, std::string>{"/usr/bin/dropqd ", std::string(DROPQD_BIN) + " "},
+        {"/usr/bin/dropq-web ", std::string(DROPQ_WEB_BIN) + " "}}) {
+    for (size_t at = 0; (at = text.find(installed, at)) != std::string::npos; at += bin.size()) {
+      text.replace(at, installed.size(), bin);
+    }
   }
   const std::string copy = tmp.Sub(name);
   WriteFile(copy, text);
@@ -43,7 +47,7 @@ std::string VerifyCopy(const TempDir& tmp, const std::string& unit, const std::s
 }
 
 TEST(SystemdUnitTest, SecurityExposureIsAtMost1_2) {
-  for (const std::string& unit : {kUnit, kTemplate}) {
+  for (const std::string& unit : {kUnit, kTemplate, kWebUnit}) {
     std::string out;
     const double level = ExposureOf(unit, &out);
     std::printf("[ measure ] %s exposure=%.1f\n", unit.c_str(), level);
@@ -55,7 +59,7 @@ TEST(SystemdUnitTest, VerifyIsClean) {
   TempDir tmp;
   // verify runs man(1) on each Documentation=man: page: the pages of this
   // build, laid out as an installed manual (MANPATH for those runs only).
-  for (const char* page : {"dropqd.8", "dropqctl.1", "dropq.yaml.5"}) {
+  for (const char* page : {"dropqd.8", "dropqctl.1", "dropq.yaml.5", "dropq-web.8"}) {
     const std::string p = page;
     const std::string dir = tmp.Sub("man/man" + p.substr(p.size() - 1));
     std::filesystem::create_directories(dir);
@@ -63,7 +67,8 @@ TEST(SystemdUnitTest, VerifyIsClean) {
   }
   ::setenv("MANPATH", tmp.Sub("man").c_str(), 1);
   for (const auto& [unit, name] : {std::pair{kUnit, std::string("dropq.service")},
-                                   std::pair{kTemplate, std::string("dropq@.service")}}) {
+                                   std::pair{kTemplate, std::string("dropq@.service")},
+                                   std::pair{kWebUnit, std::string("dropq-web.service")}}) {
     CommandResult r = RunCommand({"systemd-analyze", "verify", VerifyCopy(tmp, unit, name)});
     EXPECT_EQ(r.status, 0) << unit << "\n" << r.out << r.err;
     EXPECT_EQ(r.out + r.err, "") << unit;
@@ -83,6 +88,12 @@ TEST(SystemdUnitTest, TheUnitsSayWhatTheIssueAsks) {
   const std::string t = ReadFile(kTemplate);
   EXPECT_NE(t.find("--config /etc/dropq/%i.yaml"), std::string::npos);
   EXPECT_NE(t.find("ReadWritePaths=/srv/dropq/%i"), std::string::npos);
+  // The console: loopback, read-only unless a drop-in adds the token.
+  const std::string w = ReadFile(kWebUnit);
+  EXPECT_NE(w.find("ExecStart=/usr/bin/dropq-web --config /etc/dropq/dropq.yaml --listen "
+                   "127.0.0.1:8080\n"),
+            std::string::npos);
+  EXPECT_NE(w.find("User=dropq"), std::string::npos);
 }
 
 }  // namespace
