@@ -21,6 +21,7 @@
 #include "store/job_record.h"
 #include "store/keys.h"
 #include "store/protocol.h"
+#include "store/retry_files.h"
 #include "store/scripts.h"
 
 namespace dropq::ctl {
@@ -497,8 +498,30 @@ int Show(const Env& env, const std::string& id) try {
 // One retry: RETRY_PREPARE (the name is taken, so the watcher will not make
 // a second job), put the file back, RETRY_COMMIT (pending, attempts reset).
 // A failure after PREPARE is undone with RETRY_ABORT. Returns "" or the error.
-std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id) {
+std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id,
+                     std::string* asked) {
   const QueueKeys k(env.cfg->prefix, q.name);
+  // A file this process cannot see (moved on another host, or into a
+  // directory its user cannot read) is put back by the instance that moved
+  // it: asked through Redis (store/retry_files.h).
+  const Reply f = Call(env, {"HMGET", k.Job(id), "state", "name", "disposed_to", "owner"});
+  if (f.elements.size() == 4 && f.elements[0].str == "failed" && !f.elements[1].is_nil()) {
+    const std::string name = f.elements[1].str;
+    const std::string where = f.elements[2].str;
+    const std::string owner = f.elements[3].str;
+    if (!where.empty() && where != "(deleted)" && !RetryFileHere(q.watch, name, where)) {
+      if (owner.empty()) return "file not found at " + EscapeName(where);
+      if (Call(env, {"EXISTS", InstanceKey(env.cfg->prefix, owner)}).AsInt() != 1) {
+        return "the file is at " + EscapeName(where) + ", which this process cannot see, and " +
+               EscapeName(owner) +
+               " (the instance that moved it) is not running: retry it where the file is";
+      }
+      Call(env, {"HDEL", k.Job(id), "retry_error"});
+      Call(env, {"LPUSH", k.RetryRequests(owner), id});
+      if (asked != nullptr) *asked = owner;
+      return "";
+    }
+  }
   const Reply prep = Eval(env, RetryPrepareScript(), k.base(), {id});
   if (prep.is_error()) {
     const std::string& e = prep.str;
@@ -507,46 +530,11 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   }
   auto prepared = DecodeRetryPrepare(prep);
   if (!prepared.ok()) return prepared.error().what;
-  const std::string& name = prepared->name;
-  const std::string& where = prepared->disposed_to;
-  const std::string& previous = prepared->previous;
-  const std::string home = q.watch + "/" + name;
-  struct stat st;
-  std::string err;
-  // A hand-edited record must not make dropqctl move files it should not:
-  // the name must be a file of the watched directory, disposed_to absolute.
-  if (std::string why; !ValidJobName(name, &why)) {
-    err = "job record field `name`: " + why;
-  } else if (!where.empty() && where != "(deleted)" && where.front() != '/') {
-    err = "job record field `disposed_to`: " + EscapeName(where) + " is not an absolute path";
-  } else if (!where.empty() && where != "(deleted)" && where != home) {
-    if (lstat(where.c_str(), &st) != 0) {
-      if (lstat(home.c_str(), &st) != 0) err = "file not found at " + EscapeName(where);
-      // else: an earlier retry already moved it back
-    } else {
-      // Into the tree through the descriptors of its directories, made
-      // again where they went (with the modes of the ones `where` sits in),
-      // never through a symlink an uploader put on the way (common/beneath.h).
-      const bool same_tail = where.size() > name.size() &&
-                             where.compare(where.size() - name.size(), name.size(), name) == 0 &&
-                             where[where.size() - name.size() - 1] == '/';
-      const std::string mode_root =
-          same_tail ? where.substr(0, where.size() - name.size() - 1) : std::string();
-      Result<BeneathPath> to = ResolveBeneath(q.watch, name, /*make_parents=*/true, mode_root);
-      if (!to.ok()) {
-        err = "cannot move " + EscapeName(where) + " back to " + EscapeName(home) + ": " +
-              to.error().what;
-      } else if (int rc = RenameNoReplace(where, to->path); rc != 0) {
-        err = "cannot move " + EscapeName(where) + " back to " + EscapeName(home) + ": " +
-              std::strerror(rc);
-      }
-    }
-  } else if (lstat(home.c_str(), &st) != 0) {
-    err = "file not found at " + EscapeName(home);
-  }
+  const std::string err = MoveBackForRetry(q.watch, prepared->name, prepared->disposed_to);
   if (!err.empty()) {
     // What :files said before (e.g. the marker of a newer file kept under
     // this name) goes back; our own id never stays there.
+    const std::string& previous = prepared->previous;
     Eval(env, RetryAbortScript(), k.base(), {id, previous == id ? "" : previous});
     return err;
   }
@@ -555,15 +543,45 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   return "";
 }
 
+namespace {
+
+// After asking `owner` to retry job `id`: waits up to `timeout` for the job
+// to leave `failed` (requeued) or for the reason it could not. Returns "" or why.
+std::string AwaitAsked(const Env& env, const QueueConfig& q, const std::string& id,
+                       const std::string& owner, std::chrono::milliseconds timeout) {
+  const QueueKeys k(env.cfg->prefix, q.name);
+  const int64_t deadline = NowUnixMs() + timeout.count();
+  for (;;) {
+    const Reply f = Call(env, {"HMGET", k.Job(id), "state", "retry_error"});
+    if (f.elements.size() == 2) {
+      if (f.elements[0].is_nil()) return "the job's record went away";
+      if (!f.elements[1].is_nil()) return owner + " could not: " + f.elements[1].str;
+      if (f.elements[0].str != "failed" && f.elements[0].str != "retrying") return "";
+    }
+    if (NowUnixMs() >= deadline) {
+      return "asked " + owner + " (which holds the file); not done within " +
+             std::to_string(timeout.count() / 1000) + "s: see `dropqctl show " + id + "`";
+    }
+    usleep(100 * 1000);
+  }
+}
+
+}  // namespace
+
 int Retry(const Env& env, const std::string& id) try {
   const QueueConfig* q = FindJob(env, id).queue;
   if (q == nullptr) return Fail("no job " + EscapeName(id) + " in any configured queue");
-  const std::string err = RetryOne(env, *q, id);
+  std::string asked;
+  std::string err = RetryOne(env, *q, id, &asked);
+  // The instance that moved the file checks its requests every few seconds.
+  if (err.empty() && !asked.empty()) err = AwaitAsked(env, *q, id, asked, std::chrono::seconds(20));
   if (env.json) {
-    PrintJson({{"retried", err.empty() ? json::array({id}) : json::array()},
-               {"errors", err.empty() ? json::object() : json{{id, err}}}});
+    json j = {{"retried", err.empty() ? json::array({id}) : json::array()},
+              {"errors", err.empty() ? json::object() : json{{id, err}}}};
+    if (!asked.empty()) j["asked"] = {{id, asked}};
+    PrintJson(j);
   } else if (err.empty()) {
-    std::printf("%s: requeued\n", id.c_str());
+    std::printf("%s: requeued%s\n", id.c_str(), asked.empty() ? "" : (" by " + asked).c_str());
   }
   if (!err.empty()) return Fail(id + ": " + err);
   return kOk;
@@ -573,16 +591,20 @@ int Retry(const Env& env, const std::string& id) try {
 
 json RetryIds(const Env& env, const QueueConfig& q, const std::vector<std::string>& ids) {
   json retried = json::array();
+  json asked = json::object();
   json errors = json::object();
   for (const std::string& id : ids) {
-    const std::string err = RetryOne(env, q, id);
-    if (err.empty()) {
-      retried.push_back(ToValidUtf8(id));
-    } else {
+    std::string instance;
+    const std::string err = RetryOne(env, q, id, &instance);
+    if (!err.empty()) {
       errors[ToValidUtf8(id)] = ToValidUtf8(err);
+    } else if (!instance.empty()) {
+      asked[ToValidUtf8(id)] = ToValidUtf8(instance);
+    } else {
+      retried.push_back(ToValidUtf8(id));
     }
   }
-  return {{"retried", retried}, {"errors", errors}};
+  return {{"retried", retried}, {"asked", asked}, {"errors", errors}};
 }
 
 int64_t PurgeIds(const Env& env, const QueueConfig& q, const std::string& state, int64_t before,
@@ -612,7 +634,8 @@ int RetryMatching(const Env& env, const std::string& queue, const JobFilter& fil
   if (env.json) {
     PrintJson(result);
   } else {
-    std::printf("%zu requeued, %zu failed\n", result["retried"].size(), result["errors"].size());
+    std::printf("%zu requeued, %zu asked of the instance holding the file, %zu failed\n",
+                result["retried"].size(), result["asked"].size(), result["errors"].size());
   }
   return result["errors"].empty() ? kOk : kFailed;
 } catch (const RedisDown& e) {

@@ -87,9 +87,16 @@ std::optional<LoadedJob> LoadJob(const Env& env, const std::string& id);
 // `dropqctl show --json`.
 nlohmann::json JobJson(const LoadedJob& job);
 
-// Requeues failed job `id` of `q` (its file put back). Returns "" or why not.
-std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id);
-// RetryOne() for each: {"retried": [ids], "errors": {id: why}}.
+// Requeues failed job `id` of `q`: its file is put back, and the job goes to
+// pending. A file this process cannot see (on another host, or in a
+// directory its user cannot read) is put back by the instance that moved it,
+// asked through Redis (store/retry_files.h): then `*asked` (if given) names
+// that instance and the job is requeued within seconds, or its record's
+// `retry_error` says why not. Returns "" or why not.
+std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id,
+                     std::string* asked = nullptr);
+// RetryOne() for each: {"retried": [ids], "asked": {id: instance},
+// "errors": {id: why}}.
 nlohmann::json RetryIds(const Env& env, const QueueConfig& q, const std::vector<std::string>& ids);
 // Deletes the records of those of `ids` still in `state` (done | failed)
 // that finished at or before `before_ms`; returns how many. A script

@@ -42,6 +42,7 @@ Daemon::~Daemon() {
   queues_.clear();
   status_.reset();
   membership_.reset();
+  retry_requests_.reset();
   inotify_.reset();
   notices_.reset();
   redis_.reset();
@@ -95,6 +96,7 @@ Status Daemon::Setup() {
     return out;
   };
   membership_ = std::make_unique<Membership>(cfg_, &loop_, redis_.get(), started_ms_, std::move(m));
+  retry_requests_ = std::make_unique<RetryRequests>(&loop_, redis_.get(), cfg_.instance);
   status_ = std::make_unique<StatusReporter>(&loop_, redis_.get(),
                                              [this](const auto& counts) { OnCounts(counts); });
 
@@ -193,6 +195,13 @@ void Daemon::Tick() {
   });
   PushStats();
   PushRates();
+  // The retries other processes asked of this instance (its handlers moved
+  // those files): not while shutting down, when the queues drain.
+  if (!shutting_down_ && layout_open_) {
+    ForEachSlot(true, [this](QueueSlot& q) {
+      if (q.cfg->runs_handlers()) retry_requests_->Poll(*q.cfg, q.runner->keys());
+    });
+  }
 }
 
 void Daemon::PushRates() {

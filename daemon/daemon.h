@@ -37,6 +37,7 @@
 #include "daemon/queue_runner.h"
 #include "daemon/queue_watcher.h"
 #include "daemon/redis_conn.h"
+#include "daemon/retry_requests.h"
 #include "daemon/service_notifier.h"
 #include "daemon/status_reporter.h"
 #include "daemon/uv_handle.h"
@@ -164,6 +165,7 @@ class Daemon {
   std::unique_ptr<Inotify> inotify_;
   std::unique_ptr<LayoutGate> gate_;
   std::unique_ptr<Membership> membership_;
+  std::unique_ptr<RetryRequests> retry_requests_;  // retries other processes ask of us
   std::unique_ptr<StatusReporter> status_;
   bool layout_open_ = false;         // the gate passed since Redis last came up
   int64_t layout_retry_due_ms_ = 0;  // monotonic: CheckLayout() again then; 0: not due

@@ -41,6 +41,9 @@ inline constexpr std::string_view kFinished = "finished";
 inline constexpr std::string_view kInterrupted = "interrupted";
 inline constexpr std::string_view kLastResult = "last_result";
 inline constexpr std::string_view kRetried = "retried";
+// Why the instance asked to retry the job could not (dropqctl retry asked
+// it through Redis: store/retry_files.h); cleared by a successful retry.
+inline constexpr std::string_view kRetryError = "retry_error";
 // The error history: "attempt.<n>", "stderr.<n>" and "response.<n>" per
 // failed run n.
 inline constexpr std::string_view kAttemptPrefix = "attempt.";
@@ -63,7 +66,8 @@ inline constexpr std::string_view kAll[] = {kName,         kSize,
                                             kDisposeError, kDisposeFailures,
                                             kFinished,     kInterrupted,
                                             kLastResult,   kRetried,
-                                            kHttpStatus,   kResponse};
+                                            kHttpStatus,   kResponse,
+                                            kRetryError};
 
 // True if `field` is one of kAll, or "attempt.<n>", "stderr.<n>" or "response.<n>" with n a
 // run number (1 or more, no leading zero).

@@ -20,6 +20,7 @@
 //   <prefix>:{<queue>}:running    zset    with max_active: jobs started, outcome not recorded
 //   <prefix>:{<queue>}:throttled_until, :throttled_reason  string  a server's Retry-After
 //   <prefix>:{<queue>}:rate:<minute>  hash  enqueued/done/failed in one minute (RATES), 20 min TTL
+//   <prefix>:{<queue>}:retry:<instance>  list  job ids whose retry is asked of that instance
 //   <prefix>:{<queue>}:freed      channel with max_active: slots freed (Pub/Sub, not a key)
 //   <prefix>:instances            set     every instance that registered
 //   <prefix>:instance:<name>      string  heartbeat, with a TTL
@@ -48,6 +49,11 @@ class QueueKeys {
   std::string Counts() const { return base_ + "counts"; }
   std::string Layout() const { return base_ + "layout"; }
   std::string Paused() const { return base_ + "paused"; }
+  // Job ids whose retry dropqctl or the console asks of `instance` (the one
+  // that moved their files): a list, LPUSH in, RPOP out (store/retry_files.h).
+  std::string RetryRequests(std::string_view instance) const {
+    return base_ + "retry:" + std::string(instance);
+  }
   // A Pub/Sub channel: the scripts that free max_active slots publish here.
   std::string Freed() const { return base_ + "freed"; }
 

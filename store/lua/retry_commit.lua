@@ -12,7 +12,8 @@ local last = redis.call('HGET', key, 'result')
 if last then redis.call('HSET', key, 'last_result', last) end
 redis.call('HDEL', key, 'owner', 'claimed', 'started', 'finished', 'phase', 'result', 'exit',
            'signal', 'error', 'stderr', 'sha256', 'ms', 'disposed_to', 'due', 'target',
-           'outcome', 'pident', 'dispose_error', 'dispose_failures', 'http_status', 'response')
+           'outcome', 'pident', 'dispose_error', 'dispose_failures', 'http_status', 'response',
+           'retry_error')
 for _, f in ipairs(redis.call('HKEYS', key)) do
   if string.find(f, '^attempt%.') or string.find(f, '^stderr%.') or string.find(f, '^response%.') then
     redis.call('HDEL', key, f)

@@ -95,7 +95,7 @@ class Env:
     temporary directory. Queue `q` watches `inbox` (recursively) and runs
     `handler` (an exec command line)."""
 
-    def __init__(self, handler, workers=2, token=True, instances=1):
+    def __init__(self, handler, workers=2, token=True, instances=1, web_as_nobody=False):
         self.tmp = tempfile.mkdtemp(prefix="dropq-console-")
         self.inbox = os.path.join(self.tmp, "inbox")
         self.done = os.path.join(self.tmp, "done")
@@ -118,11 +118,20 @@ class Env:
             self.start_daemon(i)
         self.web_log = os.path.join(self.tmp, "web.log")
         args = [DROPQ_WEB, "-c", self.config_path, "--listen", "127.0.0.1:0"]
+        if web_as_nobody:
+            # As a console on another host: it cannot see the failure directory.
+            os.chmod(self.tmp, 0o755)
+            os.chmod(self.config_path, 0o644)
+            os.chmod(self.failed, 0o700)
+            args = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "--inh-caps=-all", "--bounding-set=-all"] + args
         if token:
             tf = os.path.join(self.tmp, "token")
             with open(tf, "w") as f:
                 f.write(TOKEN + "\n")
             os.chmod(tf, 0o600)
+            if web_as_nobody:
+                os.chown(tf, 65534, 65534)
             args += ["--token-file", tf]
         with open(self.web_log, "w") as log:
             self.web = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
@@ -390,6 +399,25 @@ class ConsoleTest(unittest.TestCase):
         wait_for("the result", lambda: "Deleted 70" in b.find_element(By.ID, "result").text)
         self.assertEqual(self.env.status()["failed"], 1)
         self.assertIn("console.action action=delete_failed queue=q asked=70 done=70", read(self.env.web_log))
+
+    def test_a_console_that_cannot_see_the_file_asks_its_dropqd(self):
+        flag = os.path.join(tempfile.gettempdir(), "dropq-fail-asked-%d" % os.getpid())
+        open(flag, "w").close()
+        self.addCleanup(lambda: os.path.exists(flag) and os.unlink(flag))
+        self.env = Env(["/bin/sh", "-c", "if test -e \"$1\"; then exit 65; fi", "sh", flag],
+                       web_as_nobody=True)
+        self.env.drop("far.dat")
+        wait_for("failed", lambda: self.env.status()["failed"] == 1)
+        os.unlink(flag)
+        job = self.env.ctl("list", "q", "--state", "failed", "--json")["jobs"][0]["id"]
+        self.open("#/job/" + job)
+        self.unlock()
+        self.click("retry-one")
+        wait_for("the request", lambda: "Asked console-1, which holds the file, to retry it"
+                 in self.browser.find_element(By.ID, "banner").text)
+        wait_for("done", lambda: self.env.status()["done"] == 1, timeout=30)
+        self.assertTrue(os.path.exists(os.path.join(self.env.done, "far.dat")))
+        self.assertIn("retry.done queue=q job=" + job, read(self.env.daemons[0][1]))
 
     def test_pause_in_the_page_stops_claims_on_two_instances(self):
         self.env = Env(["/bin/true"], instances=2)

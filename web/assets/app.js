@@ -359,7 +359,8 @@ async function renderQueue(view, name, params) {
               const r = await api('/api/queues/' + encodeURIComponent(name) + '/' + action,
                 { method: 'POST', body: { ids: all.ids, state } });
               result.textContent = action === 'retry'
-                ? 'Retried ' + r.retried.length + ', ' + Object.keys(r.errors).length + ' could not be'
+                ? 'Retried ' + r.retried.length + ', asked ' + Object.keys(r.asked).length +
+                  ' of the instance holding the file, ' + Object.keys(r.errors).length + ' could not be'
                 : 'Deleted ' + r.deleted;
               if (action === 'retry') {
                 for (const [id, why] of Object.entries(r.errors)) result.append(el('div', { class: 'failed' }, id + ': ' + why));
@@ -420,7 +421,10 @@ async function renderJob(view, id) {
         onclick: async () => {
           try {
             const r = await api('/api/jobs/' + encodeURIComponent(id) + '/retry', { method: 'POST', body: {} });
-            setBanner(r.retried.length ? 'Retried' : 'Could not retry: ' + Object.values(r.errors).join('; '), true);
+            const asked = Object.values(r.asked);
+            setBanner(r.retried.length ? 'Retried'
+              : asked.length ? 'Asked ' + asked[0] + ', which holds the file, to retry it'
+                : 'Could not retry: ' + Object.values(r.errors).join('; '), true);
             route();
           } catch (e) { showError(e); }
         },

@@ -1,0 +1,29 @@
+// The file half of a retry. A retry (store/scripts.h: RETRY_PREPARE, then
+// the file, then RETRY_COMMIT or RETRY_ABORT) puts a failed job's file back
+// where it was found, in the watched directory, from where it was moved
+// (the record's `disposed_to`, a path on the host whose dropqd moved it).
+// dropqctl and the console do it themselves when they see that path; when
+// they do not (they run on another host, or as a user who cannot read the
+// failure directory), they ask the dropqd that moved it, through Redis
+// (QueueKeys::RetryRequests(), docs/redis-keys.md), and that dropqd does it
+// with these same functions. Thread: any (plain system calls).
+#pragma once
+
+#include <string>
+
+namespace dropq {
+
+// True if this process can see the file of a retry: at `where` (absolute),
+// or already back at `watch`/`name` (an earlier retry moved it).
+bool RetryFileHere(const std::string& watch, const std::string& name, const std::string& where);
+
+// Moves the file from `where` back to `watch`/`name`, through the descriptors
+// of its directories (made again where they went, with the modes of those
+// `where` sits in), never through a symlink on the way (common/beneath.h),
+// never over a file that is there. A record edited by hand cannot make it
+// move anything else: `name` must be a job name, `where` absolute. A file
+// already back counts as moved. Returns "" or why not.
+std::string MoveBackForRetry(const std::string& watch, const std::string& name,
+                             const std::string& where);
+
+}  // namespace dropq
