@@ -363,29 +363,42 @@ void Console::Routes() {
            });
   }
 
-  s.Post(R"(/api/queues/([^/]+)/retry)", [this](const Request& req, Response& res) {
-    if (!MayAct(req, res)) return;
+  // What every action on a queue's jobs checks first: the token and Origin,
+  // the queue, the ids of the body. nullptr after answering.
+  const auto bulk = [this](const Request& req, Response& res, std::vector<std::string>* ids,
+                           json* body) -> const QueueConfig* {
+    if (!MayAct(req, res)) return nullptr;
     const QueueConfig* q = cfg_.FindQueue(req.matches[1]);
-    if (q == nullptr) return SendError(res, 404, "no queue " + std::string(req.matches[1]));
+    if (q == nullptr) {
+      SendError(res, 404, "no queue " + std::string(req.matches[1]));
+      return nullptr;
+    }
+    std::string err;
+    if (!BodyIds(req, ids, body, &err)) {
+      SendError(res, 400, err);
+      return nullptr;
+    }
+    return q;
+  };
+
+  s.Post(R"(/api/queues/([^/]+)/retry)", [this, bulk](const Request& req, Response& res) {
     std::vector<std::string> ids;
     json body;
-    std::string err;
-    if (!BodyIds(req, &ids, &body, &err)) return SendError(res, 400, err);
+    const QueueConfig* q = bulk(req, res, &ids, &body);
+    if (q == nullptr) return;
     WithRedis(res, [&](const ctl::Env& env) {
       const json r = ctl::RetryIds(env, *q, ids);
-      LogAction(req, "retry", q->name, ids.size(), r["retried"].size());
+      // Asked of the instance that holds the file counts as handed over.
+      LogAction(req, "retry", q->name, ids.size(), r["retried"].size() + r["asked"].size());
       SendJson(res, 200, r);
     });
   });
 
-  s.Post(R"(/api/queues/([^/]+)/delete)", [this](const Request& req, Response& res) {
-    if (!MayAct(req, res)) return;
-    const QueueConfig* q = cfg_.FindQueue(req.matches[1]);
-    if (q == nullptr) return SendError(res, 404, "no queue " + std::string(req.matches[1]));
+  s.Post(R"(/api/queues/([^/]+)/delete)", [this, bulk](const Request& req, Response& res) {
     std::vector<std::string> ids;
     json body;
-    std::string err;
-    if (!BodyIds(req, &ids, &body, &err)) return SendError(res, 400, err);
+    const QueueConfig* q = bulk(req, res, &ids, &body);
+    if (q == nullptr) return;
     const std::string state = body.value("state", "failed");
     if (state != "failed" && state != "done") {
       return SendError(res, 400, "\"state\" must be \"failed\" or \"done\"");
@@ -404,7 +417,7 @@ void Console::Routes() {
       const std::optional<ctl::LoadedJob> job = ctl::LoadJob(env, id);
       if (!job) return SendError(res, 404, "no job " + id + " in any configured queue");
       const json r = ctl::RetryIds(env, *job->queue, {id});
-      LogAction(req, "retry", job->queue->name, 1, r["retried"].size());
+      LogAction(req, "retry", job->queue->name, 1, r["retried"].size() + r["asked"].size());
       SendJson(res, 200, r);
     });
   });
