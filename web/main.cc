@@ -78,6 +78,13 @@ int main(int argc, char** argv) {
     if (tls_cert.empty() != tls_key.empty()) {
       throw CLI::ValidationError("--tls-cert", "--tls-cert and --tls-key go together");
     }
+    if ((host == "0.0.0.0" || host == "::") && allow_hosts.empty()) {
+      // The Host check would then refuse every request.
+      throw CLI::ValidationError(
+          "--listen", host +
+                          " is no name a browser uses: give --allow-host NAME for each name "
+                          "the console is reached by");
+    }
     if (!web::IsLoopback(host) && tls_cert.empty() && !behind_proxy) {
       throw CLI::ValidationError(
           "--listen", host +

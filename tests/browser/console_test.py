@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -176,6 +177,10 @@ class Env:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def drop(self, relpath, content="x"):
+        """Writes a file elsewhere and renames it into the inbox; `relpath`
+        may be bytes (a name that is not UTF-8)."""
+        if isinstance(relpath, bytes):
+            relpath = os.fsdecode(relpath)
         path = os.path.join(self.inbox, relpath)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = os.path.join(self.tmp, "partial")
@@ -488,13 +493,18 @@ class ConsoleTest(unittest.TestCase):
                         "exit 65;; esac", "sh", "{name}"])
         for name in HOSTILE:
             self.env.drop(name)  # the second is a file "script>.png" in a directory "\"';<"
-        wait_for("both failed", lambda: self.env.status()["failed"] == 2)
+        self.env.drop(b"caf\xe9.png")  # Latin-1: not UTF-8
+        wait_for("all three failed", lambda: self.env.status()["failed"] == 3)
         b = self.browser
         for fragment in ("#/", "#/queue/q?state=failed"):
             self.open(fragment)
             wait_for("the names", lambda: all(n in b.find_element(By.ID, "view").text for n in HOSTILE))
             self.assert_no_dialog()
             self.assertEqual(b.find_elements(By.CSS_SELECTOR, "#view img, #view script"), [])
+        # The name that is not UTF-8: readable, with its exact bytes beside.
+        self.open("#/queue/q?state=failed&match=caf")
+        self.assertIn("caf\ufffd.png", b.find_element(By.ID, "jobs").text)
+        self.assertIn("bytes: 636166e92e706e67", b.find_element(By.ID, "jobs").text)
         for job in self.env.ctl("list", "q", "--state", "failed", "--json")["jobs"]:
             self.open("#/job/" + job["id"])
             self.assertEqual(b.find_element(By.ID, "job-name").text, job["name"])
@@ -535,6 +545,75 @@ class ConsoleTest(unittest.TestCase):
         log = read(self.env.web_log)
         self.assertIn("console.refused reason=host host=evil.example", log)
         self.assertIn("console.refused reason=origin origin=http://evil.example", log)
+
+    def test_tls_and_the_listen_rules(self):
+        self.env = Env(["/bin/true"])
+        cert = os.path.join(self.env.tmp, "cert.pem")
+        key = os.path.join(self.env.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        log = os.path.join(self.env.tmp, "tls.log")
+        with open(log, "w") as f:
+            tls = subprocess.Popen([DROPQ_WEB, "-c", self.env.config_path, "--listen", "127.0.0.1:0",
+                                    "--tls-cert", cert, "--tls-key", key],
+                                   stdout=subprocess.DEVNULL, stderr=f)
+        try:
+            port = wait_for("the TLS console", lambda: "port=" in read(log) and
+                            read(log).split("port=")[1].split()[0], timeout=15)
+            self.assertIn("tls=yes", read(log))
+            ctx = ssl.create_default_context(cafile=cert)
+            with urllib.request.urlopen("https://127.0.0.1:%s/api/overview" % port, context=ctx,
+                                        timeout=10) as r:
+                self.assertEqual(json.loads(r.read())["redis"], "up")
+            # Plain HTTP to it gets nothing.
+            with self.assertRaises(Exception):
+                urllib.request.urlopen("http://127.0.0.1:%s/api/overview" % port, timeout=5).read()
+        finally:
+            tls.terminate()
+            self.assertEqual(tls.wait(timeout=10), 0)
+
+        def run(*args):
+            return subprocess.run([DROPQ_WEB, "-c", self.env.config_path] + list(args),
+                                  capture_output=True, text=True, timeout=10)
+        # Beyond loopback without TLS: refused, saying what to do.
+        r = run("--listen", "0.0.0.0:0", "--allow-host", "console.example.com")
+        self.assertEqual(r.returncode, 64, r.stderr)
+        self.assertIn("--behind-tls-proxy", r.stderr)
+        self.assertEqual(run("--listen", "0.0.0.0:0", "--tls-cert", cert).returncode, 64)
+        # All addresses, but no name to be reached by: every request would be refused.
+        r = run("--listen", "0.0.0.0:0", "--behind-tls-proxy")
+        self.assertEqual(r.returncode, 64, r.stderr)
+        self.assertIn("--allow-host", r.stderr)
+        self.assertEqual(run("--listen", "nonsense").returncode, 64)
+        r = run("--listen", "127.0.0.1:0", "--tls-cert", key, "--tls-key", cert)
+        self.assertEqual(r.returncode, 69, r.stderr)
+        short = os.path.join(self.env.tmp, "short-token")
+        with open(short, "w") as f:
+            f.write("short\n")
+        r = run("--token-file", short)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("at least 16 characters", r.stderr)
+        # Behind a TLS proxy, with its public name allowed.
+        log = os.path.join(self.env.tmp, "proxy.log")
+        with open(log, "w") as f:
+            proxied = subprocess.Popen([DROPQ_WEB, "-c", self.env.config_path, "--listen",
+                                        "0.0.0.0:0", "--behind-tls-proxy", "--allow-host",
+                                        "console.example.com"],
+                                       stdout=subprocess.DEVNULL, stderr=f)
+        try:
+            port = wait_for("the proxied console", lambda: "port=" in read(log) and
+                            read(log).split("port=")[1].split()[0], timeout=15)
+            url = "http://127.0.0.1:%s/api/session" % port
+            req = urllib.request.Request(url, headers={"Host": "console.example.com"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.assertEqual(r.status, 200)
+            with self.assertRaises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=10)  # Host 127.0.0.1: not one of its names
+            self.assertEqual(refused.exception.code, 403)
+        finally:
+            proxied.terminate()
+            proxied.wait(timeout=10)
 
     def test_survives_a_redis_restart_and_only_reads(self):
         self.env = Env(["/bin/sh", "-c", "case \"$1\" in *.bad) exit 65;; esac", "sh", "{name}"])
