@@ -218,6 +218,9 @@ class Parser {
   Status CheckProcessingDir(const At& queue, const QueueConfig& q) const;
 
   Status Redis(const At& at, Config* c);
+  // A string that may hold secrets (${env:NAME}, ${file:/path}, ${cred:NAME}),
+  // read now into *out. The error never quotes the value.
+  Status Secret(const At& at, std::string* out);
   Status Metrics(const At& at, Config* c);
   Status Queues(const At& at, Config* c);
   Status Queue(const At& at, const std::vector<QueueConfig>& earlier, QueueConfig* q);
@@ -431,7 +434,23 @@ Result<Config> Parser::Top(const YAML::Node& root) {
   return c;
 }
 
+Status Parser::Secret(const At& at, std::string* out) {
+  if (!at.node.IsScalar()) return Fail(at, "expected a string, got " + Describe(at.node));
+  if (!TextTemplate::Parse(at.node.Scalar(), {.placeholders = false, .secrets = true})) {
+    return Fail(at,
+                "holds a \"${\" that is no secret (${env:NAME}, ${file:/path}, "
+                "${cred:NAME}); write $${ for a literal ${");
+  }
+  auto t = Template(at, {.placeholders = false, .secrets = true}, /*resolve=*/true);
+  if (!t) return t.error();
+  *out = t->Expand({}, Verbatim, Verbatim);
+  return OkStatus();
+}
+
 Status Parser::Redis(const At& at, Config* c) {
+  // With sentinels: the data nodes' db and credentials, set once all keys are read.
+  int sentinel_db = 0;
+  std::string sentinel_data_user, sentinel_data_password;
   const Field fields[] = {
       {"url",
        [&](const At& v) -> Status {
@@ -450,8 +469,62 @@ Status Parser::Redis(const At& at, Config* c) {
            const std::string why = url.error().what;
            return Fail(v, t->has_secret() ? "not a valid URL once its secrets are read" : why);
          }
+         // Sentinel's keys given before url stay: url names the server only.
+         url->sentinels = c->redis.sentinels;
+         url->master = c->redis.master;
+         url->sentinel_user = c->redis.sentinel_user;
+         url->sentinel_password = c->redis.sentinel_password;
+         url->namespace_name = c->redis.namespace_name;
          c->redis = *url;
          c->redis_url_text = RedactRedisUrl(t->Redacted());
+         return OkStatus();
+       }},
+      {"sentinels",
+       [&](const At& v) -> Status {
+         std::vector<HostPort> sentinels;
+         auto l = StringList(v, [&](const At& e, const std::string& text) -> Status {
+           auto hp = ParseHostPort(text);
+           if (!hp) return Fail(e, hp.error().what);
+           for (const HostPort& other : sentinels) {
+             if (other == *hp) return Fail(e, "\"" + text + "\" is listed twice");
+           }
+           sentinels.push_back(*hp);
+           return OkStatus();
+         });
+         if (!l) return l.error();
+         if (sentinels.empty()) return Fail(v, "must list at least one sentinel");
+         c->redis.sentinels = std::move(sentinels);
+         return OkStatus();
+       }},
+      {"master",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (s->empty() || s->find_first_of(" \t\r\n") != std::string::npos) {
+           return Fail(v, "must be the name the sentinels monitor (no spaces)");
+         }
+         c->redis.master = *s;
+         return OkStatus();
+       }},
+      {"db",
+       [&](const At& v) -> Status {
+         auto n = Integer(v, 0, 1 << 20);
+         if (!n) return n.error();
+         sentinel_db = static_cast<int>(*n);
+         return OkStatus();
+       }},
+      {"user", [&](const At& v) { return Secret(v, &sentinel_data_user); }},
+      {"password", [&](const At& v) { return Secret(v, &sentinel_data_password); }},
+      {"sentinel_user", [&](const At& v) { return Secret(v, &c->redis.sentinel_user); }},
+      {"sentinel_password", [&](const At& v) { return Secret(v, &c->redis.sentinel_password); }},
+      {"namespace",
+       [&](const At& v) -> Status {
+         auto s = String(v);
+         if (!s) return s.error();
+         if (!IsName(*s)) {
+           return Fail(v, "\"" + *s + "\" is not a valid name (letters, digits, '_', '.', '-')");
+         }
+         c->redis.namespace_name = *s;
          return OkStatus();
        }},
       {"prefix",
@@ -469,7 +542,35 @@ Status Parser::Redis(const At& at, Config* c) {
          return OkStatus();
        }},
   };
-  return Map(at, fields);
+  std::set<std::string> seen;
+  if (Status s = Map(at, fields, &seen); !s) return s;
+  // url names one server; sentinels name the servers that know which one is primary.
+  const auto line_of = [&](const char* key) {
+    return At{at.node, Join(at.key, key), lines_[Join(at.key, key)]};
+  };
+  if (seen.count("url") && seen.count("sentinels")) {
+    return Fail(line_of("sentinels"), "url and sentinels exclude each other: give one");
+  }
+  if (seen.count("sentinels")) {
+    if (!seen.count("master")) {
+      return Fail(line_of("sentinels"),
+                  "needs master: the name the sentinels monitor the primary by");
+    }
+    c->redis.db = sentinel_db;
+    c->redis.user = sentinel_data_user;
+    c->redis.password = sentinel_data_password;
+    c->redis_url_text = c->redis.Display();
+  } else {
+    for (const char* key :
+         {"master", "db", "user", "password", "sentinel_user", "sentinel_password"}) {
+      if (seen.count(key)) {
+        return Fail(line_of(key), seen.count("url") ? "goes with sentinels; with url, write "
+                                                      "redis://user:password@host:port/db"
+                                                    : "goes with sentinels");
+      }
+    }
+  }
+  return OkStatus();
 }
 
 Status Parser::Metrics(const At& at, Config* c) {

@@ -1,5 +1,6 @@
 #include "config/redis_url.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cstdint>
@@ -170,7 +171,50 @@ Status ParseUnix(std::string_view rest, RedisUrl* u) {
 
 }  // namespace
 
+std::string HostPort::Display() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<HostPort> ParseHostPort(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  HostPort hp;
+  if (colon == std::string::npos || colon == 0) {
+    return Error{Errc::kConfig, "\"" + text + "\" is not host:port (e.g. 10.0.0.11:26379)"};
+  }
+  hp.host = text.substr(0, colon);
+  if (hp.host.front() == '[') {
+    if (hp.host.back() != ']' || hp.host.size() < 3) {
+      return Error{Errc::kConfig, "\"" + text + "\": an IPv6 address goes in brackets"};
+    }
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  } else if (hp.host.find(':') != std::string::npos) {
+    return Error{Errc::kConfig, "\"" + text + "\": an IPv6 address goes in brackets"};
+  }
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+      std::stoi(port) > 65535) {
+    return Error{Errc::kConfig, "\"" + text + "\": the port must be 1..65535"};
+  }
+  hp.port = std::stoi(port);
+  return hp;
+}
+
+std::string RedisUrl::Identity() const {
+  if (!namespace_name.empty()) return "namespace:" + namespace_name;
+  return Display();
+}
+
 std::string RedisUrl::Display() const {
+  if (sentinel()) {
+    std::vector<std::string> addrs;
+    for (const HostPort& s : sentinels) addrs.push_back(s.Display());
+    std::sort(addrs.begin(), addrs.end());
+    std::string out = "sentinel:" + master + "@";
+    for (size_t i = 0; i < addrs.size(); ++i) out += (i ? "," : "") + addrs[i];
+    return out + "/" + std::to_string(db);
+  }
   if (unix_socket) return "unix:" + path + "/" + std::to_string(db);
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" + std::to_string(db);

@@ -540,7 +540,7 @@ int Daemon::Run() {
   // a predecessor that was killed. Kill them before their jobs are requeued,
   // so that two runs of one job never overlap.
   // Handlers inherit dropqd's environment: this marks them as this namespace's.
-  const std::string ns = NamespaceOf(cfg_.redis.Display(), cfg_.prefix);
+  const std::string ns = NamespaceOf(cfg_.redis.Identity(), cfg_.prefix);
   setenv("DROPQ_NAMESPACE", ns.c_str(), 1);
   if (const auto orphans = FindOrphans(cfg_.instance, ns); !orphans.empty()) {
     LogWarn("orphans.found", {{"instance", cfg_.instance}, {"count", orphans.size()}});

@@ -25,8 +25,9 @@ std::string LockDir() {
 }  // namespace
 
 std::string InstanceLock::PathFor(const Config& cfg, const std::string& dir) {
-  // The namespace an instance name lives in: Redis address and database, and prefix.
-  const std::string ns = cfg.redis.Display() + "\n" + cfg.prefix + "\n" + cfg.instance;
+  // The namespace an instance name lives in: the Redis identity (address and
+  // database, or the Sentinel setup, or redis.namespace), and prefix.
+  const std::string ns = cfg.redis.Identity() + "\n" + cfg.prefix + "\n" + cfg.instance;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(ns.data(), ns.size(), md, &len, EVP_sha256(), nullptr);

@@ -130,7 +130,7 @@ void Membership::ReclaimFrom(const std::string& other) {
   auto* hunt = new OrphanHunt;
   hunt->req.data = hunt;
   hunt->instance = other;
-  hunt->ns = NamespaceOf(cfg_.redis.Display(), cfg_.prefix);
+  hunt->ns = NamespaceOf(cfg_.redis.Identity(), cfg_.prefix);
   hunt->done = [this, alive = alive_, other] {
     if (!*alive) return;
     if (!hooks_.active() || !redis_->up()) {

@@ -9,8 +9,10 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "daemon/pool_work.h"
 #include "daemon/redis_uv_adapter.h"
 #include "store/argv_ref.h"
+#include "store/sentinel.h"
 
 namespace dropq {
 
@@ -30,6 +32,7 @@ RedisConn::RedisConn(Loop* loop, RedisUrl url, Hooks hooks)
 }
 
 RedisConn::~RedisConn() {
+  *alive_ = false;  // a discovery still on the threadpool finds it gone
   stopping_ = true;
   if (ac_ != nullptr) {
     ac_->data = nullptr;  // callbacks run below must not reach *this
@@ -55,16 +58,63 @@ void RedisConn::Stop() {
   }
 }
 
+std::string RedisConn::Addr() const {
+  if (!url_.sentinel()) return url_.Display();
+  return primary_.host.empty() ? url_.Display()
+                               : primary_.Display() + "/" + std::to_string(url_.db);
+}
+
+void RedisConn::Discover() {
+  auto found = std::make_shared<Result<PrimaryFound>>(Error{Errc::kRedis, "not asked"});
+  const int rc = QueueWork(
+      loop_->get(),
+      [url = url_, found] {  // threadpool
+        *found = FindPrimary(url, std::chrono::milliseconds(kConnectTimeoutMs));
+      },
+      [this, alive = alive_, found] {  // loop
+        if (!*alive || stopping_) return;
+        if (!found->ok()) {
+          const std::string why = found->error().what;
+          if (why != last_error_) {
+            LogError(Event("down"), {{"addr", Addr()}, {"err", why}, {"retry_ms", backoff_ms_}});
+            last_error_ = why;
+          }
+          ScheduleReconnect();
+          return;
+        }
+        const PrimaryFound& f = **found;
+        for (const std::string& miss : f.misses) LogWarn(Event("sentinel"), {{"err", miss}});
+        if (!primary_.host.empty() && !(primary_ == f.primary)) {
+          LogWarn(Event("failover"), {{"from", primary_.Display()},
+                                      {"to", f.primary.Display()},
+                                      {"sentinel", f.named_by}});
+        } else if (primary_.host.empty()) {
+          LogInfo(
+              Event("primary"),
+              {{"addr", f.primary.Display()}, {"master", url_.master}, {"sentinel", f.named_by}});
+        }
+        primary_ = f.primary;
+        have_primary_ = true;
+        Connect();
+      });
+  if (rc < 0) ScheduleReconnect();
+}
+
 void RedisConn::Connect() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (stopping_) return;
+  if (url_.sentinel() && !have_primary_) {
+    Discover();
+    return;
+  }
+  const HostPort at = url_.sentinel() ? primary_ : HostPort{url_.host, url_.port};
   ac_ = url_.unix_socket ? redisAsyncConnectUnix(url_.path.c_str())
-                         : redisAsyncConnect(url_.host.c_str(), url_.port);
+                         : redisAsyncConnect(at.host.c_str(), at.port);
   if (ac_ == nullptr || ac_->err) {
     const std::string why = ac_ ? ac_->errstr : "out of memory";
     if (ac_ != nullptr) redisAsyncFree(std::exchange(ac_, nullptr));
     if (why != last_error_) {
-      LogError(Event("down"), {{"addr", url_.Display()}, {"err", why}, {"retry_ms", backoff_ms_}});
+      LogError(Event("down"), {{"addr", Addr()}, {"err", why}, {"retry_ms", backoff_ms_}});
       last_error_ = why;
     }
     ScheduleReconnect();
@@ -77,7 +127,7 @@ void RedisConn::Connect() {
   if (!url_.unix_socket) redisEnableKeepAlive(&ac_->c);
   ac_->data = this;
   if (AttachRedisToLoop(ac_, loop_->get(), &flushes_) != 0) {
-    LogError(Event("down"), {{"addr", url_.Display()}, {"err", "cannot watch the socket"}});
+    LogError(Event("down"), {{"addr", Addr()}, {"err", "cannot watch the socket"}});
     redisAsyncFree(std::exchange(ac_, nullptr));
     ScheduleReconnect();
     return;
@@ -90,14 +140,12 @@ void RedisConn::Connect() {
     if (!url_.user.empty()) auth.push_back(url_.user);
     auth.push_back(url_.password);
     Command(std::move(auth), [this](Result<Reply> r) {
-      if (r.ok() && r->is_error())
-        LogError(Event("auth"), {{"addr", url_.Display()}, {"err", r->str}});
+      if (r.ok() && r->is_error()) LogError(Event("auth"), {{"addr", Addr()}, {"err", r->str}});
     });
   }
   if (url_.db != 0) {
     Command({"SELECT", std::to_string(url_.db)}, [this](Result<Reply> r) {
-      if (r.ok() && r->is_error())
-        LogError(Event("select"), {{"addr", url_.Display()}, {"err", r->str}});
+      if (r.ok() && r->is_error()) LogError(Event("select"), {{"addr", Addr()}, {"err", r->str}});
     });
   }
   for (const auto& [channel, fn] : subscriptions_) SendSubscription("SUBSCRIBE", channel);
@@ -109,7 +157,7 @@ void RedisConn::Connect() {
         if (self->ac_ == nullptr || self->up_) return;
         const std::string why = "connect timed out";
         if (why != self->last_error_) {
-          LogError(self->Event("down"), {{"addr", self->url_.Display()}, {"err", why}});
+          LogError(self->Event("down"), {{"addr", self->Addr()}, {"err", why}});
           self->last_error_ = why;
         }
         self->ac_->data = nullptr;
@@ -121,6 +169,7 @@ void RedisConn::Connect() {
 
 void RedisConn::ScheduleReconnect() {
   if (stopping_) return;
+  have_primary_ = false;  // with Sentinel, the next attempt asks which server is primary
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {
@@ -140,7 +189,7 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
     self->ac_ = nullptr;  // hiredis frees a context whose connect failed
     if (why != self->last_error_) {
       LogError(self->Event("down"),
-               {{"addr", self->url_.Display()}, {"err", why}, {"retry_ms", self->backoff_ms_}});
+               {{"addr", self->Addr()}, {"err", why}, {"retry_ms", self->backoff_ms_}});
       self->last_error_ = why;
     }
     self->ScheduleReconnect();
@@ -148,7 +197,7 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
   }
   self->up_ = true;
   self->backoff_ms_ = 100;
-  LogInfo(self->Event("up"), {{"addr", self->url_.Display()}});
+  LogInfo(self->Event("up"), {{"addr", self->Addr()}});
   self->last_error_.clear();
   if (self->hooks_.up) self->hooks_.up();
 }
@@ -160,7 +209,7 @@ void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
   const bool was_up = std::exchange(self->up_, false);
   if (self->stopping_) return;
   const std::string why = status == REDIS_OK ? "closed" : ac->errstr;
-  LogError(self->Event("down"), {{"addr", self->url_.Display()}, {"err", why}});
+  LogError(self->Event("down"), {{"addr", self->Addr()}, {"err", why}});
   self->last_error_ = why;
   if (was_up && self->hooks_.down) self->hooks_.down();
   self->ScheduleReconnect();
@@ -173,7 +222,7 @@ void RedisConn::Drop(const std::string& why) {
   ac->data = nullptr;  // OnDisconnect: not for this one, handled here
   redisAsyncFree(ac);  // pending commands get their error now
   const bool was_up = std::exchange(up_, false);
-  LogError(Event("down"), {{"addr", url_.Display()}, {"err", why}});
+  LogError(Event("down"), {{"addr", Addr()}, {"err", why}});
   last_error_ = why;
   if (was_up && hooks_.down) hooks_.down();
   ScheduleReconnect();
@@ -282,6 +331,17 @@ void RedisConn::OnReply(redisAsyncContext* /*ac*/, void* reply, void* privdata) 
     if (r == nullptr) {
       call->cb(Error{Errc::kRedis, "redis connection lost"});
     } else {
+      // The server became a replica (a failover demoted it): it refuses
+      // every write from now on. With Sentinel, drop it and find the
+      // primary; the caller sees the refusal, as for any lost connection.
+      RedisConn* self = call->conn;
+      if (r->type == REDIS_REPLY_ERROR && self->url_.sentinel() &&
+          std::string_view(r->str, r->len).substr(0, 8) == "READONLY") {
+        // Once per connection: every write pending on it is refused alike.
+        self->loop_->Post([self, alive = self->alive_, ac = self->ac_] {
+          if (*alive && self->ac_ == ac) self->Drop("READONLY: the server is a replica now");
+        });
+      }
       call->cb(Reply::CopyOf(*r));
     }
   } catch (const std::exception& e) {

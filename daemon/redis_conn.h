@@ -8,6 +8,14 @@
 // so a refused connect may never reach the connect callback: a connect timer
 // gives up on such an attempt and frees the context itself.
 //
+// With Sentinel (redis.sentinels), each connect attempt first asks the
+// sentinels for the primary (store/sentinel.h: blocking, so on the libuv
+// threadpool, never on the loop; a sentinel that hangs costs a timeout
+// there), then connects to the numeric address found. Every reconnect asks
+// again, so a failover is followed: the old primary drops the connection or
+// refuses writes with READONLY, which drops it too. A new primary is logged
+// as "<log_name>.failover from=... to=...".
+//
 // Ownership: hiredis frees the context itself after the disconnect callback
 // and after a failed connect; those callbacks null ac_. Replies belong to
 // hiredis and die when the callback returns: callbacks get an owned copy.
@@ -91,6 +99,10 @@ class RedisConn {
  private:
   struct PendingCall;
   void Connect();
+  // Sentinel: finds the primary on the threadpool, then Connect()s to it.
+  void Discover();
+  // The address in log lines: the server, or with Sentinel the primary in use.
+  std::string Addr() const;
   void ScheduleReconnect();
   void Fail(Callback cb, std::string why);
   static void OnConnect(const redisAsyncContext* ac, int status) noexcept;
@@ -113,6 +125,11 @@ class RedisConn {
   uint64_t flushes_ = 0;
   std::string last_error_;                          // logged once per outage, not per attempt
   std::map<std::string, MessageFn> subscriptions_;  // channel -> handler
+  // Sentinel only: the primary last found, and whether Connect() may use it
+  // (cleared by every reconnect, so that the next attempt asks again).
+  HostPort primary_;
+  bool have_primary_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 
 // Wraps a reply callback so that it does nothing once `*alive` is false:

@@ -3,11 +3,21 @@
 #include <hiredis/hiredis.h>
 
 #include "store/argv_ref.h"
+#include "store/sentinel.h"
 
 namespace dropq {
 
-Result<std::unique_ptr<RedisSync>> RedisSync::Connect(const RedisUrl& url,
+Result<std::unique_ptr<RedisSync>> RedisSync::Connect(const RedisUrl& given,
                                                       std::chrono::milliseconds timeout) {
+  RedisUrl url = given;
+  if (url.sentinel()) {
+    // The primary the sentinels name now, checked with ROLE (store/sentinel.h).
+    auto found = FindPrimary(url, timeout);
+    if (!found.ok()) return found.error();
+    url.host = found->primary.host;
+    url.port = found->primary.port;
+    url.sentinels.clear();  // errors below name the primary
+  }
   struct timeval tv;
   tv.tv_sec = timeout.count() / 1000;
   tv.tv_usec = (timeout.count() % 1000) * 1000;

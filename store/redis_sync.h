@@ -19,7 +19,8 @@ namespace dropq {
 
 class RedisSync {
  public:
-  // Connects, authenticates and selects the database. Errc::kRedis on failure.
+  // Connects, authenticates and selects the database. With Sentinel, to the
+  // primary the sentinels name (store/sentinel.h). Errc::kRedis on failure.
   static Result<std::unique_ptr<RedisSync>> Connect(const RedisUrl& url,
                                                     std::chrono::milliseconds timeout);
   ~RedisSync();

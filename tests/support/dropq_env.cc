@@ -25,7 +25,8 @@ std::string DropqEnv::WriteConfig(const QueueSpec& q, const std::string& top_ext
     return d;
   };
   std::string y;
-  y += "redis:\n  url: " + redis.url() + "\n  prefix: dropq\n";
+  y += redis_yaml.empty() ? "redis:\n  url: " + redis.url() + "\n  prefix: dropq\n"
+                          : redis_yaml + "  prefix: dropq\n";
   y += "instance: test-1\nlog_level: debug\ndrain_timeout: 10s\n";
   y += top_extra;
   y += "queues:\n";

@@ -77,6 +77,9 @@ class DropqEnv {
   RedisServer redis;
   TempDir tmp;
   std::string inbox, done, failed, config;
+  // The config's redis: block, when not env.redis by url (e.g. Sentinel's
+  // keys, tests/support/sentinels.h); "prefix: dropq" is added to it.
+  std::string redis_yaml;
 
  private:
   std::unique_ptr<Process> daemon_;

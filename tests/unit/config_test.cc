@@ -360,6 +360,58 @@ TEST_F(ConfigTest, RedisUrlSecretIsEncodedForItsPart) {
   EXPECT_EQ(bad.error().what.find("pa${ss"), std::string::npos) << bad.error().what;
 }
 
+TEST_F(ConfigTest, SentinelKeys) {
+  test::WriteFile(tmp_.Sub("pw"), "data-secret\n");
+  auto c = Parse(
+      Lines({"redis:", "  sentinels: [\"10.0.0.12:26379\", \"10.0.0.11:26379\", \"[::1]:26380\"]",
+             "  master: dropq", "  db: 3", "  user: app",
+             "  password: ${file:" + tmp_.Sub("pw") + "}", "  sentinel_password: s-secret"}) +
+      Queue());
+  ASSERT_TRUE(c.ok()) << c.error().what;
+  ASSERT_EQ(c->redis.sentinels.size(), 3U);
+  EXPECT_EQ(c->redis.sentinels[0].host, "10.0.0.12");
+  EXPECT_EQ(c->redis.sentinels[2].host, "::1");
+  EXPECT_EQ(c->redis.sentinels[2].port, 26380);
+  EXPECT_EQ(c->redis.master, "dropq");
+  EXPECT_EQ(c->redis.db, 3);
+  EXPECT_EQ(c->redis.user, "app");
+  EXPECT_EQ(c->redis.password, "data-secret");
+  EXPECT_EQ(c->redis.sentinel_password, "s-secret");
+  // The identity: the primary's name, the sorted sentinels and the db,
+  // whichever server is primary; redis.namespace replaces it.
+  EXPECT_EQ(c->redis.Identity(), "sentinel:dropq@10.0.0.11:26379,10.0.0.12:26379,[::1]:26380/3");
+  EXPECT_EQ(c->redis_url_text.find("secret"), std::string::npos);
+  auto named = Parse(Lines({"redis:", "  sentinels: [\"10.0.0.11:26379\"]", "  master: dropq",
+                            "  namespace: prod-uploads"}) +
+                     Queue());
+  ASSERT_TRUE(named.ok()) << named.error().what;
+  EXPECT_EQ(named->redis.Identity(), "namespace:prod-uploads");
+  // A plain url's identity is its address, as before.
+  auto plain = Parse("redis:\n  url: redis://db.local:6390/2\n" + Queue());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->redis.Identity(), "db.local:6390/2");
+}
+
+TEST_F(ConfigTest, BadSentinelKeys) {
+  ExpectError(
+      Lines({"redis:", "  url: redis://h:6379/0", "  sentinels: [\"h:26379\"]", "  master: m"}) +
+          Queue(),
+      3, "redis.sentinels", "url and sentinels exclude each other");
+  ExpectError(Lines({"redis:", "  sentinels: [\"h:26379\"]"}) + Queue(), 2, "redis.sentinels",
+              "needs master");
+  ExpectError(Lines({"redis:", "  url: redis://h:6379/0", "  db: 2"}) + Queue(), 3, "redis.db",
+              "with url, write redis://user:password@host:port/db");
+  ExpectError(Lines({"redis:", "  master: m"}) + Queue(), 2, "redis.master", "goes with sentinels");
+  ExpectError(Lines({"redis:", "  sentinels: []", "  master: m"}) + Queue(), 2, "redis.sentinels",
+              "at least one");
+  ExpectError(Lines({"redis:", "  sentinels: [\"h\"]", "  master: m"}) + Queue(), 2,
+              "redis.sentinels[0]", "not host:port");
+  ExpectError(Lines({"redis:", "  sentinels: [\"h:1\", \"h:1\"]", "  master: m"}) + Queue(), 2,
+              "redis.sentinels[1]", "listed twice");
+  ExpectError(Lines({"redis:", "  sentinels: [\"::1:26379\"]", "  master: m"}) + Queue(), 2,
+              "redis.sentinels[0]", "in brackets");
+}
+
 TEST_F(ConfigTest, RateLimitAndMaxActive) {
   auto c = Parse(Queue());
   ASSERT_TRUE(c.ok());
@@ -709,7 +761,8 @@ TEST_F(ConfigTest, Metrics) {
 
 TEST_F(ConfigTest, UnknownRedisKey) {
   ExpectError(Lines({"redis:", "  url: redis://h", "  pasword: x"}) + Queue(), 3, "redis.pasword",
-              "unknown key (known here: url, prefix)");
+              "unknown key (known here: url, sentinels, master, db, user, password, "
+              "sentinel_user, sentinel_password, namespace, prefix)");
 }
 
 TEST_F(ConfigTest, UnknownQueueKey) {

@@ -1,0 +1,34 @@
+// Finding the primary of a Sentinel-managed Redis (redis.sentinels). The
+// sentinels are asked in turn (SENTINEL get-master-addr-by-name <master>);
+// the address one gives is checked with ROLE, logged in with the data nodes'
+// credentials, because a sentinel's answer can be stale (a sentinel cut off
+// from the others still names the old primary). The first address that says
+// "master" wins; a sentinel that is down, hangs (a timeout) or names a
+// replica costs a try, not the search.
+//
+// Blocking (hiredis' synchronous client, getaddrinfo): dropqctl and the
+// console call it directly, dropqd on the libuv threadpool, never on its
+// loop. Thread: any.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/redis_url.h"
+
+namespace dropq {
+
+struct PrimaryFound {
+  HostPort primary;                 // a numeric address, ready to connect to
+  std::string named_by;             // the sentinel that gave it
+  std::vector<std::string> misses;  // one line per sentinel that did not help, and why
+};
+
+// Asks the sentinels of `url` (REQUIRES: url.sentinel()) for the primary of
+// url.master, each call bounded by `timeout`. Errc::kRedis naming every
+// sentinel's failure if none gave a primary that says it is one.
+Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout);
+
+}  // namespace dropq
