@@ -509,7 +509,7 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
     const std::string name = f.elements[1].str;
     const std::string where = f.elements[2].str;
     const std::string owner = f.elements[3].str;
-    if (!where.empty() && where != "(deleted)" && !RetryFileHere(q.watch, name, where)) {
+    if (SeeRetryFile(q, name, where) == RetryFileSeen::kElsewhere) {
       if (owner.empty()) return "file not found at " + EscapeName(where);
       if (Call(env, {"EXISTS", InstanceKey(env.cfg->prefix, owner)}).AsInt() != 1) {
         return "the file is at " + EscapeName(where) + ", which this process cannot see, and " +

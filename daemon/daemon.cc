@@ -68,6 +68,7 @@ Status Daemon::Setup() {
 
   RedisConn::Hooks hooks;
   hooks.up = [this] { OnRedisUp(); };
+  hooks.primary = [this](const PrimaryFound& f) { CheckSentinelTiming(f); };
   hooks.down = [this] { notifier_.Status(StatusLine()); };
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
   gate_ = std::make_unique<LayoutGate>(&loop_, redis_.get(), cfg_.prefix, cfg_.instance);
@@ -777,6 +778,24 @@ void Daemon::OnCounts(const std::map<std::string, StatusReporter::Counts>& count
   });
 }
 
+void Daemon::CheckSentinelTiming(const PrimaryFound& f) {
+  // Fencing against failover: a dead primary goes unnoticed for
+  // down-after-milliseconds, then the promotion and our rediscovery take a
+  // few seconds more (kFailoverMs), and the last renewal may already be a
+  // third of the TTL old. Past heartbeat_ttl without one, this instance
+  // fences itself and stops its handlers: every failover would cost them.
+  constexpr int64_t kFailoverMs = 3000;
+  if (f.down_after_ms < 0 || f.down_after_ms == warned_down_after_ms_) return;
+  const int64_t want = (f.down_after_ms + kFailoverMs) * 3 / 2;
+  if (cfg_.heartbeat_ttl.count() > want) return;
+  warned_down_after_ms_ = f.down_after_ms;
+  LogWarn("redis.sentinel_timing", {{"sentinel", f.named_by},
+                                    {"down_after_ms", f.down_after_ms},
+                                    {"heartbeat_ttl_ms", cfg_.heartbeat_ttl.count()},
+                                    {"want_heartbeat_ttl_ms_over", want},
+                                    {"why", "a failover would fence this instance"}});
+}
+
 std::string Daemon::StatusLine() {
   size_t active = 0, n = 0;
   int64_t pending = 0;
@@ -798,6 +817,8 @@ std::string Daemon::StatusLine() {
   }
   if (pending_known) s += ", " + std::to_string(pending) + " pending";
   s += ", " + std::to_string(active) + " active, redis ok";
+  // With Sentinel, which server is primary now.
+  if (cfg_.redis.sentinel()) s += " (primary " + redis_->Addr() + ")";
   if (membership_->fenced()) s += " (fenced: heartbeat lapsed)";
   return s;
 }

@@ -150,6 +150,10 @@ class Daemon {
   // call to the current minute's counters in Redis (RATES; at most one call
   // per queue, none for a queue with nothing new). Lost if Redis is down.
   void PushRates();
+  // With Sentinel: warns (once per value) when the sentinels' down-after-
+  // milliseconds is too long for heartbeat_ttl (docs/scaling.md).
+  void CheckSentinelTiming(const PrimaryFound& f);
+  int64_t warned_down_after_ms_ = -1;
 
   // Replaced in part by a reload: log_level, drain_timeout and the queues
   // (whose configs live in the slots, where runners point).

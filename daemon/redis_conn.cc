@@ -95,6 +95,7 @@ void RedisConn::Discover() {
         }
         primary_ = f.primary;
         have_primary_ = true;
+        if (hooks_.primary) hooks_.primary(f);
         Connect();
       });
   if (rc < 0) ScheduleReconnect();

@@ -36,6 +36,7 @@
 #include "daemon/uv_handle.h"
 #include "store/reply.h"
 #include "store/scripts.h"
+#include "store/sentinel.h"
 
 struct redisAsyncContext;
 
@@ -48,6 +49,8 @@ class RedisConn {
   struct Hooks {
     std::function<void()> up;    // connected and authenticated: resend, reconcile
     std::function<void()> down;  // the connection was lost (or an attempt failed)
+    // Sentinel: a primary was found (each time one is, before connecting).
+    std::function<void(const PrimaryFound&)> primary;
     // Its log lines are "<log_name>.up", ".down", ".auth" and ".select".
     std::string log_name = "redis";
   };
@@ -64,6 +67,9 @@ class RedisConn {
   void Stop();
 
   bool up() const { return up_; }
+  // The server's address for logs and STATUS=: with Sentinel, the primary
+  // in use (or the sentinels' description before one is found).
+  std::string Addr() const;
 
   // Gives up on the current connection (it stopped answering): pending
   // commands fail, `down` runs if it was up, and a new one is made after the
@@ -101,8 +107,7 @@ class RedisConn {
   void Connect();
   // Sentinel: finds the primary on the threadpool, then Connect()s to it.
   void Discover();
-  // The address in log lines: the server, or with Sentinel the primary in use.
-  std::string Addr() const;
+
   void ScheduleReconnect();
   void Fail(Callback cb, std::string why);
   static void OnConnect(const redisAsyncContext* ac, int status) noexcept;

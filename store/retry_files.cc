@@ -1,7 +1,10 @@
 #include "store/retry_files.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "common/beneath.h"
@@ -11,10 +14,20 @@
 
 namespace dropq {
 
-bool RetryFileHere(const std::string& watch, const std::string& name, const std::string& where) {
+RetryFileSeen SeeRetryFile(const QueueConfig& q, const std::string& name,
+                           const std::string& where) {
   struct stat st;
-  if (!where.empty() && where != "(deleted)" && lstat(where.c_str(), &st) == 0) return true;
-  return lstat((watch + "/" + name).c_str(), &st) == 0;
+  if (lstat((q.watch + "/" + name).c_str(), &st) == 0) return RetryFileSeen::kHere;
+  if (where.empty() || where == "(deleted)" || where.front() != '/') return RetryFileSeen::kGone;
+  if (lstat(where.c_str(), &st) == 0) return RetryFileSeen::kHere;
+  const std::string dir = where.substr(0, std::max<size_t>(where.rfind('/'), 1));
+  if (access(dir.c_str(), X_OK) == 0) return RetryFileSeen::kGone;
+  if (errno == ENOENT && q.on_failure.kind == Disposition::Kind::kMoveTo &&
+      where.compare(0, q.on_failure.dir.size() + 1, q.on_failure.dir + "/") == 0 &&
+      access(q.on_failure.dir.c_str(), X_OK) == 0) {
+    return RetryFileSeen::kGone;
+  }
+  return RetryFileSeen::kElsewhere;
 }
 
 std::string MoveBackForRetry(const std::string& watch, const std::string& name,

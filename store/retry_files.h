@@ -11,11 +11,21 @@
 
 #include <string>
 
+#include "config/config.h"
+
 namespace dropq {
 
-// True if this process can see the file of a retry: at `where` (absolute),
-// or already back at `watch`/`name` (an earlier retry moved it).
-bool RetryFileHere(const std::string& watch, const std::string& name, const std::string& where);
+enum class RetryFileSeen {
+  kHere,       // at `where`, or already back in the watched directory
+  kGone,       // this process sees the directory it was put in, and it is not there
+  kElsewhere,  // this process cannot see that directory: another host, or another user
+};
+
+// Where the file of a retry of a job of `q` is, as this process sees it:
+// `name` relative to q.watch, `where` the record's disposed_to. A directory
+// that does not exist here counts as elsewhere, unless it lies below the
+// queue's failure directory and that one is here (a subdirectory removed).
+RetryFileSeen SeeRetryFile(const QueueConfig& q, const std::string& name, const std::string& where);
 
 // Moves the file from `where` back to `watch`/`name`, through the descriptors
 // of its directories (made again where they went, with the modes of those

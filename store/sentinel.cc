@@ -69,8 +69,13 @@ Status Login(redisContext* c, const std::string& user, const std::string& passwo
   return OkStatus();
 }
 
-// What sentinel `s` says the primary is.
-Result<HostPort> Ask(const RedisUrl& url, const HostPort& s, std::chrono::milliseconds timeout) {
+struct Answer {
+  HostPort primary;
+  int64_t down_after_ms = -1;
+};
+
+// What sentinel `s` says the primary is, and its down-after-milliseconds.
+Result<Answer> Ask(const RedisUrl& url, const HostPort& s, std::chrono::milliseconds timeout) {
   auto c = Open(s, timeout);
   if (!c.ok()) return c.error();
   if (Status st = Login(c->get(), url.sentinel_user, url.sentinel_password); !st) {
@@ -87,7 +92,17 @@ Result<HostPort> Ask(const RedisUrl& url, const HostPort& s, std::chrono::millis
   if (port < 1 || port > 65535) return Error{Errc::kRedis, "a bad port in its answer"};
   auto host = Numeric(r->elements[0].AsString());
   if (!host.ok()) return host.error();
-  return HostPort{*host, static_cast<int>(port)};
+  Answer a{HostPort{*host, static_cast<int>(port)}};
+  // Its timing, for the heartbeat_ttl check; a sentinel that will not say is no error.
+  auto m = Call(c->get(), {"SENTINEL", "MASTER", url.master});
+  if (m.ok() && m->type == Reply::Type::kArray) {
+    for (size_t i = 0; i + 1 < m->elements.size(); i += 2) {
+      if (m->elements[i].AsString() == "down-after-milliseconds") {
+        a.down_after_ms = m->elements[i + 1].AsInt(-1);
+      }
+    }
+  }
+  return a;
 }
 
 // Whether `at` is a primary, asked with the data nodes' credentials.
@@ -111,16 +126,17 @@ Status CheckPrimary(const RedisUrl& url, const HostPort& at, std::chrono::millis
 Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout) {
   PrimaryFound found;
   for (const HostPort& s : url.sentinels) {
-    auto primary = Ask(url, s, timeout);
-    if (!primary.ok()) {
-      found.misses.push_back("sentinel " + s.Display() + ": " + primary.error().what);
+    auto answer = Ask(url, s, timeout);
+    if (!answer.ok()) {
+      found.misses.push_back("sentinel " + s.Display() + ": " + answer.error().what);
       continue;
     }
-    if (Status st = CheckPrimary(url, *primary, timeout); !st) {
+    if (Status st = CheckPrimary(url, answer->primary, timeout); !st) {
       found.misses.push_back("sentinel " + s.Display() + ": " + st.error().what);
       continue;
     }
-    found.primary = *primary;
+    found.primary = answer->primary;
+    found.down_after_ms = answer->down_after_ms;
     found.named_by = s.Display();
     return found;
   }

@@ -21,8 +21,11 @@
 namespace dropq {
 
 struct PrimaryFound {
-  HostPort primary;                 // a numeric address, ready to connect to
-  std::string named_by;             // the sentinel that gave it
+  HostPort primary;      // a numeric address, ready to connect to
+  std::string named_by;  // the sentinel that gave it
+  // That sentinel's down-after-milliseconds for the primary (SENTINEL
+  // MASTER), -1 if it did not say: how long a dead primary goes unnoticed.
+  int64_t down_after_ms = -1;
   std::vector<std::string> misses;  // one line per sentinel that did not help, and why
 };
 

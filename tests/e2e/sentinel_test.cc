@@ -5,7 +5,9 @@
 // (SENTINEL FAILOVER: the old primary turns replica and answers READONLY)
 // and an unplanned one (the primary SIGKILLed) in the middle of a burst:
 // every file processed, no instance fenced, dropqd still running, the
-// failover logged with the new primary.
+// failover logged with the new primary. A restart after a failover finds
+// the handlers its killed predecessor left; a heartbeat_ttl too short for
+// the sentinels' timing is warned about.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -117,8 +119,66 @@ void BurstThroughAFailover(bool kill_primary) {
             std::string::npos)
       << log;
   EXPECT_EQ(log.find("instance.fenced"), std::string::npos) << log;
+  EXPECT_EQ(log.find("redis.sentinel_timing"), std::string::npos) << log;  // 15 s > 1.5 x 4 s
   EXPECT_TRUE(env.daemon()->running());
   EXPECT_EQ(env.Stop(SIGTERM, seconds(60)), 0);
+}
+
+// A heartbeat_ttl too short for the sentinels' down-after-milliseconds
+// would make every failover fence the instance: said at start.
+TEST(SentinelTest, WarnsWhenHeartbeatTtlIsTooShortForTheSentinels) {
+  Sentinels s(/*down_after_ms=*/4000);
+  ASSERT_TRUE(s.ok());
+  DropqEnv env;
+  env.redis_yaml = s.RedisYaml();
+  env.WriteConfig(QueueSpec{}, "heartbeat_ttl: 9s\n");
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  EXPECT_NE(env.DaemonLog().find(
+                "redis.sentinel_timing sentinel=127.0.0.1:" + std::to_string(s.ports()[0]) +
+                " down_after_ms=4000 heartbeat_ttl_ms=9000 "
+                "want_heartbeat_ttl_ms_over=10500"),
+            std::string::npos)
+      << env.DaemonLog();
+  EXPECT_EQ(env.Stop(), 0);
+}
+
+// A dropqd killed with its handlers running, a failover, a restart: the
+// namespace that marks its handlers does not depend on which server is
+// primary, so the restarted dropqd finds them and kills them before their
+// jobs run again.
+TEST(SentinelTest, ARestartAfterAFailoverFindsTheOrphans) {
+  Sentinels s;
+  ASSERT_TRUE(s.ok());
+  DropqEnv env;
+  env.redis_yaml = s.RedisYaml();
+  const std::string go = env.tmp.Sub("go"), pids = env.tmp.Mkdir("pids");
+  const std::string script = WriteScript(env.tmp.Sub("gate.sh"),
+                                         "echo $$ > \"$2/$$\"\n"
+                                         "while [ ! -e \"$1\" ]; do sleep 0.05; done\n");
+  QueueSpec q;
+  q.handler = "exec: [\"/bin/sh\", \"" + script + "\", \"" + go + "\", \"" + pids + "\"]";
+  env.WriteConfig(q);
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  WriteFile(env.inbox + "/a.txt", "a");
+  ASSERT_TRUE(WaitFor([&] { return ListDir(pids).size() == 1; }, seconds(20))) << env.DaemonLog();
+  pid_t orphan = -1;
+  ASSERT_TRUE(WaitFor([&] { return (orphan = ReadPid(pids + "/" + ListDir(pids)[0])) > 0; }));
+  ASSERT_EQ(env.Stop(SIGKILL, seconds(10)), 128 + SIGKILL);
+  ASSERT_TRUE(s.Failover());
+  EXPECT_FALSE(ProcessGone(orphan));
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(orphan); }, seconds(10))) << env.DaemonLog();
+  EXPECT_NE(env.DaemonLog().find("orphans.found instance=test-1 count="), std::string::npos)
+      << env.DaemonLog();
+  WriteFile(go, "");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        RedisServer* primary = s.Primary();
+        return primary != nullptr && StatCounter(*primary, "q", "done") == 1;
+      },
+      seconds(30)))
+      << env.DaemonLog();
+  EXPECT_EQ(env.Stop(), 0);
 }
 
 TEST(SentinelTest, DropqdFollowsAPlannedFailoverMidBurst) { BurstThroughAFailover(false); }
