@@ -505,7 +505,10 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   // directory its user cannot read) is put back by the instance that moved
   // it: asked through Redis (store/retry_files.h).
   const Reply f = Call(env, {"HMGET", k.Job(id), "state", "name", "disposed_to", "owner"});
-  if (f.elements.size() == 4 && f.elements[0].str == "failed" && !f.elements[1].is_nil()) {
+  // `retrying`: a retry that stopped half-way (its commit's answer lost) is taken up again.
+  if (f.elements.size() == 4 &&
+      (f.elements[0].str == "failed" || f.elements[0].str == "retrying") &&
+      !f.elements[1].is_nil()) {
     const std::string name = f.elements[1].str;
     const std::string where = f.elements[2].str;
     const std::string owner = f.elements[3].str;
@@ -516,8 +519,10 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
                EscapeName(owner) +
                " (the instance that moved it) is not running: retry it where the file is";
       }
-      Call(env, {"HDEL", k.Job(id), "retry_error"});
-      Call(env, {"LPUSH", k.RetryRequests(owner), id});
+      for (const Reply& w : {Call(env, {"HDEL", k.Job(id), "retry_error"}),
+                             Call(env, {"LPUSH", k.RetryRequests(owner), id})}) {
+        if (w.is_error()) return "cannot ask " + EscapeName(owner) + ": " + w.str;
+      }
       if (asked != nullptr) *asked = owner;
       return "";
     }
@@ -530,7 +535,7 @@ std::string RetryOne(const Env& env, const QueueConfig& q, const std::string& id
   }
   auto prepared = DecodeRetryPrepare(prep);
   if (!prepared.ok()) return prepared.error().what;
-  const std::string err = MoveBackForRetry(q.watch, prepared->name, prepared->disposed_to);
+  const std::string err = MoveBackForRetry(q, prepared->name, prepared->disposed_to);
   if (!err.empty()) {
     // What :files said before (e.g. the marker of a newer file kept under
     // this name) goes back; our own id never stays there.
@@ -760,9 +765,13 @@ json SetPausedJson(const Env& env, const QueueConfig& q, bool paused) {
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     const std::string by = std::to_string(NowUnixMs()) + " " + host;
-    changed = !Call(env, {"SET", k.Paused(), by, "NX"}).is_nil();
+    const Reply r = Call(env, {"SET", k.Paused(), by, "NX"});
+    if (r.is_error()) throw std::runtime_error(k.Paused() + ": " + r.str);
+    changed = !r.is_nil();
   } else {
-    changed = Call(env, {"DEL", k.Paused()}).AsInt() == 1;
+    const Reply r = Call(env, {"DEL", k.Paused()});
+    if (r.is_error()) throw std::runtime_error(k.Paused() + ": " + r.str);
+    changed = r.AsInt() == 1;
   }
   return {{"queue", q.name}, {"paused", paused}, {"changed", changed}};
 }

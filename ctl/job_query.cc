@@ -65,24 +65,45 @@ std::string FailureText(const std::map<std::string, std::string>& fields) {
 
 namespace {
 
-// Reads `count` ids from position `pos` of the state, in the search's order.
+// Where a sorted set's slices start: the rank of the first id within the
+// time range, in the search's order (ZCOUNT, O(log N)). Slices are then
+// read by rank (Z(REV)RANGE start stop), O(log N + slice) each: an offset
+// into ZRANGEBYSCORE ... LIMIT would walk every id before it, which over a
+// whole search of N ids costs N^2 / slice.
+Result<int64_t> RankBase(RedisSync& redis, const std::string& key, const JobFilter& f,
+                         SearchOrder order) {
+  const std::optional<int64_t>& near = order.newest_first ? f.until_ms : f.since_ms;
+  if (!near) return int64_t{0};
+  auto r = order.newest_first ? redis.Command({"ZCOUNT", key, "(" + std::to_string(*near), "+inf"})
+                              : redis.Command({"ZCOUNT", key, "-inf", "(" + std::to_string(*near)});
+  if (!r.ok()) return r.error();
+  if (r->is_error()) return Error{Errc::kRedis, key + ": " + r->str};
+  return r->AsInt();
+}
+
+// Reads `count` ids from position `pos` of the state, in the search's order
+// (for a sorted set, `base` ranks after its first id in the time range).
+// Sets *end when the slice reached the end of the time range.
 Result<std::vector<Item>> ReadSlice(RedisSync& redis, const std::string& key,
                                     std::string_view state, const JobFilter& f, SearchOrder order,
-                                    int64_t pos, int64_t count) {
+                                    int64_t base, int64_t pos, int64_t count, bool* end) {
   std::vector<Item> items;
   if (IsZset(state)) {
-    const std::string min = ScoreBound(f.since_ms, "-inf");
-    const std::string max = ScoreBound(f.until_ms, "+inf");
-    auto r = order.newest_first
-                 ? redis.Command({"ZREVRANGEBYSCORE", key, max, min, "WITHSCORES", "LIMIT",
-                                  std::to_string(pos), std::to_string(count)})
-                 : redis.Command({"ZRANGEBYSCORE", key, min, max, "WITHSCORES", "LIMIT",
-                                  std::to_string(pos), std::to_string(count)});
+    const std::string start = std::to_string(base + pos);
+    const std::string stop = std::to_string(base + pos + count - 1);
+    auto r = redis.Command(
+        {order.newest_first ? "ZREVRANGE" : "ZRANGE", key, start, stop, "WITHSCORES"});
     if (!r.ok()) return r.error();
     if (r->is_error()) return Error{Errc::kRedis, key + ": " + r->str};
     for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
-      items.push_back({r->elements[i].AsString(), std::nullopt,
-                       static_cast<int64_t>(std::atof(r->elements[i + 1].str.c_str()))});
+      const auto ms = static_cast<int64_t>(std::atof(r->elements[i + 1].str.c_str()));
+      // Past the far end of the time range: nothing further can match.
+      if ((order.newest_first && f.since_ms && ms < *f.since_ms) ||
+          (!order.newest_first && f.until_ms && ms > *f.until_ms)) {
+        *end = true;
+        break;
+      }
+      items.push_back({r->elements[i].AsString(), std::nullopt, ms});
     }
     return items;
   }
@@ -192,9 +213,16 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
     page.total = n->AsInt();
     matched = pos = offset;
   }
+  int64_t base = 0;
+  if (IsZset(state)) {
+    auto b = RankBase(redis, key, f, order);
+    if (!b.ok()) return b.error();
+    base = *b;
+  }
   // A job that moves while the search reads (a failed job retried, a new
   // one failing) shifts the slices: an id is counted once, never twice.
   std::set<std::string> seen;
+  bool end = false;
   const bool read_records = !f.match.empty() || !f.error.empty();
   std::vector<std::string> filter_fields = {"name"};
   if (!f.error.empty()) {
@@ -206,7 +234,7 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
     // Counted, every id read is shown: read no more than the page needs.
     const int64_t want =
         counted ? std::min(kSearchSlice, limit - static_cast<int64_t>(shown.size())) : kSearchSlice;
-    auto slice = ReadSlice(redis, key, state, f, order, pos, want);
+    auto slice = ReadSlice(redis, key, state, f, order, base, pos, want, &end);
     if (!slice.ok()) return slice.error();
     pos += static_cast<int64_t>(slice->size());
     std::vector<const Item*> candidates;
@@ -215,8 +243,8 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
       if (!f.id_prefix.empty() && item.id.compare(0, f.id_prefix.size(), f.id_prefix) != 0) {
         continue;
       }
-      if (!IsZset(state) && ((f.since_ms && item.time_ms < *f.since_ms) ||
-                             (f.until_ms && item.time_ms > *f.until_ms))) {
+      if ((f.since_ms && item.time_ms < *f.since_ms) ||
+          (f.until_ms && item.time_ms > *f.until_ms)) {
         continue;
       }
       candidates.push_back(&item);
@@ -240,7 +268,7 @@ Result<JobPage> SearchJobs(RedisSync& redis, const QueueKeys& k, std::string_vie
       if (want_all_ids) page.all_ids.push_back(candidates[i]->id);
       ++matched;
     }
-    if (static_cast<int64_t>(slice->size()) < want) break;
+    if (end || static_cast<int64_t>(slice->size()) < want) break;
   }
   if (!counted) page.total = matched;
   std::vector<const Item*> ptrs;

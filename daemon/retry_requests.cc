@@ -4,7 +4,6 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon/pool_work.h"
-#include "store/keys.h"
 #include "store/protocol.h"
 #include "store/retry_files.h"
 #include "store/scripts.h"
@@ -18,34 +17,51 @@ RetryRequests::~RetryRequests() { *alive_ = false; }
 
 void RetryRequests::Poll(const QueueConfig& q, const QueueKeys& keys) {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  if (!redis_->up()) return;
-  redis_->Command(
-      {"RPOP", keys.RetryRequests(instance_), std::to_string(kRetryBatch)},
-      [this, alive = alive_, queue = q.name, watch = q.watch, base = keys.base()](Result<Reply> r) {
-        if (!*alive || !r.ok() || r->type != Reply::Type::kArray) return;
-        for (const Reply& id : r->elements) One(queue, watch, base, id.AsString());
-      });
+  if (!redis_->up() || busy_[keys.base()] > 0) return;  // the last batch is still under way
+  // Read, not popped: an id leaves the list once it has been carried out
+  // (or found not to need it), so a connection lost meanwhile loses none.
+  const std::string list = keys.RetryRequests(instance_);
+  auto cfg = std::make_shared<const QueueConfig>(q);
+  redis_->Command({"LRANGE", list, std::to_string(-kRetryBatch), "-1"},
+                  [this, alive = alive_, cfg, base = keys.base(), list](Result<Reply> r) {
+                    if (!*alive || !r.ok() || r->type != Reply::Type::kArray) return;
+                    // LPUSH in: the oldest request is last.
+                    for (auto it = r->elements.rbegin(); it != r->elements.rend(); ++it) {
+                      ++busy_[base];
+                      One(cfg, base, list, it->AsString());
+                    }
+                  });
 }
 
-void RetryRequests::One(const std::string& queue, const std::string& watch, const std::string& base,
-                        const std::string& id) {
-  const auto fail = [this, queue, base, id](const std::string& why) {
+void RetryRequests::Done(const std::string& base, const std::string& list, const std::string& id,
+                         bool remove) {
+  --busy_[base];
+  if (remove) redis_->Command({"LREM", list, "1", id}, [](Result<Reply>) {});
+}
+
+void RetryRequests::One(std::shared_ptr<const QueueConfig> cfg, const std::string& base,
+                        const std::string& list, const std::string& id) {
+  const std::string queue = cfg->name;
+  // Why it could not be done, for whoever asked: in the record (a purged
+  // record is left alone), and in the log.
+  const auto fail = [this, queue, base, list, id](const std::string& why) {
     LogWarn("retry.failed", {{"queue", queue}, {"job", id}, {"err", why}});
-    // Whoever asked reads why in the record (a purged record is left alone).
     redis_->Command({"HSET", base + "job:" + id, "retry_error", why}, [](Result<Reply>) {});
+    Done(base, list, id, true);
   };
   redis_->Eval(
       RetryPrepareScript(), base, {id},
-      [this, alive = alive_, queue, watch, base, id, fail](Result<Reply> r) {
-        if (!*alive || !r.ok()) return;  // Redis went away: the job stays failed
+      [this, alive = alive_, cfg, queue, base, list, id, fail](Result<Reply> r) {
+        if (!*alive) return;
+        if (!r.ok()) return Done(base, list, id, false);  // Redis went away: asked again later
         if (r->is_error()) {
           const size_t sp = r->str.find(' ');
-          // A job no longer failed (retried meanwhile, purged) is not an error to record.
+          // A job no longer failed (retried meanwhile, purged) needs nothing.
           LogInfo("retry.skipped",
                   {{"queue", queue},
                    {"job", id},
                    {"why", sp == std::string::npos ? r->str : r->str.substr(sp + 1)}});
-          return;
+          return Done(base, list, id, true);
         }
         auto prepared = DecodeRetryPrepare(*r);
         if (!prepared.ok()) return fail(prepared.error().what);
@@ -53,10 +69,11 @@ void RetryRequests::One(const std::string& queue, const std::string& watch, cons
         const std::string previous = prepared->previous == id ? "" : prepared->previous;
         const int rc = QueueWork(
             loop_->get(),
-            [err, watch, name = prepared->name, where = prepared->disposed_to] {  // threadpool
-              *err = MoveBackForRetry(watch, name, where);
+            [err, cfg, name = prepared->name, where = prepared->disposed_to] {  // threadpool
+              *err = MoveBackForRetry(*cfg, name, where);
             },
-            [this, alive, err, queue, base, id, previous, fail, name = prepared->name] {  // loop
+            [this, alive, err, queue, base, list, id, previous, fail,
+             name = prepared->name] {  // loop
               if (!*alive) return;
               if (!err->empty()) {
                 redis_->Eval(RetryAbortScript(), base, {id, previous}, [](Result<Reply>) {});
@@ -64,13 +81,18 @@ void RetryRequests::One(const std::string& queue, const std::string& watch, cons
               }
               redis_->Eval(
                   RetryCommitScript(), base, {id, std::to_string(NowUnixMs())},
-                  [alive, queue, id, name](Result<Reply> c) {
-                    if (!*alive || !c.ok()) return;
+                  [this, alive, queue, base, list, id, name](Result<Reply> c) {
+                    if (!*alive) return;
+                    // No answer: the job may be left `retrying` with its
+                    // file back; the request stays, and is carried out
+                    // again (PREPARE takes a `retrying` job).
+                    if (!c.ok()) return Done(base, list, id, false);
                     if (c->is_error()) {
                       LogWarn("retry.failed", {{"queue", queue}, {"job", id}, {"err", c->str}});
-                      return;
+                    } else {
+                      LogInfo("retry.done", {{"queue", queue}, {"job", id}, {"name", name}});
                     }
-                    LogInfo("retry.done", {{"queue", queue}, {"job", id}, {"name", name}});
+                    Done(base, list, id, true);
                   });
             });
         if (rc < 0) {

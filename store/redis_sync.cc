@@ -57,6 +57,11 @@ Result<Reply> RedisSync::Command(const std::vector<std::string>& argv) {
   }
   Reply out = Reply::CopyOf(*r);
   freeReplyObject(r);  // synchronous API: the reply is ours to free
+  // A replica now (a failover demoted it): the connection is of no more use
+  // for writes; the caller makes a new one, which finds the new primary.
+  if (out.is_error() && out.str.rfind("READONLY", 0) == 0) {
+    return Error{Errc::kRedis, "redis: " + out.str};
+  }
   return out;
 }
 

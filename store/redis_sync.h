@@ -28,7 +28,8 @@ class RedisSync {
   RedisSync& operator=(const RedisSync&) = delete;
 
   // Sends one command and waits for its reply. A Redis error reply is a
-  // Reply of type kError, not an Error; a broken connection is an Error.
+  // Reply of type kError, not an Error; a broken connection is an Error, and
+  // so is READONLY (the server is a replica now: connect again).
   Result<Reply> Command(const std::vector<std::string>& argv);
 
   // Sends every command of `batch` in one write and reads their replies, in

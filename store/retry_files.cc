@@ -30,13 +30,22 @@ RetryFileSeen SeeRetryFile(const QueueConfig& q, const std::string& name,
   return RetryFileSeen::kElsewhere;
 }
 
-std::string MoveBackForRetry(const std::string& watch, const std::string& name,
+std::string MoveBackForRetry(const QueueConfig& q, const std::string& name,
                              const std::string& where) {
+  const std::string& watch = q.watch;
   const std::string home = watch + "/" + name;
   struct stat st;
   if (std::string why; !ValidJobName(name, &why)) return "job record field `name`: " + why;
   if (!where.empty() && where != "(deleted)" && where.front() != '/') {
     return "job record field `disposed_to`: " + EscapeName(where) + " is not an absolute path";
+  }
+  const bool below_failed =
+      q.on_failure.kind == Disposition::Kind::kMoveTo &&
+      where.compare(0, q.on_failure.dir.size() + 1, q.on_failure.dir + "/") == 0 &&
+      where.find("/../") == std::string::npos;
+  if (!where.empty() && where != "(deleted)" && where != home && !below_failed) {
+    return "job record field `disposed_to`: " + EscapeName(where) +
+           " is not below the queue's failure directory (move it back by hand)";
   }
   if (where.empty() || where == "(deleted)" || where == home) {
     if (lstat(home.c_str(), &st) != 0) return "file not found at " + EscapeName(home);

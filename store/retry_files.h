@@ -27,13 +27,15 @@ enum class RetryFileSeen {
 // queue's failure directory and that one is here (a subdirectory removed).
 RetryFileSeen SeeRetryFile(const QueueConfig& q, const std::string& name, const std::string& where);
 
-// Moves the file from `where` back to `watch`/`name`, through the descriptors
-// of its directories (made again where they went, with the modes of those
-// `where` sits in), never through a symlink on the way (common/beneath.h),
-// never over a file that is there. A record edited by hand cannot make it
-// move anything else: `name` must be a job name, `where` absolute. A file
-// already back counts as moved. Returns "" or why not.
-std::string MoveBackForRetry(const std::string& watch, const std::string& name,
+// Moves the file from `where` back to q.watch/`name`, through the
+// descriptors of its directories (made again where they went, with the
+// modes of those `where` sits in), never through a symlink on the way
+// (common/beneath.h), never over a file that is there. A record edited by
+// hand cannot make it move anything else: `name` must be a job name, and
+// `where` the file's place in the watched directory or a path below the
+// queue's failure directory (on_failure: move_to). A file already back
+// counts as moved. Returns "" or why not.
+std::string MoveBackForRetry(const QueueConfig& q, const std::string& name,
                              const std::string& where);
 
 }  // namespace dropq

@@ -56,7 +56,11 @@ AccessPolicy::AccessPolicy(std::string_view listen_host,
   if (IsLoopback(listen_host)) {
     for (const char* h : {"localhost", "127.0.0.1", "[::1]"}) hosts_.push_back(h);
   }
-  for (const std::string& h : extra_hosts) hosts_.push_back(HostName(Bracketed(h)));
+  // "name", "name:port", "[v6]", "[v6]:port" or a bare IPv6 address: the name part.
+  for (const std::string& h : extra_hosts) {
+    const size_t colons = std::count(h.begin(), h.end(), ':');
+    hosts_.push_back(HostName(colons > 1 && h.front() != '[' ? "[" + h + "]" : h));
+  }
   std::sort(hosts_.begin(), hosts_.end());
   hosts_.erase(std::unique(hosts_.begin(), hosts_.end()), hosts_.end());
   hosts_.erase(std::remove(hosts_.begin(), hosts_.end(), std::string()), hosts_.end());

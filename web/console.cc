@@ -152,26 +152,35 @@ void Console::Stop() {
 
 template <typename Fn>
 void Console::WithRedis(Response& res, Fn fn) {
-  std::lock_guard lock(mu_);
-  if (!redis_) {
+  std::unique_ptr<RedisSync> redis;
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      redis = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!redis) {
     auto c = RedisSync::Connect(cfg_.redis, std::chrono::seconds(2));
     if (!c.ok()) {
       SendError(res, 503, "Redis unreachable: " + c.error().what);
       return;
     }
-    redis_ = std::move(*c);
+    redis = std::move(*c);
     // Named, so that CLIENT LIST and MONITOR tell the console's calls apart.
-    (void)redis_->Command({"CLIENT", "SETNAME", "dropq-web"});
+    (void)redis->Command({"CLIENT", "SETNAME", "dropq-web"});
   }
-  const ctl::Env env{&cfg_, redis_.get(), true};
+  const ctl::Env env{&cfg_, redis.get(), true};
   try {
     fn(env);
   } catch (const ctl::RedisDown& e) {
-    redis_.reset();  // made again by the next request
     SendError(res, 503, std::string("Redis unreachable: ") + e.what());
+    return;  // not kept: the next request makes a new connection
   } catch (const std::exception& e) {
     SendError(res, 500, e.what());
   }
+  std::lock_guard lock(mu_);
+  idle_.push_back(std::move(redis));
 }
 
 bool Console::MayAct(const Request& req, Response& res) {
@@ -399,7 +408,9 @@ void Console::Routes() {
     json body;
     const QueueConfig* q = bulk(req, res, &ids, &body);
     if (q == nullptr) return;
-    const std::string state = body.value("state", "failed");
+    const std::string state = !body.contains("state")     ? std::string("failed")
+                              : body["state"].is_string() ? body["state"].get<std::string>()
+                                                          : std::string("?");
     if (state != "failed" && state != "done") {
       return SendError(res, 400, "\"state\" must be \"failed\" or \"done\"");
     }

@@ -10,11 +10,11 @@
 // strict Content-Security-Policy: the page runs only its own script, and
 // every name, error and handler output it shows is set as text.
 //
-// Redis: one synchronous connection, made on first use and again after a
-// failure, used by one request at a time (mu_). Every call it makes is
-// short (a search reads in slices, ctl/job_query.h); while Redis is
-// unreachable the API answers 503 {"error": "Redis unreachable: ..."} and
-// the page says so, then recovers by itself.
+// Redis: synchronous connections, one per request being served at once
+// (at most Options::threads), kept for the next request and made again
+// after a failure. Every call the console makes is short (a search reads in slices,
+// ctl/job_query.h); while Redis is unreachable the API answers 503 {"error": "Redis unreachable:
+// ..."} and the page says so, then recovers by itself.
 //
 // Thread: any. The server's worker threads run the handlers; Run() blocks
 // the calling thread until Stop() (from any thread, e.g. a signal thread).
@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "config/config.h"
@@ -65,8 +66,8 @@ class Console {
 
  private:
   void Routes();
-  // Runs `fn` with the Redis connection (made if needed) under mu_; a lost
-  // connection answers 503 and is made again by the next request.
+  // Runs `fn` with a Redis connection of its own (an idle one, or a new
+  // one); a lost connection answers 503 and is not kept.
   template <typename Fn>
   void WithRedis(httplib::Response& res, Fn fn);
   // Checks the token and Origin of an action; false after answering 401/403.
@@ -80,8 +81,8 @@ class Console {
   const Options opts_;
   std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
-  std::mutex mu_;                     // guards redis_
-  std::unique_ptr<RedisSync> redis_;  // null until used, and after a failure
+  std::mutex mu_;                                 // guards idle_
+  std::vector<std::unique_ptr<RedisSync>> idle_;  // connections no request uses now
 };
 
 }  // namespace dropq::web

@@ -636,15 +636,17 @@ class ConsoleTest(unittest.TestCase):
         clients = self.env.redis.cli("CLIENT", "LIST")
         addrs = [part.split("=", 1)[1] for line in clients.splitlines() if "name=dropq-web" in line
                  for part in line.split() if part.startswith("addr=")]
-        self.assertEqual(len(addrs), 1, clients)
+        # One connection per request served at once, kept for the next ones.
+        self.assertGreaterEqual(len(addrs), 1, clients)
+        self.assertLessEqual(len(addrs), 4, clients)
         monitor.terminate()
         monitor.wait()
         reads = {"GET", "LLEN", "ZCARD", "HGET", "HMGET", "HGETALL", "TYPE", "PTTL", "LINDEX",
-                 "SMEMBERS", "TIME", "ZREVRANGEBYSCORE", "ZRANGEBYSCORE", "ZCOUNT", "LRANGE",
+                 "SMEMBERS", "TIME", "ZREVRANGE", "ZRANGE", "ZCOUNT", "LRANGE",
                  "EXISTS", "CLIENT"}
         sent = set()
         for line in read(monitor_out).splitlines():
-            if "[0 %s]" % addrs[0] in line:
+            if any("[0 %s]" % addr in line for addr in addrs):
                 sent.add(line.split("]", 1)[1].split()[0].strip('"').upper())
         self.assertTrue(sent, "the console's calls were not seen")
         self.assertTrue(sent <= reads, sent - reads)

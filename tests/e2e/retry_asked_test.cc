@@ -89,6 +89,19 @@ TEST(RetryAskedTest, TheInstanceThatMovedTheFilePutsItBack) {
   EXPECT_NE(r.err.find("test-1 (the instance that moved it) is not running"), std::string::npos)
       << r.err;
   EXPECT_EQ(env.redis.CmdInt({"LLEN", DropqEnv::Key("q", "retry:test-1")}), 0);
+  // A record edited to point outside the failure directory moves nothing.
+  const std::string outside = env.tmp.Sub("outside.pdf");
+  WriteFile(outside, "not a failed upload");
+  ASSERT_EQ(env.redis.Cmd({"HSET", DropqEnv::Key("q", "job:" + gone), "disposed_to", outside}),
+            "0");
+  r = env.Ctl({"retry", gone});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("is not below the queue's failure directory"), std::string::npos) << r.err;
+  EXPECT_TRUE(Exists(outside));
+  EXPECT_FALSE(Exists(env.inbox + "/gone.pdf"));
+  ASSERT_EQ(env.redis.Cmd({"HSET", DropqEnv::Key("q", "job:" + gone), "disposed_to",
+                           env.failed + "/gone.pdf"}),
+            "0");
   // As root, who sees the file, dropqctl does it itself.
   r = env.Ctl({"retry", gone});
   EXPECT_EQ(r.status, 0) << r.err;

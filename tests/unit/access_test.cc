@@ -28,6 +28,11 @@ TEST(AccessTest, ExtraHostsAndWildcardListens) {
   EXPECT_TRUE(p.HostAllowed("console.example.com:443"));
   EXPECT_TRUE(p.HostAllowed("192.0.2.7:8080"));
   EXPECT_FALSE(p.HostAllowed("0.0.0.0:8080"));  // not a name anyone reaches it by
+  // An --allow-host given with a port, or an IPv6 address: its name counts.
+  const AccessPolicy ported("0.0.0.0", {"console.example.com:443", "2001:db8::7", "[::2]:8"}, "");
+  EXPECT_TRUE(ported.HostAllowed("console.example.com"));
+  EXPECT_TRUE(ported.HostAllowed("[2001:db8::7]:8080"));
+  EXPECT_TRUE(ported.HostAllowed("[::2]"));
   EXPECT_FALSE(p.HostAllowed("localhost:8080"));
   const AccessPolicy v6("::1", {}, "");
   EXPECT_TRUE(v6.HostAllowed("[::1]:8080"));

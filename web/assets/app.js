@@ -10,6 +10,9 @@ const STATES = ['pending', 'active', 'scheduled', 'failed', 'done'];
 const PAGE = 50;
 let session = { read_only: true, authorized: false };
 let refreshTimer = null;
+// Bumped by each route(): a view drawn for an older route is dropped, so a
+// late answer cannot paint over the page the operator moved to.
+let generation = 0;
 
 // ------------------------------------------------------------------ helpers
 
@@ -79,11 +82,17 @@ function setRedis(up, why) {
   setBanner(up ? '' : (why || 'Redis unreachable'));
 }
 
-// Runs `fn` now and every `ms` until the view changes.
+// Runs `fn` (which returns a promise) now, and again `ms` after each run
+// ends, until the route changes: a slow answer delays the next request
+// instead of piling requests up.
 function every(ms, fn) {
-  clearInterval(refreshTimer);
-  fn();
-  refreshTimer = setInterval(fn, ms);
+  clearTimeout(refreshTimer);
+  const gen = generation;
+  const tick = async () => {
+    await fn();
+    if (gen === generation) refreshTimer = setTimeout(tick, ms);
+  };
+  tick();
 }
 
 function showError(e) {
@@ -202,12 +211,14 @@ function countCell(q, field, link) {
 }
 
 async function renderOverview(view) {
+  const gen = generation;
   let data;
   try {
     data = await api('/api/overview');
+    if (gen !== generation) return;
     setRedis(true);
   } catch (e) {
-    showError(e);
+    if (gen === generation) showError(e);
     return;
   }
   const refresh = () => renderOverview(view);
@@ -291,15 +302,17 @@ async function renderQueue(view, name, params) {
   const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
   const q = new URLSearchParams({ state, offset: String(offset), limit: String(PAGE) });
   for (const [k, v] of Object.entries(filter)) if (v) q.set(k, v);
+  const gen = generation;
   let page, overview;
   try {
     [page, overview] = await Promise.all([
       api('/api/queues/' + encodeURIComponent(name) + '/jobs?' + q.toString()),
       api('/api/overview'),
     ]);
+    if (gen !== generation) return;
     setRedis(true);
   } catch (e) {
-    showError(e);
+    if (gen === generation) showError(e);
     return;
   }
   const qs = overview.queues.find((x) => x.name === name) || {};
@@ -394,11 +407,14 @@ const BLOCK_FIELDS = new Set(['stderr', 'response', 'history', 'inode', 'mtime_n
 function isHistoryKey(k) { return /^(attempt|stderr|response)\.\d+$/.test(k); }
 
 async function renderJob(view, id) {
+  const gen = generation;
   let job;
   try {
     job = await api('/api/jobs/' + encodeURIComponent(id));
+    if (gen !== generation) return;
     setRedis(true);
   } catch (e) {
+    if (gen !== generation) return;
     if (e.status === 404) { view.replaceChildren(el('h1', {}, 'No job ' + id)); return; }
     showError(e);
     return;
@@ -448,6 +464,8 @@ async function renderJob(view, id) {
 // ------------------------------------------------------------------ routing
 
 async function route() {
+  generation += 1;
+  clearTimeout(refreshTimer);
   const view = document.getElementById('view');
   const hash = location.hash || '#/';
   const path = hash.split('?')[0];
@@ -458,11 +476,9 @@ async function route() {
     const params = queryOf(hash);
     // Drawn once (and after each action): a refresh would take the filter
     // being typed and a confirmation being read away.
-    clearInterval(refreshTimer);
     renderQueue(view, name, params);
   } else if ((m = path.match(/^#\/job\/([^/]+)$/))) {
     const id = decodeURIComponent(m[1]);
-    clearInterval(refreshTimer);
     renderJob(view, id);
   } else {
     every(1000, () => renderOverview(view));
