@@ -131,7 +131,8 @@ TEST_F(CtlFilterTest, RetryAndPurgeActOnTheMatchesOnly) {
       },
       seconds(30)))
       << env_.DaemonLog();
-  for (const auto& j : List({})["jobs"]) {
+  const nlohmann::json after = List({});  // kept: the loop reads into it
+  for (const auto& j : after["jobs"]) {
     const std::string name = j["name"];
     const std::string rid = j["id"];
     const long long times =
