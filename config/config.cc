@@ -219,7 +219,9 @@ class Parser {
 
   Status Redis(const At& at, Config* c);
   // A string that may hold secrets (${env:NAME}, ${file:/path}, ${cred:NAME}),
-  // read now into *out. The error never quotes the value.
+  // its secrets read now. The error never quotes the value.
+  Result<TextTemplate> SecretTemplate(const At& at);
+  // The same, expanded as it is into *out.
   Status Secret(const At& at, std::string* out);
   Status Metrics(const At& at, Config* c);
   Status Queues(const At& at, Config* c);
@@ -434,14 +436,19 @@ Result<Config> Parser::Top(const YAML::Node& root) {
   return c;
 }
 
-Status Parser::Secret(const At& at, std::string* out) {
+Result<TextTemplate> Parser::SecretTemplate(const At& at) {
   if (!at.node.IsScalar()) return Fail(at, "expected a string, got " + Describe(at.node));
+  // The message must not quote the value: it may hold a password.
   if (!TextTemplate::Parse(at.node.Scalar(), {.placeholders = false, .secrets = true})) {
     return Fail(at,
                 "holds a \"${\" that is no secret (${env:NAME}, ${file:/path}, "
                 "${cred:NAME}); write $${ for a literal ${");
   }
-  auto t = Template(at, {.placeholders = false, .secrets = true}, /*resolve=*/true);
+  return Template(at, {.placeholders = false, .secrets = true}, /*resolve=*/true);
+}
+
+Status Parser::Secret(const At& at, std::string* out) {
+  auto t = SecretTemplate(at);
   if (!t) return t.error();
   *out = t->Expand({}, Verbatim, Verbatim);
   return OkStatus();
@@ -454,14 +461,7 @@ Status Parser::Redis(const At& at, Config* c) {
   const Field fields[] = {
       {"url",
        [&](const At& v) -> Status {
-         if (!v.node.IsScalar()) return Fail(v, "expected a string, got " + Describe(v.node));
-         // The message must not quote the URL: it may hold a password.
-         if (!TextTemplate::Parse(v.node.Scalar(), {.placeholders = false, .secrets = true})) {
-           return Fail(v,
-                       "holds a \"${\" that is no secret (${env:NAME}, ${file:/path}, "
-                       "${cred:NAME}); write $${ for a literal ${");
-         }
-         auto t = Template(v, {.placeholders = false, .secrets = true}, /*resolve=*/true);
+         auto t = SecretTemplate(v);
          if (!t) return t.error();
          // A secret fills a user or a password: encoded so that it is that part whole.
          auto url = ParseRedisUrl(t->Expand({}, Verbatim, PercentEncodeAll));
