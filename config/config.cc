@@ -527,6 +527,14 @@ Status Parser::Redis(const At& at, Config* c) {
          c->redis.namespace_name = *s;
          return OkStatus();
        }},
+      {"replica_wait",
+       [&](const At& v) -> Status {
+         auto d = Duration(v, /*zero_ok=*/true);
+         if (!d) return d.error();
+         if (*d > Millis(60 * 1000)) return Fail(v, "must be at most 60s, got " + v.node.Scalar());
+         c->redis_replica_wait = *d;
+         return OkStatus();
+       }},
       {"prefix",
        [&](const At& v) -> Status {
          auto s = String(v);
@@ -550,6 +558,11 @@ Status Parser::Redis(const At& at, Config* c) {
   };
   if (seen.count("url") && seen.count("sentinels")) {
     return Fail(line_of("sentinels"), "url and sentinels exclude each other: give one");
+  }
+  // With Sentinel a failover is expected: claims and renewals wait for a
+  // replica unless told otherwise. A single server has none to wait for.
+  if (!seen.count("replica_wait")) {
+    c->redis_replica_wait = seen.count("sentinels") ? Millis(1000) : Millis(0);
   }
   if (seen.count("sentinels")) {
     if (!seen.count("master")) {

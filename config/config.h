@@ -168,6 +168,9 @@ struct Config {
   std::string path;            // the file this was loaded from
   RedisUrl redis;              // parsed redis.url
   std::string redis_url_text;  // as written, password removed (for logs)
+  // redis.replica_wait: how long a claim or a heartbeat renewal waits for a
+  // replica to have it (WAIT 1); 0: none. Default 1s with sentinels, else 0.
+  Millis redis_replica_wait{0};
   std::string prefix = "dropq";
   std::string instance;  // default: the hostname
   LogLevel log_level = LogLevel::kInfo;

@@ -44,6 +44,7 @@ Daemon::~Daemon() {
   membership_.reset();
   retry_requests_.reset();
   inotify_.reset();
+  sentinel_watch_.reset();
   notices_.reset();
   redis_.reset();
 }
@@ -71,6 +72,14 @@ Status Daemon::Setup() {
   hooks.primary = [this](const PrimaryFound& f) { CheckSentinelTiming(f); };
   hooks.down = [this] { notifier_.Status(StatusLine()); };
   redis_ = std::make_unique<RedisConn>(&loop_, cfg_.redis, std::move(hooks));
+  redis_->SetReplicaWait(cfg_.redis_replica_wait);
+  if (cfg_.redis.sentinel()) {
+    sentinel_watch_ =
+        std::make_unique<SentinelWatch>(&loop_, cfg_.redis, [this](const HostPort& p) {
+          redis_->Follow(p);
+          if (notices_) notices_->Follow(p);
+        });
+  }
   gate_ = std::make_unique<LayoutGate>(&loop_, redis_.get(), cfg_.prefix, cfg_.instance);
   Membership::Hooks m;
   m.held = [this] {
@@ -185,6 +194,8 @@ Status Daemon::Setup() {
 }
 
 void Daemon::Tick() {
+  redis_->CheckReplicas();  // before the renewal, which may wait for one
+  if (sentinel_watch_) sentinel_watch_->Tick();
   membership_->Heartbeat();
   if (layout_retry_due_ms_ != 0 && MonoMs() >= layout_retry_due_ms_) CheckLayout();
   if (!shutting_down_) membership_->CheckFence();
@@ -369,7 +380,8 @@ void Daemon::Reload() {
   const auto need_restart = [&](bool changed, const char* key) {
     if (changed) fixed += (fixed.empty() ? "" : ", ") + std::string(key);
   };
-  need_restart(!(next->redis == cfg_.redis), "redis.url");
+  need_restart(!(next->redis == cfg_.redis), cfg_.redis.sentinel() ? "redis" : "redis.url");
+  need_restart(next->redis_replica_wait != cfg_.redis_replica_wait, "redis.replica_wait");
   need_restart(next->prefix != cfg_.prefix, "redis.prefix");
   need_restart(next->instance != cfg_.instance, "instance");
   need_restart(next->heartbeat_ttl != cfg_.heartbeat_ttl, "heartbeat_ttl");
@@ -474,6 +486,12 @@ void Daemon::FinishReload(const ReloadTally& t) {
 void Daemon::SyncMetrics() {
   if (!metrics_) return;
   metrics_->SetRedisConnected(redis_->up());
+  const RedisConn::Stats& rs = redis_->stats();
+  metrics_->SyncRedis({.addr = redis_->Addr(),
+                       .failovers = rs.failovers,
+                       .down_ms = rs.down_ms,
+                       .replica_waits = rs.replica_waits,
+                       .replica_wait_misses = rs.replica_wait_misses});
   ForEachSlot(true, [this](QueueSlot& q) {
     const QueueRunner& r = *q.runner;
     const auto& c = r.counters();
@@ -563,6 +581,7 @@ int Daemon::Run() {
   notifier_.StartWatchdog();
   notifier_.Ready(StatusLine());
   redis_->Start();
+  if (sentinel_watch_) sentinel_watch_->Start();
   loop_.Run();
   uint64_t done = 0, failed = 0, acked = 0, trips = 0;
   ForEachSlot(false, [&](QueueSlot& q) {
@@ -899,7 +918,8 @@ void Daemon::FinishShutdown(bool forced) {
   drain_timer_.Reset();
   loop_.CloseWakeup();
   if (notices_) notices_->Stop();
-  redis_->Stop();  // disconnects once the last replies are in; then the loop ends
+  sentinel_watch_.reset();  // what it would announce no longer matters
+  redis_->Stop();           // disconnects once the last replies are in; then the loop ends
 }
 
 }  // namespace dropq

@@ -38,6 +38,7 @@
 #include "daemon/queue_watcher.h"
 #include "daemon/redis_conn.h"
 #include "daemon/retry_requests.h"
+#include "daemon/sentinel_watch.h"
 #include "daemon/service_notifier.h"
 #include "daemon/status_reporter.h"
 #include "daemon/uv_handle.h"
@@ -166,6 +167,9 @@ class Daemon {
   // runs no other command); made with the first such queue.
   std::unique_ptr<RedisConn> notices_;
   std::set<std::string> freed_channels_;  // what notices_ is subscribed to
+  // With Sentinel: the +switch-master subscription that moves redis_ and
+  // notices_ to a new primary as soon as it is announced.
+  std::unique_ptr<SentinelWatch> sentinel_watch_;
   std::unique_ptr<Inotify> inotify_;
   std::unique_ptr<LayoutGate> gate_;
   std::unique_ptr<Membership> membership_;

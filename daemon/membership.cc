@@ -56,13 +56,15 @@ void Membership::Heartbeat() {
   const std::string info = info_json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   redis_->Command({"SADD", InstancesKey(cfg_.prefix), cfg_.instance}, [](Result<Reply>) {});
   const int64_t sent_ms = MonoMs();
-  redis_->Command({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
-                   std::to_string(cfg_.heartbeat_ttl.count())},
-                  [this, alive = alive_, sent_ms](Result<Reply> r) {
-                    if (!*alive || !r.ok() || r->is_error()) return;
-                    heartbeat_ok_ms_ = std::max(heartbeat_ok_ms_, sent_ms);
-                    if (std::exchange(fenced_, false)) LogInfo("instance.unfenced");
-                  });
+  // The fencing deadline counts from the last renewal a replica has too: a
+  // failover could lose the others, and with them the time they bought.
+  redis_->CommandReplicated({"SET", InstanceKey(cfg_.prefix, cfg_.instance), info, "PX",
+                             std::to_string(cfg_.heartbeat_ttl.count())},
+                            [this, alive = alive_, sent_ms](Result<Reply> r, bool replicated) {
+                              if (!*alive || !r.ok() || r->is_error() || !replicated) return;
+                              heartbeat_ok_ms_ = std::max(heartbeat_ok_ms_, sent_ms);
+                              if (std::exchange(fenced_, false)) LogInfo("instance.unfenced");
+                            });
 }
 
 void Membership::CheckFence() {

@@ -48,9 +48,9 @@ class Membership {
 
   // Registers the instance and renews its heartbeat (if Redis is up).
   void Heartbeat();
-  // Fences this instance off when its heartbeat went unrenewed for longer
-  // than heartbeat_ttl while it holds jobs: its running handlers are killed
-  // (hooks.fence) and the connection is made anew.
+  // Fences this instance off when its heartbeat went unrenewed (or, with
+  // replica waits, unreplicated) for longer than heartbeat_ttl while it holds jobs: its running
+  // handlers are killed (hooks.fence) and the connection is made anew.
   void CheckFence();
   // Looks at a random sample of registered instances and reclaims the jobs
   // of those whose heartbeat expired.
@@ -65,7 +65,9 @@ class Membership {
   RedisConn* const redis_;
   const int64_t started_ms_;
   const Hooks hooks_;
-  int64_t heartbeat_ok_ms_;  // monotonic: when the last renewal Redis took was sent
+  // Monotonic: when the last renewal Redis took (and a replica has, when it
+  // has replicas to wait for: RedisConn::CommandReplicated()) was sent.
+  int64_t heartbeat_ok_ms_;
   bool fenced_ = false;
   std::set<std::string> reaping_;  // expired instances being reclaimed now
   const std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

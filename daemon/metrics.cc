@@ -143,7 +143,26 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                            .Name("dropq_redis_connected")
                            .Help("1 while Redis is reachable")
                            .Register(*registry_)
-                           .Add({})) {}
+                           .Add({})),
+      redis_primary_(prometheus::BuildGauge()
+                         .Name("dropq_redis_primary")
+                         .Help("1 for the Redis server in use (with Sentinel: the primary)")
+                         .Register(*registry_)),
+      redis_failovers_(prometheus::BuildCounter()
+                           .Name("dropq_redis_failovers_total")
+                           .Help("New primaries found through the sentinels")
+                           .Register(*registry_)
+                           .Add({})),
+      redis_down_seconds_(prometheus::BuildCounter()
+                              .Name("dropq_redis_down_seconds_total")
+                              .Help("Time without a Redis connection after the first one")
+                              .Register(*registry_)
+                              .Add({})),
+      replica_waits_(prometheus::BuildCounter()
+                         .Name("dropq_redis_replica_waits_total")
+                         .Help("Claims and heartbeat renewals that waited for a replica, by "
+                               "result (acked, timed_out)")
+                         .Register(*registry_)) {}
 
 Metrics::~Metrics() = default;
 
@@ -250,6 +269,26 @@ void Metrics::SetRedisCounts(const std::string& queue, int64_t pending, int64_t 
 }
 
 void Metrics::SetRedisConnected(bool up) { redis_connected_.Set(up ? 1 : 0); }
+
+void Metrics::SyncRedis(const RedisTotals& t) {
+  if (t.addr != primary_addr_) {
+    if (primary_gauge_ != nullptr) redis_primary_.Remove(primary_gauge_);
+    primary_gauge_ = &redis_primary_.Add({{"addr", t.addr}});
+    primary_gauge_->Set(1);
+    primary_addr_ = t.addr;
+  }
+  Add(redis_failovers_, &redis_last_.failovers, t.failovers);
+  if (t.down_ms > redis_last_.down_ms) {
+    redis_down_seconds_.Increment(static_cast<double>(t.down_ms - redis_last_.down_ms) / 1000.0);
+    redis_last_.down_ms = t.down_ms;
+  }
+  const uint64_t acked = t.replica_waits - t.replica_wait_misses;
+  uint64_t last_acked = redis_last_.replica_waits - redis_last_.replica_wait_misses;
+  Add(replica_waits_.Add({{"result", "acked"}}), &last_acked, acked);
+  Add(replica_waits_.Add({{"result", "timed_out"}}), &redis_last_.replica_wait_misses,
+      t.replica_wait_misses);
+  redis_last_.replica_waits = t.replica_waits;
+}
 
 void Metrics::ObserveDuration(const std::string& queue, double seconds) {
   For(queue).duration->Observe(seconds);

@@ -13,6 +13,14 @@
 //   dropq_jobs_pending / _active / _scheduled   the queue in Redis (all instances)
 //   dropq_queue_depth{queue}                    jobs waiting in this instance's memory
 //   dropq_redis_connected                       1 while Redis is reachable
+//   dropq_redis_primary{addr}                   1 for the server in use (with Sentinel,
+//                                               the primary last found)
+//   dropq_redis_failovers_total                 new primaries found (Sentinel)
+//   dropq_redis_down_seconds_total              time without a Redis connection, after
+//                                               the first one (outages, failovers)
+//   dropq_redis_replica_waits_total{result}     claims and heartbeat renewals that waited
+//                                               for a replica (redis.replica_wait):
+//                                               acked, timed_out
 //   dropq_redis_anomalies_total{queue,kind}     what Redis answered that cannot be
 //                                               (duplicate_claim, bad_reply, lost_outcome)
 //   dropq_job_duration_seconds{queue}           histogram of handler run times
@@ -91,6 +99,12 @@ class Metrics {
   // The queue in Redis; -1 leaves a gauge as it is (Redis did not answer).
   void SetRedisCounts(const std::string& queue, int64_t pending, int64_t active, int64_t scheduled);
   void SetRedisConnected(bool up);
+  // The connection's history (RedisConn::Stats) and the server in use.
+  struct RedisTotals {
+    std::string addr;
+    uint64_t failovers = 0, down_ms = 0, replica_waits = 0, replica_wait_misses = 0;
+  };
+  void SyncRedis(const RedisTotals& t);
   // One handler run of `queue` took `seconds`.
   void ObserveDuration(const std::string& queue, double seconds);
 
@@ -129,6 +143,13 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& serve_processes_;
   prometheus::Family<prometheus::Counter>& serve_replaced_;
   prometheus::Gauge& redis_connected_;
+  prometheus::Family<prometheus::Gauge>& redis_primary_;
+  prometheus::Counter& redis_failovers_;
+  prometheus::Counter& redis_down_seconds_;
+  prometheus::Family<prometheus::Counter>& replica_waits_;
+  prometheus::Gauge* primary_gauge_ = nullptr;  // redis_primary_'s series for primary_addr_
+  std::string primary_addr_;
+  RedisTotals redis_last_;                                 // what SyncRedis() counted so far
   std::map<std::string, std::unique_ptr<Series>> series_;  // by queue name
 };
 

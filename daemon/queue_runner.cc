@@ -183,42 +183,49 @@ void QueueRunner::SendEnqueue() {
   enqueue_batch_.clear();
   enqueue_names_.clear();
   ++enqueue_inflight_;
-  redis_->Eval(EnqueueScript(), keys_.base(), std::move(args),
-               GuardedBy(alive_, [this, sent, ask, own = std::move(own),
-                                  gen = limits_gen_](Result<Reply> r) {
-                 --enqueue_inflight_;
-                 claim_inflight_ -= ask;
-                 auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
-                 if (!e.ok()) {
-                   // The files are on disk: the scan after Redis is back finds
-                   // them. Jobs the call may have claimed are active under this
-                   // instance and held by none: the reconcile gives them back.
-                   LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", e.error().what}});
-                   rescan_needed_ = true;
-                   if (r.ok() && !r->is_error()) {
-                     ++counters_.bad_replies;
-                     ReconcileAfterBadReply();
-                   }
-                   CheckDrained();
-                   return;
-                 }
-                 counters_.enqueued += e->enqueued;
-                 if (e->paused) {
-                   SetPaused(true);
-                 } else if (ask > 0) {
-                   SetPaused(false);
-                 }
-                 const size_t claimed = e->claimed.size();
-                 HoldClaimed(std::move(e->claimed), &own);
-                 // Claimed before a reload gave the queue a limit: not counted.
-                 if (gen != limits_gen_ && q_.limited()) ReleaseQueued();
-                 // Files left in :pending (no room), or pending jobs not reached.
-                 if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
-                   pending_maybe_ = true;
-                 }
-                 CheckDrained();
-                 MaybeClaim();
-               }));
+  auto on_reply = GuardedBy(
+      alive_, [this, sent, ask, own = std::move(own), gen = limits_gen_](Result<Reply> r) {
+        --enqueue_inflight_;
+        claim_inflight_ -= ask;
+        auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
+        if (!e.ok()) {
+          // The files are on disk: the scan after Redis is back finds
+          // them. Jobs the call may have claimed are active under this
+          // instance and held by none: the reconcile gives them back.
+          LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", e.error().what}});
+          rescan_needed_ = true;
+          if (r.ok() && !r->is_error()) {
+            ++counters_.bad_replies;
+            ReconcileAfterBadReply();
+          }
+          CheckDrained();
+          return;
+        }
+        counters_.enqueued += e->enqueued;
+        if (e->paused) {
+          SetPaused(true);
+        } else if (ask > 0) {
+          SetPaused(false);
+        }
+        const size_t claimed = e->claimed.size();
+        HoldClaimed(std::move(e->claimed), &own);
+        // Claimed before a reload gave the queue a limit: not counted.
+        if (gen != limits_gen_ && q_.limited()) ReleaseQueued();
+        // Files left in :pending (no room), or pending jobs not reached.
+        if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
+          pending_maybe_ = true;
+        }
+        CheckDrained();
+        MaybeClaim();
+      });
+  if (ask == 0) {
+    redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), std::move(on_reply));
+    return;
+  }
+  // It claims: no handler starts before a replica has the claim.
+  redis_->EvalReplicated(
+      EnqueueScript(), keys_.base(), std::move(args),
+      [on_reply = std::move(on_reply)](Result<Reply> r, bool) mutable { on_reply(std::move(r)); });
 }
 
 void QueueRunner::Forget(const std::string& name) {
@@ -259,10 +266,13 @@ void QueueRunner::MaybeClaim() {
   claim_inflight_ = ask;
   freed_while_claiming_ = false;
   const ClaimLimits limits{q_.rate_max, q_.rate_per.count(), q_.max_active};
-  redis_->Eval(ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
-               GuardedBy(alive_, [this, ask, gen = limits_gen_](Result<Reply> r) {
-                 OnClaimed(std::move(r), ask, gen);
-               }));
+  // A claim lost by a failover would let another instance run what runs
+  // here: no handler starts before a replica has the claim (RedisConn).
+  redis_->EvalReplicated(ClaimScript(), keys_.base(),
+                         EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
+                         [this, alive = alive_, ask, gen = limits_gen_](Result<Reply> r, bool) {
+                           if (*alive) OnClaimed(std::move(r), ask, gen);
+                         });
 }
 
 void QueueRunner::OnClaimed(Result<Reply> r, int asked, uint64_t gen) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/check.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "daemon/pool_work.h"
 #include "daemon/redis_uv_adapter.h"
@@ -65,6 +66,7 @@ std::string RedisConn::Addr() const {
 }
 
 void RedisConn::Discover() {
+  discovering_ = true;
   auto found = std::make_shared<Result<PrimaryFound>>(Error{Errc::kRedis, "not asked"});
   const int rc = QueueWork(
       loop_->get(),
@@ -72,7 +74,9 @@ void RedisConn::Discover() {
         *found = FindPrimary(url, std::chrono::milliseconds(kConnectTimeoutMs));
       },
       [this, alive = alive_, found] {  // loop
-        if (!*alive || stopping_) return;
+        if (!*alive) return;
+        discovering_ = false;
+        if (stopping_) return;
         if (!found->ok()) {
           const std::string why = found->error().what;
           if (why != last_error_) {
@@ -85,6 +89,7 @@ void RedisConn::Discover() {
         const PrimaryFound& f = **found;
         for (const std::string& miss : f.misses) LogWarn(Event("sentinel"), {{"err", miss}});
         if (!primary_.host.empty() && !(primary_ == f.primary)) {
+          ++stats_.failovers;
           LogWarn(Event("failover"), {{"from", primary_.Display()},
                                       {"to", f.primary.Display()},
                                       {"sentinel", f.named_by}});
@@ -98,7 +103,10 @@ void RedisConn::Discover() {
         if (hooks_.primary) hooks_.primary(f);
         Connect();
       });
-  if (rc < 0) ScheduleReconnect();
+  if (rc < 0) {
+    discovering_ = false;
+    ScheduleReconnect();
+  }
 }
 
 void RedisConn::Connect() {
@@ -198,8 +206,16 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
   }
   self->up_ = true;
   self->backoff_ms_ = 100;
-  LogInfo(self->Event("up"), {{"addr", self->Addr()}});
+  if (self->down_since_ms_ >= 0) {
+    const int64_t down_ms = MonoMs() - std::exchange(self->down_since_ms_, -1);
+    self->stats_.down_ms += static_cast<uint64_t>(down_ms);
+    LogInfo(self->Event("up"), {{"addr", self->Addr()}, {"down_ms", down_ms}});
+  } else {
+    LogInfo(self->Event("up"), {{"addr", self->Addr()}});
+  }
   self->last_error_.clear();
+  self->replicas_ = -1;  // another server, maybe: wait for a replica until ROLE says
+  self->CheckReplicas();
   if (self->hooks_.up) self->hooks_.up();
 }
 
@@ -212,6 +228,7 @@ void RedisConn::OnDisconnect(const redisAsyncContext* ac, int status) noexcept {
   const std::string why = status == REDIS_OK ? "closed" : ac->errstr;
   LogError(self->Event("down"), {{"addr", self->Addr()}, {"err", why}});
   self->last_error_ = why;
+  if (was_up) self->WentDown();
   if (was_up && self->hooks_.down) self->hooks_.down();
   self->ScheduleReconnect();
 }
@@ -225,8 +242,97 @@ void RedisConn::Drop(const std::string& why) {
   const bool was_up = std::exchange(up_, false);
   LogError(Event("down"), {{"addr", Addr()}, {"err", why}});
   last_error_ = why;
+  if (was_up) WentDown();
   if (was_up && hooks_.down) hooks_.down();
   ScheduleReconnect();
+}
+
+void RedisConn::WentDown() { down_since_ms_ = MonoMs(); }
+
+void RedisConn::Follow(const HostPort& primary) {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (!url_.sentinel() || stopping_) return;
+  if (up_) {
+    if (!(primary == primary_)) Drop("the sentinels named a new primary " + primary.Display());
+    return;
+  }
+  // Down and waiting out a backoff (the old primary died): ask now, not
+  // when the backoff ends. An attempt under way goes on.
+  if (ac_ == nullptr && !discovering_) {
+    uv_timer_stop(timer_.get());
+    have_primary_ = false;
+    Connect();
+  }
+}
+
+void RedisConn::CheckReplicas() {
+  DROPQ_DCHECK(loop_->OnLoopThread());
+  if (replica_wait_.count() == 0 || !up_) return;
+  Command({"ROLE"}, [this, alive = alive_, ac = ac_](Result<Reply> r) {
+    // ROLE on a primary: ["master", offset, [[ip, port, offset], ...]].
+    if (!*alive || ac_ != ac || !r.ok() || r->is_error() || r->elements.size() < 3) return;
+    if (r->elements[0].AsString() != "master") return;  // a write says READONLY soon
+    replicas_ = static_cast<int>(r->elements[2].elements.size());
+  });
+}
+
+void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb) {
+  // No write to wait for (an error), or nothing a promotion could lose.
+  if (!r.ok() || r->is_error() || replica_wait_.count() == 0 || replicas_ == 0 || !up_) {
+    cb(std::move(r), true);
+    return;
+  }
+  auto reply = std::make_shared<Reply>(std::move(*r));
+  Command({"WAIT", "1", std::to_string(replica_wait_.count())},
+          [this, alive = alive_, reply, cb = std::move(cb)](Result<Reply> w) {
+            // Lost before a replica acknowledged: for the caller, as if the
+            // write's own reply had been lost (its reconcile sorts it out).
+            if (!w.ok()) {
+              cb(w.error(), false);
+              return;
+            }
+            if (!*alive) {
+              cb(std::move(*reply), false);
+              return;
+            }
+            ++stats_.replica_waits;
+            const bool acked = !w->is_error() && w->AsInt() >= 1;
+            if (!acked) {
+              ++stats_.replica_wait_misses;
+              if (!std::exchange(unreplicated_, true)) {
+                LogWarn(Event("unreplicated"),
+                        {{"addr", Addr()},
+                         {"wait_ms", replica_wait_.count()},
+                         {"err", w->is_error() ? w->str : "no replica acknowledged in time"}});
+              }
+              CheckReplicas();  // gone for good, or only slow?
+            } else if (std::exchange(unreplicated_, false)) {
+              LogInfo(Event("replicated"), {{"addr", Addr()}});
+            }
+            cb(std::move(*reply), acked);
+          });
+}
+
+void RedisConn::CommandReplicated(std::vector<std::string> argv, ReplicatedCallback cb) {
+  Command(std::move(argv), [this, alive = alive_, cb = std::move(cb)](Result<Reply> r) mutable {
+    if (!*alive) {
+      cb(std::move(r), false);
+      return;
+    }
+    AfterReplicated(std::move(r), std::move(cb));
+  });
+}
+
+void RedisConn::EvalReplicated(const Script& script, const std::string& key_base,
+                               std::vector<std::string> args, ReplicatedCallback cb) {
+  Eval(script, key_base, std::move(args),
+       [this, alive = alive_, cb = std::move(cb)](Result<Reply> r) mutable {
+         if (!*alive) {
+           cb(std::move(r), false);
+           return;
+         }
+         AfterReplicated(std::move(r), std::move(cb));
+       });
 }
 
 void RedisConn::Fail(Callback cb, std::string why) {

@@ -13,8 +13,20 @@
 // threadpool, never on the loop; a sentinel that hangs costs a timeout
 // there), then connects to the numeric address found. Every reconnect asks
 // again, so a failover is followed: the old primary drops the connection or
-// refuses writes with READONLY, which drops it too. A new primary is logged
-// as "<log_name>.failover from=... to=...".
+// refuses writes with READONLY, which drops it too; a sentinel's
+// +switch-master notice (daemon/sentinel_watch.h) calls Follow(). A new
+// primary is logged as "<log_name>.failover from=... to=...".
+//
+// Replica waits (redis.replica_wait): a primary acknowledges a write before
+// its replicas have it, and a failover promotes a replica, so a write can be
+// lost after it was answered. The writes the no-overlap promise rests on
+// (claims, heartbeat renewals) go through CommandReplicated() and
+// EvalReplicated(): WAIT 1 <timeout> follows them on this connection, and
+// their callback runs once a replica has them (or the wait timed out, which
+// the callback is told). Meanwhile this connection's later commands wait in
+// Redis behind the WAIT. A primary with no replica has nothing a promotion
+// could lose: no WAIT is sent while ROLE, asked at each connect and each
+// CheckReplicas(), lists none.
 //
 // Ownership: hiredis frees the context itself after the disconnect callback
 // and after a failed connect; those callbacks null ac_. Replies belong to
@@ -23,6 +35,7 @@
 // Thread: loop.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -76,6 +89,17 @@ class RedisConn {
   // usual backoff. Nothing happens when there is no connection.
   void Drop(const std::string& why);
 
+  // Waits for a replica after the writes sent through CommandReplicated()
+  // and EvalReplicated(), for at most `timeout`; 0 (the default) never waits.
+  // Call before Start().
+  void SetReplicaWait(std::chrono::milliseconds timeout) { replica_wait_ = timeout; }
+
+  // Sentinel: the sentinels announced `primary` as the new primary. If it is
+  // not the one in use, the connection is dropped and the primary found
+  // again (the usual reconnect); with no connection up and none being made,
+  // the primary is asked for now instead of after the backoff.
+  void Follow(const HostPort& primary);
+
   // Sends one command. `cb` runs exactly once on the loop thread, on a later
   // turn: with the reply (which may be a Redis error reply), or with an Error
   // (Errc::kRedis) if the connection is down or drops before the reply.
@@ -85,6 +109,20 @@ class RedisConn {
   // does not know the script yet (after a restart, or on a new connection).
   void Eval(const Script& script, const std::string& key_base, std::vector<std::string> args,
             Callback cb);
+
+  // Like Command() and Eval(), but `cb` runs only once a replica has every
+  // write this connection sent up to this one (WAIT 1), or the replica wait
+  // timed out. `replicated` is false only then: the primary has replicas and
+  // none acknowledged in time (logged as "<log_name>.unreplicated" and
+  // counted). It is true when no wait was needed: waits off, a primary
+  // without replicas, an error (no write was made, or the caller sees it).
+  using ReplicatedCallback = std::function<void(Result<Reply>, bool replicated)>;
+  void CommandReplicated(std::vector<std::string> argv, ReplicatedCallback cb);
+  void EvalReplicated(const Script& script, const std::string& key_base,
+                      std::vector<std::string> args, ReplicatedCallback cb);
+  // Asks the primary how many replicas it has (ROLE), for the waits above.
+  // Does nothing with waits off or no connection up.
+  void CheckReplicas();
 
   // Pub/Sub. `on_message` runs on the loop with each message published on
   // `channel`, on this connection and every one it makes again (SUBSCRIBE
@@ -102,6 +140,15 @@ class RedisConn {
   // trips dropqd makes (many commands share one).
   uint64_t flushes() const { return flushes_; }
 
+  // What the connection went through since start, for metrics.
+  struct Stats {
+    uint64_t failovers = 0;            // a new primary found (Sentinel)
+    uint64_t down_ms = 0;              // time without a connection, after the first
+    uint64_t replica_waits = 0;        // WAITs answered
+    uint64_t replica_wait_misses = 0;  // of those, timed out with no replica's acknowledgement
+  };
+  const Stats& stats() const { return stats_; }
+
  private:
   struct PendingCall;
   void Connect();
@@ -109,6 +156,11 @@ class RedisConn {
   void Discover();
 
   void ScheduleReconnect();
+  // The connection that was up is gone: counts the time until the next one.
+  void WentDown();
+  // Runs `cb` with `r` once a replica has the writes sent so far (see
+  // CommandReplicated()).
+  void AfterReplicated(Result<Reply> r, ReplicatedCallback cb);
   void Fail(Callback cb, std::string why);
   static void OnConnect(const redisAsyncContext* ac, int status) noexcept;
   static void OnDisconnect(const redisAsyncContext* ac, int status) noexcept;
@@ -128,12 +180,18 @@ class RedisConn {
   int backoff_ms_ = 100;
   uint64_t commands_sent_ = 0;
   uint64_t flushes_ = 0;
+  std::chrono::milliseconds replica_wait_{0};
+  int replicas_ = -1;           // the primary's replicas by its last ROLE; -1: not known
+  bool unreplicated_ = false;   // the last replica wait timed out (logged once per streak)
+  int64_t down_since_ms_ = -1;  // monotonic: when the connection went down; -1: up or never
+  Stats stats_;
   std::string last_error_;                          // logged once per outage, not per attempt
   std::map<std::string, MessageFn> subscriptions_;  // channel -> handler
   // Sentinel only: the primary last found, and whether Connect() may use it
   // (cleared by every reconnect, so that the next attempt asks again).
   HostPort primary_;
   bool have_primary_ = false;
+  bool discovering_ = false;                                    // a Discover() is on the threadpool
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

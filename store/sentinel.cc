@@ -18,9 +18,9 @@ struct ContextFree {
 };
 using Context = std::unique_ptr<redisContext, ContextFree>;
 
-// The numeric address of `host` (itself if it is one): hiredis resolves
-// names itself, but dropqd connects asynchronously by address only.
-Result<std::string> Numeric(const std::string& host) {
+}  // namespace
+
+Result<std::string> NumericHost(const std::string& host) {
   struct addrinfo hints = {};
   hints.ai_socktype = SOCK_STREAM;
   struct addrinfo* res = nullptr;
@@ -37,6 +37,8 @@ Result<std::string> Numeric(const std::string& host) {
   if (!ok) return Error{Errc::kRedis, "cannot resolve " + host};
   return std::string(buf);
 }
+
+namespace {
 
 Result<Context> Open(const HostPort& at, std::chrono::milliseconds timeout) {
   struct timeval tv;
@@ -90,7 +92,7 @@ Result<Answer> Ask(const RedisUrl& url, const HostPort& s, std::chrono::millisec
   }
   const int64_t port = r->elements[1].AsInt(-1);
   if (port < 1 || port > 65535) return Error{Errc::kRedis, "a bad port in its answer"};
-  auto host = Numeric(r->elements[0].AsString());
+  auto host = NumericHost(r->elements[0].AsString());
   if (!host.ok()) return host.error();
   Answer a{HostPort{*host, static_cast<int>(port)}};
   // Its timing, for the heartbeat_ttl check; a sentinel that will not say is no error.

@@ -29,6 +29,11 @@ struct PrimaryFound {
   std::vector<std::string> misses;  // one line per sentinel that did not help, and why
 };
 
+// The numeric address of `host` (itself if it is one), by getaddrinfo: the
+// first address it gives. hiredis' asynchronous connect resolves a name with
+// a blocking getaddrinfo, so dropqd connects by address only. Blocking.
+Result<std::string> NumericHost(const std::string& host);
+
 // Asks the sentinels of `url` (REQUIRES: url.sentinel()) for the primary of
 // url.master, each call bounded by `timeout`. Errc::kRedis naming every
 // sentinel's failure if none gave a primary that says it is one.

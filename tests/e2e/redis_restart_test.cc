@@ -22,6 +22,7 @@
 
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
+#include "tests/support/run_check.h"
 #include "tests/support/wait_for.h"
 
 namespace dropq::test {
@@ -33,38 +34,6 @@ using std::chrono::seconds;
 int EnvInt(const char* name, int def) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::atoi(v) : def;
-}
-
-// What the handler log says about the runs of each file.
-struct Runs {
-  std::map<std::string, int> starts, ends;
-  int overlaps = 0;    // a run started while another run of the same file had not ended
-  int unfinished = 0;  // runs that started and never ended
-};
-
-// Lines are "<name> <pid> start" and "<name> <pid> end", in the order the
-// handlers appended them (one write(2) each, O_APPEND).
-Runs ReadRuns(const std::string& log) {
-  Runs r;
-  std::map<std::string, std::set<std::string>> open;  // name -> pids of runs not yet ended
-  for (const std::string& line : ReadLines(log)) {
-    std::istringstream in(line);
-    std::string name, pid, what;
-    if (!(in >> name >> pid >> what)) {
-      ADD_FAILURE() << "bad handler log line: " << line;
-      continue;
-    }
-    if (what == "start") {
-      ++r.starts[name];
-      if (!open[name].empty()) ++r.overlaps;
-      open[name].insert(pid);
-    } else if (what == "end") {
-      ++r.ends[name];
-      open[name].erase(pid);
-    }
-  }
-  for (const auto& [name, pids] : open) r.unfinished += static_cast<int>(pids.size());
-  return r;
 }
 
 // Regular files anywhere under `dir`: in the inbox itself, or half-way in
@@ -108,13 +77,9 @@ TEST(RedisRestartTest, RedisKilledMidBurstLosesNothing) {
   ASSERT_EQ(env.redis.Cmd({"CONFIG", "GET", "appendonly"}), "appendonly\nyes");
 
   const std::string log = env.tmp.Sub("handler.log");
-  // Short runs, logged at start and end with the handler's pid (one write per line).
-  const std::string script = WriteScript(env.tmp.Sub("handler.sh"),
-                                         "echo \"$2 $$ start\" >> \"$1\"\n"
-                                         "sleep 0.01\n"
-                                         "echo \"$2 $$ end\" >> \"$1\"\n");
   QueueSpec q;
-  q.handler = "exec: [\"/bin/sh\", \"" + script + "\", \"" + log + "\", \"{name}\"]";
+  // Short runs, logged at start and end with the handler's pid.
+  q.handler = RunLogHandler(env.tmp.Sub("handler.sh"), log, "0.01");
   q.workers = 4;
   env.WriteConfig(q);
   ASSERT_TRUE(env.Start()) << env.DaemonLog();
@@ -174,93 +139,34 @@ TEST(RedisRestartTest, RedisKilledMidBurstLosesNothing) {
   EXPECT_TRUE(settled) << Important(env.DaemonLog());
   EXPECT_TRUE(env.daemon()->running()) << Important(env.DaemonLog());
 
-  const Runs runs = ReadRuns(log);
-  const auto by_name = JobIdsByName(env.redis, "q");
-  const std::set<std::string> in_done = [&] {
-    const std::vector<std::string> v = ListDir(env.done);
-    return std::set<std::string>(v.begin(), v.end());
-  }();
-  // unprocessed: not run to the end, or not in done/; lost: that, and the
-  // file is nowhere under the inbox either.
-  int unprocessed = 0, lost = 0, duplicates = 0, unexplained = 0, not_done = 0;
-  std::multiset<std::string> under_inbox;  // names of the files left on the inbox side
-  {
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(env.inbox, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file(ec)) under_inbox.insert(it->path().filename().string());
-    }
-  }
-  int details = 0;  // per-file failures are spelled out for the first few only
-  auto detail = [&]() -> bool { return ++details <= 10; };
-  for (int i = 0; i < files; ++i) {
-    const std::string n = name_of(i);
-    const int starts = runs.starts.count(n) ? runs.starts.at(n) : 0;
-    const int ends = runs.ends.count(n) ? runs.ends.at(n) : 0;
-    if (ends < 1 || in_done.count(n) == 0) {
-      ++unprocessed;
-      const size_t in_inbox = under_inbox.count(n);
-      if (in_done.count(n) == 0 && in_inbox == 0) ++lost;
-      if (detail()) {
-        ADD_FAILURE() << n << ": runs finished " << ends << ", in done/ " << in_done.count(n)
-                      << ", under the inbox " << in_inbox;
-      }
-    }
-    if (by_name.count(n) == 0 || by_name.at(n).size() != 1) {
-      ++not_done;
-      if (detail()) {
-        ADD_FAILURE() << n << ": " << (by_name.count(n) ? by_name.at(n).size() : 0) << " jobs";
-      }
-      continue;
-    }
-    auto rec = JobRecord(env.redis, "q", by_name.at(n)[0]);
-    if (rec["state"] != "done") {
-      ++not_done;
-      if (detail()) {
-        ADD_FAILURE() << n << ": job " << by_name.at(n)[0] << " state=" << rec["state"]
-                      << " phase=" << rec["phase"] << " result=" << rec["result"];
-      }
-    }
-    if (starts > 1) {
-      duplicates += starts - 1;
-      const int interrupted = std::atoi(rec["interrupted"].c_str());
-      if (starts - 1 > interrupted) {
-        unexplained += starts - 1 - interrupted;
-        if (detail()) {
-          ADD_FAILURE() << n << " ran " << starts << " times, its job " << by_name.at(n)[0]
-                        << " counts interrupted=" << interrupted;
-        }
-      }
-    }
-  }
+  std::vector<std::string> names;
+  for (int i = 0; i < files; ++i) names.push_back(name_of(i));
+  const RunCheck c = CheckRuns(env, env.redis, log, names);
+  for (const std::string& d : c.details) ADD_FAILURE() << d;
   const long long active = env.redis.CmdInt({"ZCARD", DropqEnv::Key("q", "active")});
   const long long pending = env.redis.CmdInt({"LLEN", DropqEnv::Key("q", "pending")});
   const long long scheduled = env.redis.CmdInt({"ZCARD", DropqEnv::Key("q", "scheduled")});
-  const long long stuck = active + pending + scheduled + not_done;
+  const long long stuck = active + pending + scheduled + c.not_done;
   const size_t ups = Count(env.DaemonLog(), "redis.up");
 
-  std::cout << "redis_restart: rounds=" << rounds << " files=" << files
-            << " unprocessed=" << unprocessed << " lost=" << lost << " duplicates=" << duplicates
-            << " unexplained_duplicates=" << unexplained << " overlaps=" << runs.overlaps
-            << " unfinished_runs=" << runs.unfinished << " stuck=" << stuck << " (active=" << active
-            << " pending=" << pending << " scheduled=" << scheduled << " not_done=" << not_done
-            << ")"
+  std::cout << "redis_restart: rounds=" << rounds << " " << c.Summary() << " stuck=" << stuck
+            << " (active=" << active << " pending=" << pending << " scheduled=" << scheduled << ")"
             << " unnoticed_outages=" << unnoticed << " redis_up_lines=" << ups << std::endl;
   RecordProperty("rounds", rounds);
   RecordProperty("files", files);
-  RecordProperty("unprocessed", unprocessed);
-  RecordProperty("lost", lost);
-  RecordProperty("duplicates", duplicates);
-  RecordProperty("unexplained_duplicates", unexplained);
-  RecordProperty("overlaps", runs.overlaps);
+  RecordProperty("unprocessed", c.unprocessed);
+  RecordProperty("lost", c.lost);
+  RecordProperty("duplicates", c.duplicates);
+  RecordProperty("unexplained_duplicates", c.unexplained);
+  RecordProperty("overlaps", c.overlaps);
   RecordProperty("stuck", static_cast<int>(stuck));
   RecordProperty("unnoticed_outages", unnoticed);
 
-  EXPECT_EQ(unprocessed, 0);
-  EXPECT_EQ(lost, 0);
-  EXPECT_EQ(unexplained, 0);
-  EXPECT_EQ(runs.overlaps, 0);
-  EXPECT_EQ(runs.unfinished, 0);  // nothing here kills a handler
+  EXPECT_EQ(c.unprocessed, 0);
+  EXPECT_EQ(c.lost, 0);
+  EXPECT_EQ(c.unexplained, 0);
+  EXPECT_EQ(c.overlaps, 0);
+  EXPECT_EQ(c.unfinished, 0);  // nothing here kills a handler
   EXPECT_EQ(stuck, 0);
   EXPECT_GE(ups, static_cast<size_t>(rounds + 1));  // the first connect and one per restart
   EXPECT_EQ(ListDir(env.done).size(), static_cast<size_t>(files));  // no second copies

@@ -18,7 +18,7 @@ std::string SentinelCmd(int port, const std::vector<std::string>& args) {
 
 }  // namespace
 
-Sentinels::Sentinels(int down_after_ms) {
+Sentinels::Sentinels(int down_after_ms, int failover_timeout_ms) {
   a_ = std::make_unique<RedisServer>(
       std::vector<std::string>{"--appendonly", "yes", "--appendfsync", "always"});
   if (!a_->ok()) return;
@@ -41,8 +41,9 @@ Sentinels::Sentinels(int down_after_ms) {
     WriteFile(conf, "port " + std::to_string(port) + "\nbind 127.0.0.1\ndir " + dir_.path() +
                         "\nsentinel monitor dropq 127.0.0.1 " + std::to_string(a_->port()) +
                         " 2\nsentinel down-after-milliseconds dropq " +
-                        std::to_string(down_after_ms) +
-                        "\nsentinel failover-timeout dropq 5000\n"
+                        std::to_string(down_after_ms) + "\nsentinel failover-timeout dropq " +
+                        std::to_string(failover_timeout_ms) +
+                        "\n"
                         "sentinel parallel-syncs dropq 1\n");
     sentinels_.push_back(
         std::make_unique<Process>(std::vector<std::string>{"redis-sentinel", conf},
@@ -97,6 +98,30 @@ bool Sentinels::WaitForPrimary(RedisServer* server, std::chrono::milliseconds ti
   return WaitFor(
       [&] { return Primary() == server && server->Cmd({"ROLE"}).rfind("master", 0) == 0; },
       timeout);
+}
+
+bool Sentinels::WaitForReplica(RedisServer* server, std::chrono::milliseconds timeout) {
+  const std::string me = "name\n127.0.0.1:" + std::to_string(server->port()) + "\n";
+  return WaitFor(
+      [&] {
+        const std::string info = server->Cmd({"INFO", "replication"});
+        if (info.find("role:slave") == std::string::npos ||
+            info.find("master_link_status:up") == std::string::npos) {
+          return false;
+        }
+        for (int port : ports_) {
+          const std::string r = SentinelCmd(port, {"SENTINEL", "replicas", "dropq"});
+          const size_t at = r.find(me);
+          if (at == std::string::npos) return false;
+          // Its flags say only "slave": not s_down, not disconnected.
+          const size_t flags = r.find("\nflags\n", at);
+          if (flags == std::string::npos || r.compare(flags, 13, "\nflags\nslave\n") != 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout, std::chrono::milliseconds(200));
 }
 
 bool Sentinels::Failover() {

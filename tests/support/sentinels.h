@@ -1,8 +1,9 @@
 // Sentinels runs a Sentinel-managed Redis for a test, all on loopback: a
 // primary and one replica (redis-server), and three redis-sentinel
 // processes monitoring them as "dropq" (quorum 2), with short timings
-// (down-after-milliseconds `down_after_ms`, failover-timeout 5 s). Thread:
-// owner.
+// (down-after-milliseconds `down_after_ms`, failover-timeout
+// `failover_timeout_ms`: Sentinel fails a primary over again only after
+// twice that). Thread: owner.
 #pragma once
 
 #include <memory>
@@ -17,7 +18,7 @@ namespace dropq::test {
 
 class Sentinels {
  public:
-  explicit Sentinels(int down_after_ms = 1000);
+  explicit Sentinels(int down_after_ms = 1000, int failover_timeout_ms = 5000);
   bool ok() const { return ok_; }
 
   // The config's redis: block for these sentinels (for DropqEnv::redis_yaml).
@@ -32,6 +33,9 @@ class Sentinels {
   bool WaitForPrimary(RedisServer* server, std::chrono::milliseconds timeout);
   // A planned switch (SENTINEL FAILOVER): the replica becomes primary.
   bool Failover();
+  // Waits until `server` is a replica in sync with the primary and every
+  // sentinel counts it as a healthy replica (it can be promoted again).
+  bool WaitForReplica(RedisServer* server, std::chrono::milliseconds timeout);
 
  private:
   TempDir dir_;

@@ -390,6 +390,18 @@ TEST_F(ConfigTest, SentinelKeys) {
   auto plain = Parse("redis:\n  url: redis://db.local:6390/2\n" + Queue());
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->redis.Identity(), "db.local:6390/2");
+  // Claims and renewals wait for a replica by default with sentinels only.
+  EXPECT_EQ(c->redis_replica_wait, Millis(1000));
+  EXPECT_EQ(plain->redis_replica_wait, Millis(0));
+  EXPECT_EQ(Parse(Queue())->redis_replica_wait, Millis(0));
+  auto off = Parse(Lines({"redis:", "  sentinels: [\"10.0.0.11:26379\"]", "  master: dropq",
+                          "  replica_wait: 0s"}) +
+                   Queue());
+  ASSERT_TRUE(off.ok()) << off.error().what;
+  EXPECT_EQ(off->redis_replica_wait, Millis(0));
+  auto proxied = Parse("redis:\n  url: redis://db.local:6390/2\n  replica_wait: 250ms\n" + Queue());
+  ASSERT_TRUE(proxied.ok()) << proxied.error().what;
+  EXPECT_EQ(proxied->redis_replica_wait, Millis(250));
 }
 
 TEST_F(ConfigTest, BadSentinelKeys) {
@@ -410,6 +422,10 @@ TEST_F(ConfigTest, BadSentinelKeys) {
               "redis.sentinels[1]", "listed twice");
   ExpectError(Lines({"redis:", "  sentinels: [\"::1:26379\"]", "  master: m"}) + Queue(), 2,
               "redis.sentinels[0]", "in brackets");
+  ExpectError(Lines({"redis:", "  url: redis://h:6379/0", "  replica_wait: 2m"}) + Queue(), 3,
+              "redis.replica_wait", "at most 60s");
+  ExpectError(Lines({"redis:", "  url: redis://h:6379/0", "  replica_wait: soon"}) + Queue(), 3,
+              "redis.replica_wait", "");
 }
 
 TEST_F(ConfigTest, RateLimitAndMaxActive) {
@@ -762,7 +778,7 @@ TEST_F(ConfigTest, Metrics) {
 TEST_F(ConfigTest, UnknownRedisKey) {
   ExpectError(Lines({"redis:", "  url: redis://h", "  pasword: x"}) + Queue(), 3, "redis.pasword",
               "unknown key (known here: url, sentinels, master, db, user, password, "
-              "sentinel_user, sentinel_password, namespace, prefix)");
+              "sentinel_user, sentinel_password, namespace, replica_wait, prefix)");
 }
 
 TEST_F(ConfigTest, UnknownQueueKey) {
