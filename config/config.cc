@@ -420,6 +420,17 @@ Result<Config> Parser::Top(const YAML::Node& root) {
   if (Status s = Require(at, seen, {"queues"}); !s) return s.error();
   c.secret_env = std::move(secret_env_);
   c.has_secrets = has_secrets_;
+  // A renewal that waits longer than a third of the TTL could make the
+  // heartbeat expire between two renewals. The default fits any TTL.
+  const std::string wait_key = "redis.replica_wait";
+  if (lines_.count(wait_key) == 0) {
+    c.redis_replica_wait = std::min(c.redis_replica_wait, c.heartbeat_ttl / 4);
+  }
+  if (c.redis_replica_wait.count() > 0 && c.redis_replica_wait * 3 >= c.heartbeat_ttl) {
+    const std::string& k = wait_key;
+    return Fail(At{root, k, lines_[k]}, "must be below heartbeat_ttl / 3 (" +
+                                            std::to_string(c.heartbeat_ttl.count()) + " ms / 3)");
+  }
   if (seen.count("instance") == 0) {
     char host[256] = {};
     if (gethostname(host, sizeof(host) - 1) != 0) {

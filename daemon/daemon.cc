@@ -486,7 +486,7 @@ void Daemon::FinishReload(const ReloadTally& t) {
 void Daemon::SyncMetrics() {
   if (!metrics_) return;
   metrics_->SetRedisConnected(redis_->up());
-  const RedisConn::Stats& rs = redis_->stats();
+  const RedisConn::Stats rs = redis_->stats();
   metrics_->SyncRedis({.addr = redis_->Addr(),
                        .failovers = rs.failovers,
                        .down_ms = rs.down_ms,
@@ -504,6 +504,7 @@ void Daemon::SyncMetrics() {
     t.skipped["vanished_or_replaced"] = c.skipped;
     t.anomalies["duplicate_claim"] = c.duplicate_claims;
     t.anomalies["bad_reply"] = c.bad_replies;
+    t.anomalies["unconfirmed_claim"] = c.unconfirmed_claims;
     t.anomalies["lost_outcome"] = c.lost_outcomes;
     t.depth = static_cast<int64_t>(r.queued());
     t.holds["rate"] = c.held_rate;

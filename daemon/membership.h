@@ -48,8 +48,8 @@ class Membership {
 
   // Registers the instance and renews its heartbeat (if Redis is up).
   void Heartbeat();
-  // Fences this instance off when its heartbeat went unrenewed (or, with
-  // replica waits, unreplicated) for longer than heartbeat_ttl while it holds jobs: its running
+  // Fences this instance off when its heartbeat went unrenewed for longer
+  // than heartbeat_ttl while it holds jobs: its running
   // handlers are killed (hooks.fence) and the connection is made anew.
   void CheckFence();
   // Looks at a random sample of registered instances and reclaims the jobs
@@ -65,8 +65,8 @@ class Membership {
   RedisConn* const redis_;
   const int64_t started_ms_;
   const Hooks hooks_;
-  // Monotonic: when the last renewal Redis took (and a replica has, when it
-  // has replicas to wait for: RedisConn::CommandReplicated()) was sent.
+  // Monotonic: when the last renewal Redis took (with replica waits: once a
+  // replica had it too, or the wait missed) was sent.
   int64_t heartbeat_ok_ms_;
   bool fenced_ = false;
   std::set<std::string> reaping_;  // expired instances being reclaimed now

@@ -56,7 +56,8 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
       anomalies_(prometheus::BuildCounter()
                      .Name("dropq_redis_anomalies_total")
                      .Help("Replies Redis should not have given: a job claimed twice (a lost "
-                           "write), a reply of the wrong shape, a late outcome refused")
+                           "write), a reply of the wrong shape, a late outcome refused, a claim "
+                           "no replica acknowledged during a possible failover (given back)")
                      .Register(*registry_)),
       enqueued_(prometheus::BuildCounter()
                     .Name("dropq_jobs_enqueued_total")
@@ -155,13 +156,14 @@ Metrics::Metrics(std::unique_ptr<prometheus::Exposer> exposer,
                            .Add({})),
       redis_down_seconds_(prometheus::BuildCounter()
                               .Name("dropq_redis_down_seconds_total")
-                              .Help("Time without a Redis connection after the first one")
+                              .Help("Time without a Redis connection after the first one "
+                                    "(an outage under way included)")
                               .Register(*registry_)
                               .Add({})),
       replica_waits_(prometheus::BuildCounter()
                          .Name("dropq_redis_replica_waits_total")
                          .Help("Claims and heartbeat renewals that waited for a replica, by "
-                               "result (acked, timed_out)")
+                               "result (acked; missed: timed out or refused)")
                          .Register(*registry_)) {}
 
 Metrics::~Metrics() = default;
@@ -285,7 +287,7 @@ void Metrics::SyncRedis(const RedisTotals& t) {
   const uint64_t acked = t.replica_waits - t.replica_wait_misses;
   uint64_t last_acked = redis_last_.replica_waits - redis_last_.replica_wait_misses;
   Add(replica_waits_.Add({{"result", "acked"}}), &last_acked, acked);
-  Add(replica_waits_.Add({{"result", "timed_out"}}), &redis_last_.replica_wait_misses,
+  Add(replica_waits_.Add({{"result", "missed"}}), &redis_last_.replica_wait_misses,
       t.replica_wait_misses);
   redis_last_.replica_waits = t.replica_waits;
 }

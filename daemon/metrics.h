@@ -20,9 +20,11 @@
 //                                               the first one (outages, failovers)
 //   dropq_redis_replica_waits_total{result}     claims and heartbeat renewals that waited
 //                                               for a replica (redis.replica_wait):
-//                                               acked, timed_out
+//                                               acked, missed (timed out or refused)
 //   dropq_redis_anomalies_total{queue,kind}     what Redis answered that cannot be
-//                                               (duplicate_claim, bad_reply, lost_outcome)
+//                                               (duplicate_claim, bad_reply, lost_outcome,
+//                                               unconfirmed_claim: given back, see
+//                                               RedisConn::suspect())
 //   dropq_job_duration_seconds{queue}           histogram of handler run times
 //   dropq_watched_dirs{queue}                   directories with an inotify watch
 //   dropq_polled_dirs{queue}                    directories scanned every poll_interval

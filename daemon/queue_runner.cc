@@ -183,49 +183,63 @@ void QueueRunner::SendEnqueue() {
   enqueue_batch_.clear();
   enqueue_names_.clear();
   ++enqueue_inflight_;
-  auto on_reply = GuardedBy(
-      alive_, [this, sent, ask, own = std::move(own), gen = limits_gen_](Result<Reply> r) {
-        --enqueue_inflight_;
-        claim_inflight_ -= ask;
-        auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
-        if (!e.ok()) {
-          // The files are on disk: the scan after Redis is back finds
-          // them. Jobs the call may have claimed are active under this
-          // instance and held by none: the reconcile gives them back.
-          LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", e.error().what}});
-          rescan_needed_ = true;
-          if (r.ok() && !r->is_error()) {
-            ++counters_.bad_replies;
-            ReconcileAfterBadReply();
-          }
-          CheckDrained();
-          return;
-        }
-        counters_.enqueued += e->enqueued;
-        if (e->paused) {
-          SetPaused(true);
-        } else if (ask > 0) {
-          SetPaused(false);
-        }
-        const size_t claimed = e->claimed.size();
-        HoldClaimed(std::move(e->claimed), &own);
-        // Claimed before a reload gave the queue a limit: not counted.
-        if (gen != limits_gen_ && q_.limited()) ReleaseQueued();
-        // Files left in :pending (no room), or pending jobs not reached.
-        if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
-          pending_maybe_ = true;
-        }
-        CheckDrained();
-        MaybeClaim();
-      });
+  // Set before on_reply runs: the claim it made had no replica's
+  // acknowledgement while the connection was suspect.
+  auto unconfirmed = std::make_shared<bool>(false);
+  auto on_reply = GuardedBy(alive_, [this, sent, ask, own = std::move(own), gen = limits_gen_,
+                                     unconfirmed](Result<Reply> r) {
+    --enqueue_inflight_;
+    claim_inflight_ -= ask;
+    auto e = r.ok() ? DecodeEnqueue(*r, sent) : Result<Enqueued>(r.error());
+    if (!e.ok()) {
+      // The files are on disk: the scan after Redis is back finds
+      // them. Jobs the call may have claimed are active under this
+      // instance and held by none: the reconcile gives them back.
+      LogWarn("enqueue.failed", {{"queue", q_.name}, {"err", e.error().what}});
+      rescan_needed_ = true;
+      if (r.ok() && !r->is_error()) {
+        ++counters_.bad_replies;
+        ReconcileAfterBadReply();
+      }
+      CheckDrained();
+      return;
+    }
+    counters_.enqueued += e->enqueued;
+    if (e->paused) {
+      SetPaused(true);
+    } else if (ask > 0) {
+      SetPaused(false);
+    }
+    const size_t claimed = e->claimed.size();
+    if (*unconfirmed && claimed > 0) {
+      GiveBackUnconfirmed(claimed);
+      CheckDrained();
+      return;
+    }
+    HoldClaimed(std::move(e->claimed), &own);
+    // Claimed before a reload gave the queue a limit: not counted.
+    if (gen != limits_gen_ && q_.limited()) ReleaseQueued();
+    // Files left in :pending (no room), or pending jobs not reached.
+    if ((e->enqueued > 0 && !e->paused) || claimed == static_cast<size_t>(ask)) {
+      pending_maybe_ = true;
+    }
+    CheckDrained();
+    MaybeClaim();
+  });
   if (ask == 0) {
     redis_->Eval(EnqueueScript(), keys_.base(), std::move(args), std::move(on_reply));
     return;
   }
-  // It claims: no handler starts before a replica has the claim.
+  // It claims: its jobs start once a replica has the claim (or the wait
+  // missed: RedisConn logs and counts it).
   redis_->EvalReplicated(
       EnqueueScript(), keys_.base(), std::move(args),
-      [on_reply = std::move(on_reply)](Result<Reply> r, bool) mutable { on_reply(std::move(r)); });
+      [this, alive = alive_, unconfirmed, on_reply = std::move(on_reply)](Result<Reply> r,
+                                                                          bool replicated) mutable {
+        if (*alive) *unconfirmed = !replicated && redis_->suspect();
+        on_reply(std::move(r));
+      },
+      ClaimedAny);
 }
 
 void QueueRunner::Forget(const std::string& name) {
@@ -243,6 +257,9 @@ void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }  // likewise
 int QueueRunner::ClaimRoom() const {
   if (workers_ == 0) return 0;  // role produce: other instances run the jobs
   if (!ready_ || draining_ || !redis_->up()) return 0;
+  // A failover may be under way: what is claimed now could be lost with the
+  // old primary while it runs here. RedisConn ends the spell.
+  if (redis_->suspect()) return 0;
   if (q_.limited()) {
     // A limited queue's claim is a start: only as many as can start at once,
     // none held in memory beyond them.
@@ -267,15 +284,27 @@ void QueueRunner::MaybeClaim() {
   freed_while_claiming_ = false;
   const ClaimLimits limits{q_.rate_max, q_.rate_per.count(), q_.max_active};
   // A claim lost by a failover would let another instance run what runs
-  // here: no handler starts before a replica has the claim (RedisConn).
-  redis_->EvalReplicated(ClaimScript(), keys_.base(),
-                         EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
-                         [this, alive = alive_, ask, gen = limits_gen_](Result<Reply> r, bool) {
-                           if (*alive) OnClaimed(std::move(r), ask, gen);
-                         });
+  // here: the jobs start once a replica has the claim (or the wait missed:
+  // RedisConn logs and counts it; a claim that took nothing waits for none).
+  redis_->EvalReplicated(
+      ClaimScript(), keys_.base(), EncodeClaim(NowUnixMs(), cfg_.instance, ask, limits),
+      [this, alive = alive_, ask, gen = limits_gen_](Result<Reply> r, bool replicated) {
+        if (*alive) OnClaimed(std::move(r), ask, gen, replicated || !redis_->suspect());
+      },
+      ClaimedAny);
 }
 
-void QueueRunner::OnClaimed(Result<Reply> r, int asked, uint64_t gen) {
+void QueueRunner::GiveBackUnconfirmed(size_t claimed) {
+  ++counters_.unconfirmed_claims;
+  LogWarn("claim.unconfirmed",
+          {{"queue", q_.name},
+           {"jobs", claimed},
+           {"why", "no replica has the claim and a failover may be under way"}});
+  pending_maybe_ = true;  // they will be pending again
+  ReconcileAfterBadReply();
+}
+
+void QueueRunner::OnClaimed(Result<Reply> r, int asked, uint64_t gen, bool confirmed) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   claim_inflight_ -= asked;
   if (r.ok() && IsPausedReply(*r)) {
@@ -326,6 +355,11 @@ void QueueRunner::OnClaimed(Result<Reply> r, int asked, uint64_t gen) {
   }
   SetPaused(false);
   const size_t n = claimed->size();
+  if (!confirmed) {
+    GiveBackUnconfirmed(n);
+    CheckDrained();
+    return;
+  }
   // Each job waited for its ENQUEUE's reply and then for CLAIM's.
   HoldClaimed(std::move(*claimed), nullptr);
   if (gen != limits_gen_ && q_.limited()) ReleaseQueued();  // claimed under other limits

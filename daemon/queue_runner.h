@@ -186,7 +186,13 @@ class QueueRunner {
   // queue was paused.
   void CheckPaused();
   // `gen`: limits_gen_ when the CLAIM was sent.
-  void OnClaimed(Result<Reply> r, int asked, uint64_t gen);
+  // `confirmed`: false when no replica had the claim while the connection
+  // was suspect (RedisConn::suspect()): what it took is given back.
+  void OnClaimed(Result<Reply> r, int asked, uint64_t gen, bool confirmed);
+  // Gives back what a claim took without a replica's acknowledgement while
+  // a failover may be under way: nothing of it starts (the reconcile returns
+  // it to pending), logged and counted.
+  void GiveBackUnconfirmed(size_t claimed);
   // A batch of the executor's reports, in order.
   void OnReports(std::vector<RunReport>&& reports);
   void OnStarted(const std::string& id, uint32_t attempt);

@@ -68,15 +68,22 @@ std::string RedisConn::Addr() const {
 void RedisConn::Discover() {
   discovering_ = true;
   auto found = std::make_shared<Result<PrimaryFound>>(Error{Errc::kRedis, "not asked"});
+  std::optional<HostPort> tried = std::exchange(announced_, std::nullopt);
   const int rc = QueueWork(
       loop_->get(),
-      [url = url_, found] {  // threadpool
-        *found = FindPrimary(url, std::chrono::milliseconds(kConnectTimeoutMs));
+      [url = url_, found, tried] {  // threadpool
+        *found = FindPrimary(url, std::chrono::milliseconds(kConnectTimeoutMs), tried);
       },
       [this, alive = alive_, found] {  // loop
         if (!*alive) return;
         discovering_ = false;
         if (stopping_) return;
+        // An announcement came meanwhile, and this search did not find that
+        // primary: search again now, trying it first.
+        if (announced_ && (!found->ok() || !((*found)->primary == *announced_))) {
+          Discover();
+          return;
+        }
         if (!found->ok()) {
           const std::string why = found->error().what;
           if (why != last_error_) {
@@ -100,6 +107,7 @@ void RedisConn::Discover() {
         }
         primary_ = f.primary;
         have_primary_ = true;
+        if (f.replicas >= 0) expected_replicas_ = f.replicas;
         if (hooks_.primary) hooks_.primary(f);
         Connect();
       });
@@ -215,6 +223,9 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
   }
   self->last_error_.clear();
   self->replicas_ = -1;  // another server, maybe: wait for a replica until ROLE says
+  self->lagging_ = false;
+  self->probing_ = false;
+  self->suspect_until_ms_ = 0;  // a new connection: what it finds decides
   self->CheckReplicas();
   if (self->hooks_.up) self->hooks_.up();
 }
@@ -253,16 +264,38 @@ void RedisConn::Follow(const HostPort& primary) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (!url_.sentinel() || stopping_) return;
   if (up_) {
-    if (!(primary == primary_)) Drop("the sentinels named a new primary " + primary.Display());
+    if (primary == primary_) return;
+    announced_ = primary;
+    Drop("the sentinels named a new primary " + primary.Display());
     return;
   }
-  // Down and waiting out a backoff (the old primary died): ask now, not
-  // when the backoff ends. An attempt under way goes on.
-  if (ac_ == nullptr && !discovering_) {
-    uv_timer_stop(timer_.get());
-    have_primary_ = false;
-    Connect();
+  announced_ = primary;
+  if (discovering_) return;  // its end looks at announced_
+  if (ac_ != nullptr) {
+    if (primary == primary_) return;  // already connecting there
+    // Connecting to the old primary (a dead host costs the connect
+    // timeout): give that attempt up.
+    ac_->data = nullptr;
+    redisAsyncFree(std::exchange(ac_, nullptr));
   }
+  // Down, waiting out a backoff: ask now.
+  uv_timer_stop(timer_.get());
+  have_primary_ = false;
+  Connect();
+}
+
+bool RedisConn::suspect() const { return suspect_until_ms_ > MonoMs(); }
+
+void RedisConn::Suspect(const std::string& why) {
+  if (!url_.sentinel() || suspect()) return;
+  suspect_until_ms_ = MonoMs() + kSuspectMs;
+  LogWarn(Event("suspect"), {{"addr", Addr()}, {"why", why}, {"hold_claims_ms", kSuspectMs}});
+}
+
+RedisConn::Stats RedisConn::stats() const {
+  Stats s = stats_;
+  if (down_since_ms_ >= 0) s.down_ms += static_cast<uint64_t>(MonoMs() - down_since_ms_);
+  return s;
 }
 
 void RedisConn::CheckReplicas() {
@@ -270,16 +303,62 @@ void RedisConn::CheckReplicas() {
   if (replica_wait_.count() == 0 || !up_) return;
   Command({"ROLE"}, [this, alive = alive_, ac = ac_](Result<Reply> r) {
     // ROLE on a primary: ["master", offset, [[ip, port, offset], ...]].
-    if (!*alive || ac_ != ac || !r.ok() || r->is_error() || r->elements.size() < 3) return;
-    if (r->elements[0].AsString() != "master") return;  // a write says READONLY soon
+    if (!*alive || ac_ != ac || !r.ok()) return;
+    if (r->is_error() || r->elements.size() < 3 || r->elements[0].AsString() != "master") {
+      // Refused (an ACL without ROLE), or a replica now (a write says
+      // READONLY soon): the count stays unknown, so every write waits.
+      if (r->is_error() && last_role_error_ != r->str) {
+        last_role_error_ = r->str;
+        LogWarn(Event("role"), {{"addr", Addr()}, {"err", r->str}});
+      }
+      return;
+    }
+    const int before = replicas_;
     replicas_ = static_cast<int>(r->elements[2].elements.size());
+    if (replicas_ == 0 && (before > 0 || (before < 0 && expected_replicas_ > 0))) {
+      // Promoted away from this primary, or dead: waits tell which.
+      Suspect("the primary lists no replica");
+    }
+    if (replicas_ == 0) {
+      lagging_ = false;  // a replica that connects later starts from a full copy
+      return;
+    }
+    if (!lagging_ || probing_) return;
+    // Lagging: a short WAIT shows whether a replica keeps up again.
+    probing_ = true;
+    Command({"WAIT", "1", std::to_string(std::min<int64_t>(kProbeWaitMs, replica_wait_.count()))},
+            [this, alive, ac](Result<Reply> w) {
+              if (!*alive) return;
+              probing_ = false;
+              if (ac_ != ac || !w.ok() || w->is_error() || w->AsInt() < 1) return;
+              lagging_ = false;
+              LogInfo(Event("replicated"), {{"addr", Addr()}});
+            });
   });
 }
 
-void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb) {
-  // No write to wait for (an error), or nothing a promotion could lose.
-  if (!r.ok() || r->is_error() || replica_wait_.count() == 0 || replicas_ == 0 || !up_) {
+void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb, const WroteFn& wrote) {
+  if (r.ok() && !up_) {
+    // Gone between the reply and now: nothing to wait on.
+    cb(Error{Errc::kRedis, "redis connection lost before a replica acknowledged"}, false);
+    return;
+  }
+  // No write to wait for (an error, nothing written), or nothing a
+  // promotion could lose.
+  if (!r.ok() || r->is_error() || replica_wait_.count() == 0 || (wrote && !wrote(*r))) {
     cb(std::move(r), true);
+    return;
+  }
+  if (suspect()) {  // nothing waits: what depends on it holds back
+    cb(std::move(r), false);
+    return;
+  }
+  if (replicas_ == 0) {
+    cb(std::move(r), true);
+    return;
+  }
+  if (lagging_) {
+    cb(std::move(r), false);
     return;
   }
   auto reply = std::make_shared<Reply>(std::move(*r));
@@ -299,15 +378,15 @@ void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb) {
             const bool acked = !w->is_error() && w->AsInt() >= 1;
             if (!acked) {
               ++stats_.replica_wait_misses;
-              if (!std::exchange(unreplicated_, true)) {
+              Suspect("no replica acknowledged within replica_wait");
+              if (!std::exchange(lagging_, true)) {
                 LogWarn(Event("unreplicated"),
                         {{"addr", Addr()},
                          {"wait_ms", replica_wait_.count()},
-                         {"err", w->is_error() ? w->str : "no replica acknowledged in time"}});
+                         {"err", w->is_error() ? w->str : "no replica acknowledged in time"},
+                         {"then", "no waits until a replica keeps up"}});
               }
               CheckReplicas();  // gone for good, or only slow?
-            } else if (std::exchange(unreplicated_, false)) {
-              LogInfo(Event("replicated"), {{"addr", Addr()}});
             }
             cb(std::move(*reply), acked);
           });
@@ -319,19 +398,21 @@ void RedisConn::CommandReplicated(std::vector<std::string> argv, ReplicatedCallb
       cb(std::move(r), false);
       return;
     }
-    AfterReplicated(std::move(r), std::move(cb));
+    AfterReplicated(std::move(r), std::move(cb), nullptr);
   });
 }
 
 void RedisConn::EvalReplicated(const Script& script, const std::string& key_base,
-                               std::vector<std::string> args, ReplicatedCallback cb) {
+                               std::vector<std::string> args, ReplicatedCallback cb,
+                               WroteFn wrote) {
   Eval(script, key_base, std::move(args),
-       [this, alive = alive_, cb = std::move(cb)](Result<Reply> r) mutable {
+       [this, alive = alive_, cb = std::move(cb),
+        wrote = std::move(wrote)](Result<Reply> r) mutable {
          if (!*alive) {
            cb(std::move(r), false);
            return;
          }
-         AfterReplicated(std::move(r), std::move(cb));
+         AfterReplicated(std::move(r), std::move(cb), wrote);
        });
 }
 

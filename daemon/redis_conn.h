@@ -22,11 +22,22 @@
 // lost after it was answered. The writes the no-overlap promise rests on
 // (claims, heartbeat renewals) go through CommandReplicated() and
 // EvalReplicated(): WAIT 1 <timeout> follows them on this connection, and
-// their callback runs once a replica has them (or the wait timed out, which
-// the callback is told). Meanwhile this connection's later commands wait in
-// Redis behind the WAIT. A primary with no replica has nothing a promotion
-// could lose: no WAIT is sent while ROLE, asked at each connect and each
-// CheckReplicas(), lists none.
+// their callback runs once a replica has them. Meanwhile this connection's
+// later commands wait in Redis behind the WAIT. No WAIT is sent while ROLE
+// (asked at each connect and each CheckReplicas()) lists no replica: a
+// primary without one has nothing a promotion could lose.
+//
+// With Sentinel, a replica that stops acknowledging may have been promoted:
+// the primary in use keeps taking writes a failover is about to throw away.
+// A wait that misses, or ROLE listing no replica where there were some (or
+// where the sentinels know some), makes the connection "suspect" for
+// kSuspectMs: suspect() is true, and callers start nothing on unconfirmed
+// claims (QueueRunner gives them back). An announced failover ends it by
+// moving to the new primary; if none comes, the replica was only slow or
+// gone, and the connection goes on "lagging": no WAIT at all (every call
+// would cost the whole timeout) until a short probe WAIT at a
+// CheckReplicas() finds a replica keeping up again. Without Sentinel a
+// missed wait goes straight to lagging.
 //
 // Ownership: hiredis frees the context itself after the disconnect callback
 // and after a failed connect; those callbacks null ac_. Replies belong to
@@ -40,6 +51,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,10 +106,12 @@ class RedisConn {
   // Call before Start().
   void SetReplicaWait(std::chrono::milliseconds timeout) { replica_wait_ = timeout; }
 
-  // Sentinel: the sentinels announced `primary` as the new primary. If it is
-  // not the one in use, the connection is dropped and the primary found
-  // again (the usual reconnect); with no connection up and none being made,
-  // the primary is asked for now instead of after the backoff.
+  // Sentinel: the sentinels announced `primary` as the new primary. If the
+  // connection is up to another server, it is dropped and the primary found
+  // again, trying `primary` first (store/sentinel.h). If it is down, the
+  // reconnect backoff ends now; an attempt under way to another server is
+  // given up; a discovery under way is followed by another at once unless
+  // it found `primary`.
   void Follow(const HostPort& primary);
 
   // Sends one command. `cb` runs exactly once on the loop thread, on a later
@@ -111,18 +125,31 @@ class RedisConn {
             Callback cb);
 
   // Like Command() and Eval(), but `cb` runs only once a replica has every
-  // write this connection sent up to this one (WAIT 1), or the replica wait
-  // timed out. `replicated` is false only then: the primary has replicas and
-  // none acknowledged in time (logged as "<log_name>.unreplicated" and
-  // counted). It is true when no wait was needed: waits off, a primary
-  // without replicas, an error (no write was made, or the caller sees it).
+  // write this connection sent up to this one (WAIT 1), or the wait timed
+  // out. `replicated` is false when no replica acknowledged: the wait timed
+  // out (logged once as "<log_name>.unreplicated", counted), or the
+  // connection is lagging and did not wait. It is true when no wait was
+  // needed: waits off, a primary without replicas, an error reply, or
+  // `wrote` (when given) saying the reply shows nothing written that a
+  // promotion could lose (a claim that claimed nothing). If the connection
+  // is lost before a replica acknowledged, `cb` gets an Error, as if the
+  // write's own reply had been lost.
   using ReplicatedCallback = std::function<void(Result<Reply>, bool replicated)>;
+  using WroteFn = std::function<bool(const Reply&)>;
   void CommandReplicated(std::vector<std::string> argv, ReplicatedCallback cb);
   void EvalReplicated(const Script& script, const std::string& key_base,
-                      std::vector<std::string> args, ReplicatedCallback cb);
-  // Asks the primary how many replicas it has (ROLE), for the waits above.
-  // Does nothing with waits off or no connection up.
+                      std::vector<std::string> args, ReplicatedCallback cb,
+                      WroteFn wrote = nullptr);
+  // Asks the primary how many replicas it has (ROLE), for the waits above,
+  // and while lagging probes whether one caught up (WAIT 1, at most
+  // kProbeWaitMs). Does nothing with waits off or no connection up.
   void CheckReplicas();
+  static constexpr int kProbeWaitMs = 100;
+
+  // Sentinel: a failover may be under way (see above). Claims answered
+  // unreplicated meanwhile must not start. Ends kSuspectMs after it began.
+  bool suspect() const;
+  static constexpr int64_t kSuspectMs = 5000;
 
   // Pub/Sub. `on_message` runs on the loop with each message published on
   // `channel`, on this connection and every one it makes again (SUBSCRIBE
@@ -143,11 +170,11 @@ class RedisConn {
   // What the connection went through since start, for metrics.
   struct Stats {
     uint64_t failovers = 0;            // a new primary found (Sentinel)
-    uint64_t down_ms = 0;              // time without a connection, after the first
-    uint64_t replica_waits = 0;        // WAITs answered
-    uint64_t replica_wait_misses = 0;  // of those, timed out with no replica's acknowledgement
+    uint64_t down_ms = 0;              // time without a connection after the first, so far
+    uint64_t replica_waits = 0;        // WAITs answered (probes not counted)
+    uint64_t replica_wait_misses = 0;  // of those, no replica acknowledged (timeout or error)
   };
-  const Stats& stats() const { return stats_; }
+  Stats stats() const;
 
  private:
   struct PendingCall;
@@ -160,7 +187,9 @@ class RedisConn {
   void WentDown();
   // Runs `cb` with `r` once a replica has the writes sent so far (see
   // CommandReplicated()).
-  void AfterReplicated(Result<Reply> r, ReplicatedCallback cb);
+  void AfterReplicated(Result<Reply> r, ReplicatedCallback cb, const WroteFn& wrote);
+  // Starts a suspect spell (Sentinel only), logged with `why`.
+  void Suspect(const std::string& why);
   void Fail(Callback cb, std::string why);
   static void OnConnect(const redisAsyncContext* ac, int status) noexcept;
   static void OnDisconnect(const redisAsyncContext* ac, int status) noexcept;
@@ -181,9 +210,13 @@ class RedisConn {
   uint64_t commands_sent_ = 0;
   uint64_t flushes_ = 0;
   std::chrono::milliseconds replica_wait_{0};
-  int replicas_ = -1;           // the primary's replicas by its last ROLE; -1: not known
-  bool unreplicated_ = false;   // the last replica wait timed out (logged once per streak)
-  int64_t down_since_ms_ = -1;  // monotonic: when the connection went down; -1: up or never
+  int replicas_ = -1;               // the primary's replicas by its last ROLE; -1: not known
+  bool lagging_ = false;            // a replica wait timed out: no waits until a probe succeeds
+  bool probing_ = false;            // a probe WAIT is in flight
+  int64_t suspect_until_ms_ = 0;    // monotonic; suspect() before it
+  int64_t expected_replicas_ = -1;  // replicas the sentinels know of this primary
+  std::string last_role_error_;     // ROLE's refusal, logged once
+  int64_t down_since_ms_ = -1;      // monotonic: when the connection went down; -1: up or never
   Stats stats_;
   std::string last_error_;                          // logged once per outage, not per attempt
   std::map<std::string, MessageFn> subscriptions_;  // channel -> handler
@@ -191,7 +224,9 @@ class RedisConn {
   // (cleared by every reconnect, so that the next attempt asks again).
   HostPort primary_;
   bool have_primary_ = false;
-  bool discovering_ = false;                                    // a Discover() is on the threadpool
+  bool discovering_ = false;  // a Discover() is on the threadpool
+  // The primary the sentinels announced last (Follow()), not yet tried.
+  std::optional<HostPort> announced_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

@@ -104,34 +104,44 @@ void ScriptBatches::SendRecords() {
     return RecordItem{h.job.id, OutcomeFields(*h.outcome), AckAsOf(h.ending), h.target,
                       h.outcome->ident};
   });
-  redis_->Eval(RecordScript(), keys_->base(), EncodeRecord(instance_, items),
-               GuardedBy(alive_, [this, ids = std::move(ids)](Result<Reply> r) {
-                 auto taken =
-                     r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
-                 if (!taken.ok()) {
-                   LogWarn("record.failed", {{"queue", q_.name}, {"err", taken.error().what}});
-                 }
-                 std::vector<HeldJob*> recorded;
-                 for (size_t i = 0; i < ids.size(); ++i) {
-                   HeldJob* h = jobs_->Find(ids[i]);
-                   if (h == nullptr || h->state != JobState::kRecording) continue;
-                   ++h->round_trips;
-                   if (!taken.ok()) {
-                     jobs_->SetCall(*h, Call::kRefused);  // sent again (Resend())
-                   } else if ((*taken)[i]) {
-                     jobs_->Move(*h, JobState::kDisposing);
-                     recorded.push_back(h);
-                   } else {
-                     // No longer ours: another instance took the job over. Its
-                     // file is left alone, this late outcome discarded.
-                     ++counters_->lost_outcomes;
-                     LogWarn("job.fenced", {{"queue", q_.name}, {"job", ids[i]}});
-                     jobs_->Erase(ids[i]);
-                   }
-                 }
-                 if (!recorded.empty()) hooks_.recorded(recorded);
-                 hooks_.settled();
-               }));
+  // The file moves once its outcome is recorded: a RECORD a failover lost
+  // would run the job again. So a replica must have it first (RedisConn:
+  // while a failover may be under way, one it did not acknowledge is sent
+  // again, to the new primary if there is one).
+  redis_->EvalReplicated(
+      RecordScript(), keys_->base(), EncodeRecord(instance_, items),
+      [this, alive = alive_, ids = std::move(ids)](Result<Reply> r, bool replicated) {
+        if (!*alive) return;
+        auto taken = r.ok() ? DecodeTaken(*r, ids.size()) : Result<std::vector<bool>>(r.error());
+        if (taken.ok() && !replicated && redis_->suspect()) {
+          taken = Error{Errc::kRedis,
+                        "no replica acknowledged it while a failover "
+                        "may be under way"};
+        }
+        if (!taken.ok()) {
+          LogWarn("record.failed", {{"queue", q_.name}, {"err", taken.error().what}});
+        }
+        std::vector<HeldJob*> recorded;
+        for (size_t i = 0; i < ids.size(); ++i) {
+          HeldJob* h = jobs_->Find(ids[i]);
+          if (h == nullptr || h->state != JobState::kRecording) continue;
+          ++h->round_trips;
+          if (!taken.ok()) {
+            jobs_->SetCall(*h, Call::kRefused);  // sent again (Resend())
+          } else if ((*taken)[i]) {
+            jobs_->Move(*h, JobState::kDisposing);
+            recorded.push_back(h);
+          } else {
+            // No longer ours: another instance took the job over. Its
+            // file is left alone, this late outcome discarded.
+            ++counters_->lost_outcomes;
+            LogWarn("job.fenced", {{"queue", q_.name}, {"job", ids[i]}});
+            jobs_->Erase(ids[i]);
+          }
+        }
+        if (!recorded.empty()) hooks_.recorded(recorded);
+        hooks_.settled();
+      });
 }
 
 // ---------------------------------------------------------------- ACK

@@ -76,7 +76,12 @@ void SentinelWatch::Open(const std::string& numeric_host) {
     if (!next) return;  // another primary the sentinel watches
     LogInfo("redis.switch_master",
             {{"to", next->Display()}, {"sentinel", url_.sentinels[index_].Display()}});
-    on_switch_(*next);
+    // On a later turn: what on_switch_ sets off (a dropped connection, its
+    // callbacks, maybe the end of a shutdown) must not run inside this
+    // connection's own callback.
+    loop_->Post([this, alive, primary = *next] {
+      if (*alive) on_switch_(primary);
+    });
   });
   conn_->Start();
 }

@@ -233,6 +233,17 @@ std::vector<std::string> EncodeRates(uint64_t enqueued, uint64_t done, uint64_t 
 
 bool IsPausedReply(const Reply& r) { return r.is_error() && r.str.rfind("PAUSED", 0) == 0; }
 
+bool ClaimedAny(const Reply& r) {
+  if (r.is_error()) return false;  // paused, held, refused: nothing claimed
+  if (r.type == Reply::Type::kString) return !r.str.empty();  // CLAIM: packed jobs
+  // ENQUEUE: {flags, paused, packed jobs}.
+  if (r.type == Reply::Type::kArray && r.elements.size() == 3 &&
+      r.elements[2].type == Reply::Type::kString) {
+    return !r.elements[2].str.empty();
+  }
+  return true;
+}
+
 bool IsLayoutReply(const Reply& r) { return r.is_error() && r.str.rfind("LAYOUT", 0) == 0; }
 
 Entry SplitEntry(std::string_view entry) {

@@ -108,6 +108,10 @@ std::vector<std::string> EncodeClaim(int64_t now_ms, std::string_view instance, 
 Result<std::vector<ClaimedJob>> DecodeClaim(const Reply& r);
 // A refused CLAIM because the queue is paused (`dropqctl pause`).
 bool IsPausedReply(const Reply& r);
+// Whether a CLAIM or ENQUEUE reply claimed at least one job, by its shape
+// alone (a bad reply says yes): what a failover must not lose before the
+// jobs run (RedisConn::EvalReplicated()).
+bool ClaimedAny(const Reply& r);
 // Why a CLAIM claimed nothing, when it was held back (nullopt otherwise).
 struct ClaimHeld {
   enum class Kind {

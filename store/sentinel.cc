@@ -74,6 +74,7 @@ Status Login(redisContext* c, const std::string& user, const std::string& passwo
 struct Answer {
   HostPort primary;
   int64_t down_after_ms = -1;
+  int64_t replicas = -1;
 };
 
 // What sentinel `s` says the primary is, and its down-after-milliseconds.
@@ -104,6 +105,22 @@ Result<Answer> Ask(const RedisUrl& url, const HostPort& s, std::chrono::millisec
       }
     }
   }
+  // The replicas it believes up: a primary that lists fewer may have lost
+  // one to a promotion (RedisConn::suspect()).
+  auto reps = Call(c->get(), {"SENTINEL", "REPLICAS", url.master});
+  if (reps.ok() && reps->type == Reply::Type::kArray) {
+    a.replicas = 0;
+    for (const Reply& rep : reps->elements) {
+      for (size_t i = 0; i + 1 < rep.elements.size(); i += 2) {
+        if (rep.elements[i].AsString() != "flags") continue;
+        const std::string flags = rep.elements[i + 1].AsString();
+        if (flags.find("down") == std::string::npos &&
+            flags.find("disconnected") == std::string::npos) {
+          ++a.replicas;
+        }
+      }
+    }
+  }
   return a;
 }
 
@@ -125,8 +142,20 @@ Status CheckPrimary(const RedisUrl& url, const HostPort& at, std::chrono::millis
 
 }  // namespace
 
-Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout) {
+Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout,
+                                 const std::optional<HostPort>& announced) {
   PrimaryFound found;
+  if (announced) {
+    auto host = NumericHost(announced->host);
+    Status st = host.ok() ? CheckPrimary(url, HostPort{*host, announced->port}, timeout)
+                          : Status(host.error());
+    if (st) {
+      found.primary = HostPort{*host, announced->port};
+      found.named_by = "+switch-master";
+      return found;
+    }
+    found.misses.push_back("announced " + announced->Display() + ": " + st.error().what);
+  }
   for (const HostPort& s : url.sentinels) {
     auto answer = Ask(url, s, timeout);
     if (!answer.ok()) {
@@ -139,6 +168,7 @@ Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds 
     }
     found.primary = answer->primary;
     found.down_after_ms = answer->down_after_ms;
+    found.replicas = answer->replicas;
     found.named_by = s.Display();
     return found;
   }

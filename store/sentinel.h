@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct PrimaryFound {
   // That sentinel's down-after-milliseconds for the primary (SENTINEL
   // MASTER), -1 if it did not say: how long a dead primary goes unnoticed.
   int64_t down_after_ms = -1;
+  // The replicas that sentinel believes up (SENTINEL REPLICAS, flags
+  // neither down nor disconnected), -1 if it did not say.
+  int64_t replicas = -1;
   std::vector<std::string> misses;  // one line per sentinel that did not help, and why
 };
 
@@ -37,6 +41,10 @@ Result<std::string> NumericHost(const std::string& host);
 // Asks the sentinels of `url` (REQUIRES: url.sentinel()) for the primary of
 // url.master, each call bounded by `timeout`. Errc::kRedis naming every
 // sentinel's failure if none gave a primary that says it is one.
-Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout);
+// `announced`: an address a sentinel announced (+switch-master), checked
+// with ROLE first; named_by is then "+switch-master", down_after_ms and
+// replicas -1.
+Result<PrimaryFound> FindPrimary(const RedisUrl& url, std::chrono::milliseconds timeout,
+                                 const std::optional<HostPort>& announced = std::nullopt);
 
 }  // namespace dropq

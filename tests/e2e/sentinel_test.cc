@@ -136,10 +136,26 @@ void BurstThroughFailovers(const Storm& st) {
   EXPECT_NE(env.DaemonLog().find("redis.primary addr=" + Addr(*first) + " master=dropq"),
             std::string::npos)
       << env.DaemonLog();
-  // The +switch-master subscription is in place before the first failover.
+  // A second instance runs the same queue's jobs (role consume): a claim a
+  // failover lost would let it run a job that still runs in the first.
+  std::string config2;
+  for (const std::string& line :
+       SplitLines(ReadFile(WriteInstanceConfig(env, "test-2", "consume")))) {
+    if (line.rfind("metrics:", 0) != 0) config2 += line + "\n";  // the port is the first's
+  }
+  WriteFile(env.tmp.Sub("test-2.yaml"), config2);
+  Process second({DROPQD_BIN, "--config", env.tmp.Sub("test-2.yaml")}, env.tmp.Sub("dropqd2.log"));
   ASSERT_TRUE(
-      WaitFor([&] { return env.DaemonLog().find("redis_sentinel_watch.up") != std::string::npos; },
-              seconds(20)))
+      WaitFor([&] { return second.Log().find("queue.consuming queue=q") != std::string::npos; },
+              seconds(30)))
+      << second.Log();
+  // The +switch-master subscriptions are in place before the first failover.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return env.DaemonLog().find("redis_sentinel_watch.up") != std::string::npos &&
+               second.Log().find("redis_sentinel_watch.up") != std::string::npos;
+      },
+      seconds(20)))
       << env.DaemonLog();
 
   std::vector<std::string> names;
@@ -211,6 +227,7 @@ void BurstThroughFailovers(const Storm& st) {
   EXPECT_EQ(last->CmdInt({"ZCARD", "dropq:{q}:failed"}), 0);
 
   const std::string dlog = env.DaemonLog();
+  const std::string dlog2 = second.Log();
   // What the connection went through, in the test's output.
   for (const std::string& line : SplitLines(dlog)) {
     if (line.find(" redis.") != std::string::npos) std::printf("[ log      ] %s\n", line.c_str());
@@ -221,6 +238,13 @@ void BurstThroughFailovers(const Storm& st) {
   // Each one announced by the sentinel listened to (+switch-master).
   EXPECT_GE(Count(dlog, "redis.switch_master to="), static_cast<size_t>(st.rounds)) << dlog;
   EXPECT_EQ(dlog.find("instance.fenced"), std::string::npos) << dlog;
+  EXPECT_EQ(dlog2.find("instance.fenced"), std::string::npos) << dlog2;
+  // No claim was lost: Redis never handed a job out again while it ran.
+  EXPECT_EQ(dlog.find("job.duplicate_claim"), std::string::npos) << dlog;
+  EXPECT_EQ(dlog2.find("job.duplicate_claim"), std::string::npos) << dlog2;
+  EXPECT_EQ(dlog.find("jobs.reclaimed"), std::string::npos) << dlog;
+  EXPECT_EQ(dlog2.find("jobs.reclaimed"), std::string::npos) << dlog2;
+  EXPECT_GE(Count(dlog2, "redis.failover from="), static_cast<size_t>(st.rounds)) << dlog2;
   EXPECT_EQ(dlog.find("redis.sentinel_timing"), std::string::npos) << dlog;
   // Every failover counted (the metrics are synced every second), and
   // claims and renewals waited for the replica, while there was one.
@@ -236,9 +260,14 @@ void BurstThroughFailovers(const Storm& st) {
   EXPECT_NE(metrics.find("dropq_redis_primary{addr=\"" + Addr(*last) + "/0\"} 1"),
             std::string::npos)
       << metrics;
-  EXPECT_NE(metrics.find("dropq_redis_replica_waits_total{result=\"acked\"}"), std::string::npos)
-      << metrics;
+  const std::string acked = "dropq_redis_replica_waits_total{result=\"acked\"} ";
+  const size_t at = metrics.find(acked);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GT(std::atof(metrics.c_str() + at + acked.size()), 0.0) << metrics;
   EXPECT_TRUE(env.daemon()->running());
+  EXPECT_TRUE(second.running());
+  second.Signal(SIGTERM);
+  EXPECT_EQ(second.Wait(seconds(60)), 0) << dlog2;
   EXPECT_EQ(env.Stop(SIGTERM, seconds(60)), 0);
 }
 

@@ -399,6 +399,13 @@ TEST_F(ConfigTest, SentinelKeys) {
                    Queue());
   ASSERT_TRUE(off.ok()) << off.error().what;
   EXPECT_EQ(off->redis_replica_wait, Millis(0));
+  // A short heartbeat_ttl shortens the default (a renewal must not wait a
+  // third of it).
+  auto short_ttl = Parse(Lines({"heartbeat_ttl: 2s", "redis:", "  sentinels: [\"10.0.0.11:26379\"]",
+                                "  master: dropq"}) +
+                         Queue());
+  ASSERT_TRUE(short_ttl.ok()) << short_ttl.error().what;
+  EXPECT_EQ(short_ttl->redis_replica_wait, Millis(500));
   auto proxied = Parse("redis:\n  url: redis://db.local:6390/2\n  replica_wait: 250ms\n" + Queue());
   ASSERT_TRUE(proxied.ok()) << proxied.error().what;
   EXPECT_EQ(proxied->redis_replica_wait, Millis(250));
@@ -426,6 +433,10 @@ TEST_F(ConfigTest, BadSentinelKeys) {
               "redis.replica_wait", "at most 60s");
   ExpectError(Lines({"redis:", "  url: redis://h:6379/0", "  replica_wait: soon"}) + Queue(), 3,
               "redis.replica_wait", "");
+  ExpectError(
+      Lines({"heartbeat_ttl: 6s", "redis:", "  url: redis://h:6379/0", "  replica_wait: 2s"}) +
+          Queue(),
+      4, "redis.replica_wait", "must be below heartbeat_ttl / 3 (6000 ms / 3)");
 }
 
 TEST_F(ConfigTest, RateLimitAndMaxActive) {

@@ -124,6 +124,19 @@ TEST(ProtocolTest, TakenFlagsMustMatchTheBatch) {
   EXPECT_TRUE(DecodeTaken(Str(""), 0).ok());
 }
 
+// What a replica must have before the jobs run: only a reply that hands
+// jobs over (RedisConn::EvalReplicated() waits for nothing else).
+TEST(ProtocolTest, ClaimedAnySaysWhetherAReplyHandsJobsOver) {
+  EXPECT_TRUE(ClaimedAny(ClaimReply({ClaimTuple("J1", "a.txt", "1:5:7")})));
+  EXPECT_FALSE(ClaimedAny(ClaimReply({})));
+  EXPECT_FALSE(ClaimedAny(Err("PAUSED x")));
+  EXPECT_FALSE(ClaimedAny(Err("LIMITED rate 250")));
+  EXPECT_TRUE(
+      ClaimedAny(Arr({Str("1"), Int(0), ClaimReply({ClaimTuple("J1", "a.txt", "1:5:7")})})));
+  EXPECT_FALSE(ClaimedAny(Arr({Str("1"), Int(0), Str("")})));
+  EXPECT_TRUE(ClaimedAny(Int(3)));  // a shape it does not know: waited for
+}
+
 TEST(ProtocolTest, EnqueueDecodesFlagsPauseAndClaimedJobs) {
   auto e = DecodeEnqueue(Arr({Str("101"), Int(0),
                               ClaimReply({ClaimTuple("J1", "a.txt", "1:5:7"),
