@@ -298,28 +298,36 @@ RedisConn::Stats RedisConn::stats() const {
   return s;
 }
 
+namespace {
+// The replicas ROLE lists on a primary: ["master", offset, [[ip, port,
+// offset], ...]]. -1 for another answer (a refusal, a replica's ROLE).
+int RoleReplicas(const Reply& r) {
+  if (r.is_error() || r.elements.size() < 3 || r.elements[0].AsString() != "master") return -1;
+  return static_cast<int>(r.elements[2].elements.size());
+}
+}  // namespace
+
 void RedisConn::CheckReplicas() {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (replica_wait_.count() == 0 || !up_) return;
   Command({"ROLE"}, [this, alive = alive_, ac = ac_](Result<Reply> r) {
-    // ROLE on a primary: ["master", offset, [[ip, port, offset], ...]].
     if (!*alive || ac_ != ac || !r.ok()) return;
-    if (r->is_error() || r->elements.size() < 3 || r->elements[0].AsString() != "master") {
+    const int n = RoleReplicas(*r);
+    if (n < 0) {
       // Refused (an ACL without ROLE), or a replica now (a write says
-      // READONLY soon): the count stays unknown, so every write waits.
+      // READONLY soon): the count stays as it was; unknown, every write waits.
       if (r->is_error() && last_role_error_ != r->str) {
         last_role_error_ = r->str;
         LogWarn(Event("role"), {{"addr", Addr()}, {"err", r->str}});
       }
       return;
     }
-    const int before = replicas_;
-    replicas_ = static_cast<int>(r->elements[2].elements.size());
-    if (replicas_ == 0 && (before > 0 || (before < 0 && expected_replicas_ > 0))) {
+    const int before = std::exchange(replicas_, n);
+    if (n == 0 && (before > 0 || (before < 0 && expected_replicas_ > 0))) {
       // Promoted away from this primary, or dead: waits tell which.
       Suspect("the primary lists no replica");
     }
-    if (replicas_ == 0) {
+    if (n == 0) {
       lagging_ = false;  // a replica that connects later starts from a full copy
       return;
     }
@@ -343,8 +351,7 @@ void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb, const Wr
     cb(Error{Errc::kRedis, "redis connection lost before a replica acknowledged"}, false);
     return;
   }
-  // No write to wait for (an error, nothing written), or nothing a
-  // promotion could lose.
+  // No write to wait for (an error, nothing written).
   if (!r.ok() || r->is_error() || replica_wait_.count() == 0 || (wrote && !wrote(*r))) {
     cb(std::move(r), true);
     return;
@@ -353,15 +360,38 @@ void RedisConn::AfterReplicated(Result<Reply> r, ReplicatedCallback cb, const Wr
     cb(std::move(r), false);
     return;
   }
-  if (replicas_ == 0) {
-    cb(std::move(r), true);
-    return;
-  }
   if (lagging_) {
     cb(std::move(r), false);
     return;
   }
   auto reply = std::make_shared<Reply>(std::move(*r));
+  if (replicas_ == 0) {
+    // None at the last look. A replica may have attached since and have
+    // this write only through the stream: look again, now that it is made
+    // (one that attaches later gets it in its initial copy).
+    Command({"ROLE"}, [this, alive = alive_, reply, cb = std::move(cb)](Result<Reply> role) {
+      if (!role.ok()) {
+        cb(role.error(), false);  // lost: as if the write's reply had been
+        return;
+      }
+      if (!*alive) {
+        cb(std::move(*reply), false);
+        return;
+      }
+      const int n = RoleReplicas(*role);
+      if (n == 0) {
+        cb(std::move(*reply), true);  // nothing a promotion could lose
+        return;
+      }
+      if (n > 0) replicas_ = n;
+      SendWait(std::move(reply), std::move(cb));
+    });
+    return;
+  }
+  SendWait(std::move(reply), std::move(cb));
+}
+
+void RedisConn::SendWait(std::shared_ptr<Reply> reply, ReplicatedCallback cb) {
   Command({"WAIT", "1", std::to_string(replica_wait_.count())},
           [this, alive = alive_, reply, cb = std::move(cb)](Result<Reply> w) {
             // Lost before a replica acknowledged: for the caller, as if the

@@ -24,8 +24,10 @@
 // EvalReplicated(): WAIT 1 <timeout> follows them on this connection, and
 // their callback runs once a replica has them. Meanwhile this connection's
 // later commands wait in Redis behind the WAIT. No WAIT is sent while ROLE
-// (asked at each connect and each CheckReplicas()) lists no replica: a
-// primary without one has nothing a promotion could lose.
+// lists no replica: a primary without one has nothing a promotion could
+// lose. ROLE is asked at each connect and each CheckReplicas(), and again
+// after each such write while the last answer listed none (a replica that
+// attached meanwhile must be waited for).
 //
 // With Sentinel, a replica that stops acknowledging may have been promoted:
 // the primary in use keeps taking writes a failover is about to throw away.
@@ -188,6 +190,8 @@ class RedisConn {
   // Runs `cb` with `r` once a replica has the writes sent so far (see
   // CommandReplicated()).
   void AfterReplicated(Result<Reply> r, ReplicatedCallback cb, const WroteFn& wrote);
+  // WAIT 1 <replica_wait>, then `cb` with `reply` (AfterReplicated()).
+  void SendWait(std::shared_ptr<Reply> reply, ReplicatedCallback cb);
   // Starts a suspect spell (Sentinel only), logged with `why`.
   void Suspect(const std::string& why);
   void Fail(Callback cb, std::string why);
