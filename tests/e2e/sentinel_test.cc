@@ -245,6 +245,13 @@ void BurstThroughFailovers(const Storm& st) {
   EXPECT_EQ(dlog.find("jobs.reclaimed"), std::string::npos) << dlog;
   EXPECT_EQ(dlog2.find("jobs.reclaimed"), std::string::npos) << dlog2;
   EXPECT_GE(Count(dlog2, "redis.failover from="), static_cast<size_t>(st.rounds)) << dlog2;
+  // The second instance ran its share (else the checks above prove little).
+  long ran2 = 0;
+  for (const std::string& line : SplitLines(dlog2)) {
+    const size_t at = line.find("queue.summary queue=q done=");
+    if (at != std::string::npos) ran2 = std::max(ran2, std::atol(line.c_str() + at + 27));
+  }
+  EXPECT_GT(ran2, 0) << dlog2;
   EXPECT_EQ(dlog.find("redis.sentinel_timing"), std::string::npos) << dlog;
   // Every failover counted (the metrics are synced every second), and
   // claims and renewals waited for the replica, while there was one.
