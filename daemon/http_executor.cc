@@ -621,7 +621,7 @@ void HttpExecutor::StartRead(Request* r) {
         *got = n;
         *err = n < 0 ? errno : 0;
       },
-      [this, alive = alive_, b, gen = b->generation, got, err] {
+      [alive = alive_, b, gen = b->generation, got, err] {
         b->reading = false;
         if (!*alive) return;
         Request* owner = b->owner;

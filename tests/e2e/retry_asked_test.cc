@@ -20,8 +20,6 @@ namespace {
 
 using std::chrono::seconds;
 
-constexpr uid_t kNobody = 65534;
-
 // dropqctl as user nobody, who can read the config but not the failure directory.
 CommandResult CtlAsNobody(DropqEnv& env, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"setpriv",        "--reuid=65534",   "--regid=65534",

@@ -211,7 +211,7 @@ void SetDrainTimeout(DropqEnv& env, const std::string& value) {
 }
 
 void DisableAsanQuarantine() {
-#if defined(__SANITIZE_ADDRESS__)
+#if DROPQ_TEST_ASAN
   const char* asan = std::getenv("ASAN_OPTIONS");
   const std::string options =
       std::string(asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +

@@ -88,6 +88,19 @@ nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue);
 // key would be a duplicate). Call after WriteConfig().
 void SetDrainTimeout(DropqEnv& env, const std::string& value);
 
+// DROPQ_TEST_ASAN is 1 in an AddressSanitizer build, gcc's or clang's (gcc
+// defines __SANITIZE_ADDRESS__, clang answers __has_feature), else 0.
+#if defined(__SANITIZE_ADDRESS__)
+#define DROPQ_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DROPQ_TEST_ASAN 1
+#endif
+#endif
+#ifndef DROPQ_TEST_ASAN
+#define DROPQ_TEST_ASAN 0
+#endif
+
 // Under AddressSanitizer, freed memory sits in a quarantine (256 MiB by
 // default), so RSS grows with allocation churn whatever dropqd holds. Tests
 // that measure dropqd's memory call this before starting it: every process
