@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 #include "tests/support/wait_for.h"

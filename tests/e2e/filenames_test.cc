@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/escape.h"
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 #include "tests/support/wait_for.h"

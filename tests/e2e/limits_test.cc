@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 #include "tests/support/http_sink.h"

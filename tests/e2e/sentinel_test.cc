@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 #include "tests/support/process.h"

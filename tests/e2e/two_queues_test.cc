@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/ctl_json.h"
 #include "tests/support/dropq_env.h"
 #include "tests/support/e2e_helpers.h"
 #include "tests/support/wait_for.h"

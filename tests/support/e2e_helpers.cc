@@ -189,18 +189,6 @@ std::string FailingForPrefixHandler(const std::string& prefix) {
          "*) exit 65;; esac\", \"sh\", \"{name}\"]";
 }
 
-nlohmann::json ParseJson(const std::string& text) {
-  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-}
-
-nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue) {
-  const CommandResult r = env.Ctl({"status", "--json"});
-  if (r.status != 0) return nullptr;
-  const nlohmann::json j = ParseJson(r.out);
-  if (j.is_discarded() || !j.contains("queues") || !j["queues"].contains(queue)) return nullptr;
-  return j["queues"][queue];
-}
-
 void SetDrainTimeout(DropqEnv& env, const std::string& value) {
   std::string y = ReadFile(env.config);
   const std::string from = "drain_timeout: 10s\n";

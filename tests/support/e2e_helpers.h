@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,13 +74,6 @@ bool WaitForOutcomes(const RedisServer& redis, long long done, long long failed,
 // The handler map entry of an exec handler that fails at once (exit 65: no
 // retry) for file names starting with `prefix` and succeeds for the others.
 std::string FailingForPrefixHandler(const std::string& prefix);
-
-// Parses dropqctl's stdout as JSON; a discarded value (is_discarded()) if it
-// is not JSON.
-nlohmann::json ParseJson(const std::string& text);
-
-// The per-queue object of `dropqctl status --json` for `queue`, or null.
-nlohmann::json CtlStatus(DropqEnv& env, const std::string& queue);
 
 // Replaces the top-level `drain_timeout: 10s` that DropqEnv::WriteConfig()
 // writes with `value` (WriteConfig() has no parameter for it, and a second
