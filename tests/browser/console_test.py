@@ -5,7 +5,8 @@ processes on loopback ports, with real files in temporary directories.
 
 Run by ctest (tests/CMakeLists.txt) with the binaries in DROPQD_BIN,
 DROPQCTL_BIN and DROPQ_WEB_BIN; screenshots of the three views go to
-DROPQ_SCREENSHOTS (the README shows them). Chromium runs with --no-sandbox:
+DROPQ_SCREENSHOTS when it is set (tests/CMakeLists.txt sets it to the build
+tree, or to docs/screenshots when asked). Chromium runs with --no-sandbox:
 its sandbox cannot start as root, which is how CI runs.
 """
 

@@ -137,19 +137,21 @@ TEST_F(HostileHandlerTest, HandlerThatClosesStdoutAndStderrAndKeepsRunning) {
 
 // The handler leaves a daemon behind: in a new session (so outside the
 // handler's process group), holding the handler's stderr pipe and the file
-// open. The handler exits 0 at once. The job
+// open. The daemon writes to stderr before it publishes its pid: once the
+// handler has exited, dropqd closes its end of the pipe and a later write
+// would end the daemon with SIGPIPE. The handler exits 0 at once. The job
 // must complete without waiting for the daemon's end of the pipe. dropqd does
 // not kill the daemon: it left the process group, and kills happen only on a
 // timeout or a cancel. The test kills it.
 TEST_F(HostileHandlerTest, EscapedDaemonDoesNotHoldTheJob) {
   const std::string pidfile = sync_ + "/daemon.pid";
-  const std::string script =
-      WriteScript(env_.tmp.Sub("fork.sh"),
-                  "setsid sh -c 'exec 3<\"$1\"; echo $$ > \"$2.tmp\"; mv \"$2.tmp\" \"$2\"\n"
-                  "  echo \"daemon started\" >&2; exec sleep 30' sh \"$1\" \"$2\" &\n"
-                  "while [ ! -e \"$2\" ]; do sleep 0.02; done\n"
-                  "echo 'handler exits' >&2\n"
-                  "exit 0\n");
+  const std::string script = WriteScript(
+      env_.tmp.Sub("fork.sh"),
+      "setsid sh -c 'exec 3<\"$1\"; echo \"daemon started\" >&2\n"
+      "  echo $$ > \"$2.tmp\"; mv \"$2.tmp\" \"$2\"; exec sleep 30' sh \"$1\" \"$2\" &\n"
+      "while [ ! -e \"$2\" ]; do sleep 0.02; done\n"
+      "echo 'handler exits' >&2\n"
+      "exit 0\n");
   Start("exec: [\"" + script + "\", \"{path}\", \"" + pidfile + "\"]\ntimeout: 30s");
   WriteFile(env_.inbox + "/forks.txt", "f\n");
   auto rec = WaitFinished("forks.txt", seconds(15));

@@ -68,18 +68,26 @@ function fmtAge(s) {
   return Math.floor(s / 3600) + 'h' + Math.floor((s % 3600) / 60) + 'm';
 }
 
-function setBanner(text, note) {
+// What the banner shows: '' (nothing), 'redis' (Redis unreachable: cleared
+// by the next answer that reached Redis) or 'message' (what an action
+// answered, or its error: kept until the user goes elsewhere or another
+// message replaces it, so that a refresh does not take it away unread).
+let bannerKind = '';
+
+function setBanner(text, note, kind) {
   const b = document.getElementById('banner');
   b.hidden = !text;
   b.className = note ? 'note' : '';
   b.textContent = text || '';
+  bannerKind = text ? (kind || 'message') : '';
 }
 
 function setRedis(up, why) {
   const chip = document.getElementById('redis-status');
   chip.className = 'chip ' + (up ? 'up' : 'down');
   chip.textContent = up ? 'Redis up' : 'Redis unreachable';
-  setBanner(up ? '' : (why || 'Redis unreachable'));
+  if (!up) setBanner(why || 'Redis unreachable', false, 'redis');
+  else if (bannerKind === 'redis') setBanner('');
 }
 
 // Runs `fn` (which returns a promise) now, and again `ms` after each run
@@ -497,6 +505,9 @@ document.addEventListener('DOMContentLoaded', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     route();
   });
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => {
+    if (bannerKind === 'message') setBanner('');
+    route();
+  });
   route();
 });
