@@ -58,7 +58,7 @@ QueueRunner::QueueRunner(const Config& cfg, const QueueConfig& q, Loop* loop, Re
                 }),
       sweeper_(
           loop, redis, &keys_, q.name, q.watch, area_,
-          AreaSweeper::Hooks{[this] { return ready_ && !draining_; },
+          AreaSweeper::Hooks{[this] { return ready() && !draining_; },
                              [this](const std::string& id) { return jobs_.Find(id) != nullptr; },
                              [this](const std::string& name) { Forget(name); }}),
       batches_(loop, redis, &keys_, cfg.instance, q, &jobs_, &counters_,
@@ -139,8 +139,7 @@ void QueueRunner::SetPaused(bool paused) {
 void QueueRunner::CheckPaused() {
   // A claim finds the pause; with the in-memory queue full no claim is
   // sent, so jobs waiting there must not start unchecked.
-  if (workers_ == 0 || executor_->waiting() == 0 || claim_inflight_ > 0 || !ready_ || draining_ ||
-      !redis_->up()) {
+  if (workers_ == 0 || executor_->waiting() == 0 || claim_inflight_ > 0 || !ready() || draining_) {
     return;
   }
   redis_->Command({"EXISTS", keys_.Paused()}, GuardedBy(alive_, [this](Result<Reply> r) {
@@ -153,9 +152,15 @@ void QueueRunner::CheckPaused() {
 void QueueRunner::Enqueue(const std::string& name, const FileIdentity& ident) {
   DROPQ_DCHECK(loop_->OnLoopThread());
   if (draining_) return;
-  if (!ready_) {
-    // Redis is not reachable (or not reconciled yet): the file stays on disk
-    // and the scan after reconnecting finds it.
+  if (!ready()) {
+    // Redis is not reachable (or this connection's reconcile has not been
+    // answered yet): the file stays on disk and the scan after the reconcile
+    // finds it. Said once per spell.
+    if (!rescan_needed_) {
+      LogInfo("enqueue.deferred",
+              {{"queue", q_.name},
+               {"why", redis_->up() ? "reconciling after a reconnect" : "redis unreachable"}});
+    }
     rescan_needed_ = true;
     return;
   }
@@ -244,7 +249,7 @@ void QueueRunner::SendEnqueue() {
 
 void QueueRunner::Forget(const std::string& name) {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  if (!ready_) return;  // a marker left behind costs a few bytes, never a lost file
+  if (!ready()) return;  // a marker left behind costs a few bytes, never a lost file
   batches_.Forget(name);
 }
 
@@ -256,7 +261,7 @@ void QueueRunner::SweepProcessing() { sweeper_.SweepProcessing(); }  // likewise
 
 int QueueRunner::ClaimRoom() const {
   if (workers_ == 0) return 0;  // role produce: other instances run the jobs
-  if (!ready_ || draining_ || !redis_->up()) return 0;
+  if (!ready() || draining_) return 0;
   // A failover may be under way: what is claimed now could be lost with the
   // old primary while it runs here. RedisConn ends the spell.
   if (redis_->suspect()) return 0;
@@ -768,7 +773,7 @@ void QueueRunner::ResendRefused() {
   // Redis is up but refused a call (a key of the wrong type in the queue's
   // namespace, a script error): try again, backing off to twice a minute,
   // until an operator fixes the key. A lost connection resends on its own.
-  if (!ready_ || !redis_->up() || MonoMs() < resend_due_ms_) return;
+  if (!ready() || MonoMs() < resend_due_ms_) return;
   if (!batches_.AnyRefused()) {
     resend_backoff_ms_ = 1000;
     return;
@@ -789,8 +794,12 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
   std::vector<std::string> held;
   held.reserve(jobs_.size());
   jobs_.ForEach([&](HeldJob& h) { held.push_back(h.job.id); });
+  // Commands on one connection run in order: a claim sent after this call
+  // cannot have its jobs given back by it. Until its answer, ready() is
+  // false and nothing is claimed.
+  const uint64_t conn = redis_->connection();
   redis_->Eval(RequeueScript(), keys_.base(), EncodeRequeue(cfg_.instance, held),
-               GuardedBy(alive_, [this, done = std::move(done)](Result<Reply> r) {
+               GuardedBy(alive_, [this, conn, done = std::move(done)](Result<Reply> r) {
                  auto ids = r.ok() ? DecodeIds(*r) : Result<std::vector<std::string>>(r.error());
                  if (!ids.ok()) {
                    LogWarn("requeue.failed", {{"queue", q_.name}, {"err", ids.error().what}});
@@ -808,6 +817,7 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                    LogInfo("job.requeued", {{"queue", q_.name}, {"count", ids->size()}});
                  }
                  ready_ = true;
+                 reconciled_conn_ = conn;
                  pending_maybe_ = true;
                  MaybeClaim();
                  Promote();
@@ -834,7 +844,7 @@ void QueueRunner::RetryReconcile() {
 }
 
 void QueueRunner::Promote() {
-  if (!ready_ || draining_) return;
+  if (!ready() || draining_) return;
   constexpr int kMaxPromote = 256;
   redis_->Eval(PromoteScript(), keys_.base(), EncodePromote(NowUnixMs(), kMaxPromote),
                GuardedBy(alive_, [this](Result<Reply> r) {

@@ -213,6 +213,7 @@ void RedisConn::OnConnect(const redisAsyncContext* ac, int status) noexcept {
     return;
   }
   self->up_ = true;
+  ++self->connections_;
   self->backoff_ms_ = 100;
   if (self->down_since_ms_ >= 0) {
     const int64_t down_ms = MonoMs() - std::exchange(self->down_since_ms_, -1);

@@ -94,6 +94,10 @@ class RedisConn {
   void Stop();
 
   bool up() const { return up_; }
+  // Changes with every new connection (counts the connects that succeeded;
+  // 0 before the first): what a caller set up on one connection, such as a
+  // queue's reconcile, is known not to hold on the next one.
+  uint64_t connection() const { return connections_; }
   // The server's address for logs and STATUS=: with Sentinel, the primary
   // in use (or the sentinels' description before one is found).
   std::string Addr() const;
@@ -209,6 +213,7 @@ class RedisConn {
   redisAsyncContext* ac_ = nullptr;  // owned; null when hiredis freed it
   UvHandle<uv_timer_t> timer_;       // connect timeout, then reconnect backoff
   bool up_ = false;
+  uint64_t connections_ = 0;  // connects that succeeded; see connection()
   bool stopping_ = false;
   int backoff_ms_ = 100;
   uint64_t commands_sent_ = 0;

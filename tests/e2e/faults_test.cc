@@ -126,9 +126,10 @@ TEST(FaultsTest, FilesArrivingWhileRedisIsDownAreProcessedWhenItIsBack) {
     names.insert(n);
     WriteFile(env.inbox + "/" + n, n);
   }
-  // dropqd keeps running without Redis, and takes nothing it cannot record.
+  // dropqd keeps running without Redis, and takes nothing it cannot record:
+  // the files wait on disk for the scan after Redis is back.
   ASSERT_TRUE(
-      WaitFor([&] { return env.DaemonLog().find("enqueue.failed queue=q") != std::string::npos; },
+      WaitFor([&] { return env.DaemonLog().find("enqueue.deferred queue=q") != std::string::npos; },
               seconds(10)))
       << env.DaemonLog();
   EXPECT_TRUE(env.daemon()->running());

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <thread>
 
 #include "common/clock.h"
 #include "tests/support/dropq_env.h"
@@ -62,6 +63,41 @@ TEST(LayoutTest, AnInstanceOfAnotherLayoutKeepsThisOneFromStarting) {
   EXPECT_NE(env.redis.Cmd({"GET", "dropq:instance:test-1"}).find("\"layout\":2"),
             std::string::npos);
   EXPECT_EQ(env.Stop(), 0);
+}
+
+// The checks run again on every new connection, and the queues work only
+// after them and after their own reconcile on that connection: a claim sent
+// before the reconcile would have its jobs given back while they run here.
+// Here a reconnect meets a check that cannot pass (the instances set is a
+// string, so SMEMBERS fails and the check is retried every second): files
+// dropped meanwhile wait on disk, and run once the check passes.
+TEST(LayoutTest, ANewConnectionClaimsNothingBeforeItsChecksPass) {
+  DropqEnv env;
+  ASSERT_TRUE(env.redis.ok());
+  env.WriteConfig(QueueSpec{});
+  ASSERT_TRUE(env.Start()) << env.DaemonLog();
+  WriteFile(env.inbox + "/first.txt", "1");
+  ASSERT_TRUE(WaitForOutcomes(env.redis, 1, 0)) << env.DaemonLog();
+
+  env.redis.Cmd({"DEL", "dropq:instances"});
+  env.redis.Cmd({"SET", "dropq:instances", "not a set"});
+  env.redis.Cmd({"CLIENT", "KILL", "TYPE", "normal"});  // dropqd's connection, not this one
+  ASSERT_TRUE(WaitFor([&] {
+    return env.DaemonLog().find("redis.layout_check_failed") != std::string::npos;
+  })) << env.DaemonLog();
+  for (int i = 0; i < 5; ++i) WriteFile(env.inbox + "/f" + std::to_string(i) + ".txt", "f");
+  // They would be done within milliseconds were anything claimed.
+  std::this_thread::sleep_for(seconds(3));
+  EXPECT_EQ(StatCounter(env.redis, "q", "done"), 1) << env.DaemonLog();
+  EXPECT_EQ(env.DaemonLog().find("/f0.txt"), std::string::npos) << env.DaemonLog();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Exists(env.inbox + "/f" + std::to_string(i) + ".txt"));
+
+  env.redis.Cmd({"DEL", "dropq:instances"});
+  EXPECT_TRUE(WaitForOutcomes(env.redis, 6, 0)) << env.DaemonLog();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Exists(env.done + "/f" + std::to_string(i) + ".txt"));
+  EXPECT_EQ(env.DaemonLog().find("job.duplicate_claim"), std::string::npos) << env.DaemonLog();
+  EXPECT_EQ(env.DaemonLog().find("instance.fenced"), std::string::npos) << env.DaemonLog();
+  EXPECT_EQ(env.Stop(), 0) << env.DaemonLog();
 }
 
 TEST(LayoutTest, AQueueOfALaterLayoutIsRefused) {
