@@ -244,6 +244,12 @@ class ConsoleTest(unittest.TestCase):
         b.refresh()  # a new fragment alone would not reload the page
         wait_for("the page to draw", lambda: b.find_element(By.ID, "view").text.strip())
 
+    def overview_text(self, element_id):
+        """The text of an element of the overview, which is drawn anew every
+        second: an element found just before a redraw is gone when read."""
+        return wait_for("#" + element_id,
+                        lambda: self.browser.find_element(By.ID, element_id).text, timeout=10)
+
     def cell(self, field):
         return self.browser.find_element(
             By.CSS_SELECTOR, '#queues td[data-queue="q"][data-field="%s"]' % field).text
@@ -318,11 +324,11 @@ class ConsoleTest(unittest.TestCase):
                  timeout=15)
         self.open()
         # The recent failures list names and errors.
-        recent = self.browser.find_element(By.ID, "recent-failed").text
+        recent = self.overview_text("recent-failed")
         self.assertIn("7.dat", recent)
         self.shot("overview")
         # Instances: this one, its version and role.
-        inst = self.browser.find_element(By.ID, "instances").text
+        inst = self.overview_text("instances")
         self.assertIn("console-1", inst)
         self.assertIn("q: both", inst)
 
