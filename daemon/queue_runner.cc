@@ -785,7 +785,7 @@ void QueueRunner::ResendRefused() {
 
 void QueueRunner::OnRedisUp(std::function<void()> done) {
   DROPQ_DCHECK(loop_->OnLoopThread());
-  ready_ = false;
+  reconciled_conn_ = 0;
   reconcile_due_ms_ = 0;  // a retry waiting for a refused reconcile is superseded
   // First the outcomes Redis has not confirmed, in the order they happened...
   batches_.Resend();
@@ -816,7 +816,6 @@ void QueueRunner::OnRedisUp(std::function<void()> done) {
                  if (!ids->empty()) {
                    LogInfo("job.requeued", {{"queue", q_.name}, {"count", ids->size()}});
                  }
-                 ready_ = true;
                  reconciled_conn_ = conn;
                  pending_maybe_ = true;
                  MaybeClaim();
@@ -831,13 +830,13 @@ void QueueRunner::ReconcileAfterBadReply() {
   // are answered, or their jobs would be pending again while they run here.
   // Until then nothing more is claimed (not ready), and the idle poll sends
   // it once they are in.
-  ready_ = false;
+  reconciled_conn_ = 0;
   if (!reconcile_done_) reconcile_done_ = [] {};
   reconcile_due_ms_ = MonoMs();
 }
 
 void QueueRunner::RetryReconcile() {
-  if (ready_ || draining_ || reconcile_due_ms_ == 0 || !redis_->up()) return;
+  if (reconciled_conn_ != 0 || draining_ || reconcile_due_ms_ == 0 || !redis_->up()) return;
   if (MonoMs() < reconcile_due_ms_ || claim_inflight_ > 0) return;
   reconcile_due_ms_ = 0;
   OnRedisUp(std::exchange(reconcile_done_, nullptr));

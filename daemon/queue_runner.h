@@ -150,7 +150,7 @@ class QueueRunner {
   // connection in use. Claims, enqueues and sweeps wait for it: a claim sent
   // on a new connection before its reconcile would have its jobs given back
   // by that reconcile while they run here.
-  bool ready() const { return ready_ && redis_->up() && reconciled_conn_ == redis_->connection(); }
+  bool ready() const { return redis_->up() && reconciled_conn_ == redis_->connection(); }
   // `dropqctl pause` is in force, as far as the last look at Redis tells.
   bool paused() const { return paused_; }
 
@@ -266,8 +266,10 @@ class QueueRunner {
                                // for, or files were left in :pending, or a retry came due
   bool paused_ = false;        // the last claim (or EXISTS) found <queue>:paused
   std::function<void(double seconds)> on_run_;  // may be empty
-  bool ready_ = false;                          // own leftovers requeued on reconciled_conn_
-  uint64_t reconciled_conn_ = 0;                // RedisConn::connection() the REQUEUE ran on
+  // RedisConn::connection() on which this queue's own leftovers were last
+  // requeued; 0 (no connection has that number): not reconciled, or a
+  // reconcile to send again.
+  uint64_t reconciled_conn_ = 0;
   bool draining_ = false;
   int64_t resend_due_ms_ = 0;  // monotonic: next ResendRefused() try
   int64_t resend_backoff_ms_ = 1000;
